@@ -1,0 +1,53 @@
+"""The LightningDataModule: one place that turns a data source and an augmentation config into loaders."""
+from collections.abc import Mapping
+
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader
+
+from .datasets import SegmentationDataset
+from .sources import Splits
+from .transforms import build_pipeline
+
+
+class RetinaDataModule(pl.LightningDataModule):
+    """Loads and validates every split once (bad data fails before training), then serves loaders."""
+
+    def __init__(self, source, augmentation: Mapping | None = None, batch_size: int = 4,
+                 num_workers: int = 0, train_repeats: int = 1, channels: str = "rgb"):
+        super().__init__()
+        augmentation = augmentation or {}
+        self.source = source
+        self.train_pipeline = build_pipeline(augmentation.get("train"), augmentation.get("normalize"))
+        self.eval_pipeline = build_pipeline(augmentation.get("eval"), augmentation.get("normalize"))
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.train_repeats, self.channels = train_repeats, channels
+        self.splits: Splits | None = None
+
+    @property
+    def in_channels(self) -> int:
+        return 1 if self.channels == "green" else 3
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is None:
+            self.splits = self.source.load()
+
+    def dataset(self, split: str) -> SegmentationDataset:
+        self.setup()
+        samples = getattr(self.splits, split)
+        if split == "train":
+            return SegmentationDataset(samples, self.train_pipeline, self.train_repeats, self.channels)
+        return SegmentationDataset(samples, self.eval_pipeline, 1, self.channels)
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(self.dataset(split), batch_size=batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          drop_last=shuffle and len(self.dataset(split)) > batch_size)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", 1, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", 1, shuffle=False)

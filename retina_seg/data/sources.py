@@ -1,0 +1,59 @@
+"""Where images come from: each source yields loaded train/val/test splits, validated before training."""
+from dataclasses import dataclass
+from pathlib import Path
+
+from .layouts import drive_samples, kaggle_samples
+from .loading import LoadedSample, load_samples
+from .splits import split_train_val
+from .synthetic import synthetic_samples
+
+
+@dataclass
+class Splits:
+    train: list[LoadedSample]
+    val: list[LoadedSample]
+    test: list[LoadedSample]
+
+
+class SyntheticSource:
+    """Generated fundus photographs with exact vessel and FOV masks: the embedded default."""
+
+    def __init__(self, n_train: int = 16, n_val: int = 4, n_test: int = 4, height: int = 160,
+                 width: int = 160, seed: int = 0):
+        self.counts = (n_train, n_val, n_test)
+        self.height, self.width, self.seed = height, width, seed
+
+    def load(self) -> Splits:
+        made = synthetic_samples(sum(self.counts), self.height, self.width, self.seed)
+        n_train, n_val, _ = self.counts
+        return Splits(made[:n_train], made[n_train:n_train + n_val], made[n_train + n_val:])
+
+
+class _FileSource:
+    """A data set on disk: a train pool split into train/val, and a fixed test split."""
+
+    layout = staticmethod(kaggle_samples)
+
+    def __init__(self, root: str | Path, split: str = "grouped", n_val: int = 20, split_seed: int = 0,
+                 limit_train: int | None = None, limit_test: int | None = None):
+        self.root, self.split, self.n_val, self.split_seed = Path(root), split, n_val, split_seed
+        self.limit_train, self.limit_test = limit_train, limit_test
+
+    def load(self) -> Splits:
+        """``limit_*`` keep only the first images of a split (quick checks on a few real images)."""
+        pool = self.layout(self.root, "train")[:self.limit_train]
+        test = self.layout(self.root, "test")[:self.limit_test]
+        train, val = split_train_val(pool, self.n_val, self.split, self.split_seed)
+        return Splits(load_samples(train), load_samples(val), load_samples(test))
+
+
+class KaggleSource(_FileSource):
+    """The Kaggle "Retina Blood Vessel" set (DRIVE resized to 512x512, train images 4 per photograph)."""
+
+    layout = staticmethod(kaggle_samples)
+
+
+class DriveSource(_FileSource):
+    """DRIVE at its native 565x584 with FOV masks."""
+
+    layout = staticmethod(drive_samples)

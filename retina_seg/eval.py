@@ -1,0 +1,32 @@
+"""`retina-seg-eval`: evaluate a checkpoint on one split and write the same metrics a run writes."""
+import logging
+import os
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from .config import CONF_DIR  # noqa: E402
+
+log = logging.getLogger(__name__)
+SPLITS = ("val", "test")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
+def main(cfg: DictConfig) -> float:
+    from .training.evaluation import evaluate
+
+    if cfg.split not in SPLITS:
+        raise SystemExit(f"split={cfg.split!r} is not one of {SPLITS}")
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    record = evaluate(cfg, output_dir)
+    log.info("%s_IoU=%.4f at threshold %.3f (%s)", cfg.split, record[f"{cfg.split}_IoU"], record["threshold"],
+             output_dir)
+    return record[f"{cfg.split}_IoU"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Who a run is: the job id that keys the sweep table and names the Comet experiment."""
+import os
+import subprocess
+from pathlib import Path
+
+
+def job_id(hydra_job_id: str | None = None) -> str:
+    """SLURM array runs are ``<array>_<task>``, other SLURM jobs their job id, else the launcher's id.
+
+    The launcher's id is Hydra's ``hydra.job.id``: the job number under the basic launcher and the
+    process id under submitit_local. A plain single run falls back to the process id.
+    """
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    if os.environ.get("SLURM_JOB_ID"):
+        return os.environ["SLURM_JOB_ID"]
+    if hydra_job_id not in (None, "", "???"):
+        return str(hydra_job_id)
+    return str(os.getpid())
+
+
+def slurm_job_id() -> str | None:
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    """The commit of the code that ran, or None outside a git checkout."""
+    here = cwd or Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

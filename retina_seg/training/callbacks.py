@@ -1,0 +1,59 @@
+"""Keeps the run folder readable while training runs: per-epoch CSV, progress plot, metrics.json."""
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+
+from .plots import plot_progress
+from .run_folder import PROGRESS_PNG, read_epoch_table, write_epoch_table, write_metrics
+
+log = logging.getLogger(__name__)
+
+EPOCH_KEYS = ("train_loss", "val_loss", "val_IoU", "val_Dice", "val_AUC", "val_IoU_all")
+
+
+class RunFolderWriter(pl.Callback):
+    """After every epoch: a row in metrics.csv, progress.png, and metrics.json with status "running".
+
+    A killed run therefore still shows how far it got; a resumed run continues the same table.
+    ``record`` holds what the pipeline knows about the run (job id, hyperparameters, config).
+    """
+
+    def __init__(self, output_dir: str | Path, plot: bool = True):
+        self.output_dir, self.plot = Path(output_dir), plot
+        self.record: dict[str, Any] = {}
+        self.rows: list[dict[str, Any]] = []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.rows = [r for r in read_epoch_table(self.output_dir) if r["epoch"] < trainer.current_epoch]
+        if trainer.is_global_zero:
+            self.write_status("running")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        row = {"epoch": trainer.current_epoch}
+        for key in EPOCH_KEYS:
+            value = metrics.get(f"{key}_epoch", metrics.get(key))
+            if value is not None:
+                row[key] = float(value)
+        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        self.rows.append(row)
+        write_epoch_table(self.output_dir, self.rows)
+        if self.plot:
+            plot_progress(self.rows, self.output_dir / PROGRESS_PNG)
+        self.write_status("running")
+
+    def best_so_far(self) -> dict[str, Any]:
+        """The epoch row with the highest val_IoU, or an empty dict before the first validation."""
+        scored = [r for r in self.rows if not math.isnan(r.get("val_IoU", math.nan))]
+        return max(scored, key=lambda r: r["val_IoU"]) if scored else {}
+
+    def write_status(self, status: str, **extra: Any) -> None:
+        best = self.best_so_far()
+        progress = {"val_IoU": best.get("val_IoU"), "val_loss": best.get("val_loss"),
+                    "best_epoch": best.get("epoch"), "epochs_done": len(self.rows)}
+        write_metrics(self.output_dir, {**self.record, **progress, "status": status, **extra})

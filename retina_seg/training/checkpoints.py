@@ -1,0 +1,45 @@
+"""Loading our checkpoints safely (weights_only) and rebuilding the network they were trained with."""
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the reason."""
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load with ``weights_only=True``: a checkpoint holding arbitrary pickled objects is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"checkpoint {path}: refused, it holds pickled objects that are not plain "
+                              f"data (loaded with weights_only=True): {str(error).splitlines()[0]}") from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(f"checkpoint {path}: corrupt or not a PyTorch checkpoint ({error})") from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "retina_seg" not in checkpoint:
+        raise CheckpointError(f"checkpoint {path}: not a retina-seg checkpoint (no state_dict/retina_seg entry)")
+    return checkpoint
+
+
+def network_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained U-Net in eval mode, and the checkpoint's run info (threshold, normalisation, ...)."""
+    checkpoint = read_checkpoint(path)
+    info = checkpoint["retina_seg"]
+    if "model" not in info:
+        raise CheckpointError(f"checkpoint {path}: no model description in its retina_seg entry")
+    net = instantiate(info["model"])
+    weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as error:
+        raise CheckpointError(f"checkpoint {path}: weights do not fit its model ({error})") from error
+    return net.eval(), info

@@ -1,0 +1,111 @@
+"""The LightningModule: trains the U-Net, measures dataset-level vessel metrics, holds the threshold."""
+from collections.abc import Callable
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from .metrics import VesselMetrics, summarize
+
+
+def vessel_probability(logits: torch.Tensor) -> torch.Tensor:
+    """[B,1,H,W] probability of the vessel class: sigmoid for one channel, softmax class 1 otherwise."""
+    if logits.shape[1] == 1:
+        return torch.sigmoid(logits)
+    return torch.softmax(logits, dim=1)[:, 1:2]
+
+
+def flip_averaged(net: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """Test-time augmentation: mean vessel probability over identity, h-flip and v-flip."""
+    total = vessel_probability(net(image))
+    for dims in ((3,), (2,)):
+        total = total + vessel_probability(net(image.flip(dims))).flip(dims)
+    return total / 3
+
+
+class VesselSegmentationModule(pl.LightningModule):
+    """Fit with the configured loss; validate/test with histogram metrics over the whole split."""
+
+    def __init__(self, net: nn.Module, loss: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
+                 threshold: float | None = None, flip_tta: bool = False, channels_last: bool = True):
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
+        self.run_info: dict = {}
+        self.net, self.loss = net, loss
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.fixed_threshold = threshold
+        self.threshold = 0.5 if threshold is None else float(threshold)
+        self.flip_tta, self.channels_last = flip_tta, channels_last
+        self.val_metrics, self.test_metrics = VesselMetrics(), VesselMetrics()
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Vessel probabilities [B,1,H,W]."""
+        image = self._layout(image)
+        return flip_averaged(self.net, image) if self.flip_tta else vessel_probability(self.net(image))
+
+    def _layout(self, image: torch.Tensor) -> torch.Tensor:
+        return image.contiguous(memory_format=torch.channels_last) if self.channels_last else image
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self.net(self._layout(batch["image"]))
+        loss = self.loss(logits, batch["mask"], batch["fov"])
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        return loss
+
+    def _evaluate(self, batch: dict, metrics: VesselMetrics, split: str) -> None:
+        image = self._layout(batch["image"])
+        logits = self.net(image)
+        loss = self.loss(logits, batch["mask"], batch["fov"])
+        probs = flip_averaged(self.net, image) if self.flip_tta else vessel_probability(logits)
+        metrics.update(probs, batch["mask"], batch["fov"])
+        self.log(f"{split}_loss", loss, on_epoch=True, sync_dist=True, batch_size=len(logits))
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def _publish(self, metrics: VesselMetrics, split: str) -> None:
+        """Sum the histograms over DDP ranks once, then log every score at the current threshold."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            metrics.sync()
+        values = summarize(metrics, self.threshold, split)
+        headline = f"{split}_IoU"
+        self.log(headline, values.pop(headline), prog_bar=True)
+        self.log_dict(values)
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_metrics.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self.test_metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._publish(self.val_metrics, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._publish(self.test_metrics, "test")
+
+    def choose_threshold(self) -> float:
+        """After validating the best checkpoint: the threshold that maximises val IoU (unless fixed)."""
+        if self.fixed_threshold is None:
+            self.threshold = self.val_metrics.best_threshold("IoU", "fov")
+        return self.threshold
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Plain data only (no pickled objects): the predictor rebuilds the net from it, weights_only."""
+        checkpoint["retina_seg"] = {**self.run_info, "threshold": self.threshold}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.threshold = float(checkpoint.get("retina_seg", {}).get("threshold", self.threshold))
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

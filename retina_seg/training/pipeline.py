@@ -1,0 +1,118 @@
+"""One training run, end to end: validate data, fit, pick the threshold on val, test the best checkpoint."""
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_only
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import resolved_config
+from ..tracking.job_identity import git_commit, job_id, slurm_job_id
+from ..utils.atomic import write_atomic
+from .callbacks import RunFolderWriter
+from .metrics import summarize
+from .run_folder import CHECKPOINTS, write_metrics
+
+log = logging.getLogger(__name__)
+
+
+def build_module(cfg: DictConfig, in_channels: int) -> pl.LightningModule:
+    net_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    net_cfg["in_channels"] = in_channels
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    module = instantiate(cfg.module, net=instantiate(net_cfg), loss=instantiate(cfg.loss),
+                         optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+    module.run_info = {"model": net_cfg, "channels": cfg.data.get("channels", "rgb"),
+                       "normalize": OmegaConf.to_container(cfg.data.augmentation.normalize, resolve=True)}
+    return module
+
+
+def build_trainer(cfg: DictConfig) -> pl.Trainer:
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def run_record(cfg: DictConfig, hydra_job_id: str | None) -> dict[str, Any]:
+    """What identifies the run in the sweep table, known before training starts."""
+    return {"job_id": job_id(hydra_job_id), "slurm_job_id": slurm_job_id(),
+            "epochs": cfg.trainer.max_epochs, "batch_size": cfg.data.batch_size,
+            "learning_rate": cfg.optimizer.lr, "seed": cfg.seed, "git_commit": git_commit(),
+            "config": resolved_config(cfg)}
+
+
+def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``resume=auto`` continues from this run folder's last.ckpt (a requeued or re-run job)."""
+    if cfg.resume in (None, False, "none"):
+        return None
+    if cfg.resume == "auto":
+        last = output_dir / CHECKPOINTS / "last.ckpt"
+        return str(last) if last.exists() else None
+    return str(cfg.resume)
+
+
+def store_threshold(ckpt_path: str, threshold: float) -> None:
+    """Write the threshold chosen on validation into the best checkpoint, atomically."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    checkpoint.setdefault("retina_seg", {})["threshold"] = threshold
+    write_atomic(ckpt_path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def fit_and_test(cfg: DictConfig, output_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data, _convert_="object")
+    datamodule.setup("fit")  # bad data fails here, before any model is built
+    module = build_module(cfg, datamodule.in_channels)
+    trainer = build_trainer(cfg)
+    writer = next((c for c in trainer.callbacks if isinstance(c, RunFolderWriter)), None)
+    if writer is not None:
+        writer.record = record
+    started = time.monotonic()
+    ckpt = resume_path(cfg, output_dir)
+    if ckpt:
+        epoch = torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]
+        log.info("Resuming from checkpoint %s at epoch %d", ckpt, epoch + 1)
+        record["resumed_from_epoch"] = epoch + 1
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+    record["wall_time_s"] = round(time.monotonic() - started, 1)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best = best or None
+    results = _validate_and_choose_threshold(trainer, module, datamodule, best)
+    if cfg.test:
+        results.update(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
+    results["best_epoch"] = torch.load(best, map_location="cpu", weights_only=True)["epoch"] if best else None
+    results["best_checkpoint"] = best
+    return results
+
+
+def _validate_and_choose_threshold(trainer, module, datamodule, best: str | None) -> dict[str, Any]:
+    """Validate the best checkpoint; choose the threshold on val; report val scores at that threshold."""
+    val = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+    threshold = module.choose_threshold()
+    if best and trainer.is_global_zero:
+        store_threshold(best, threshold)
+    trainer.strategy.barrier()
+    return {"val_loss": val["val_loss"], "threshold": threshold, **summarize(module.val_metrics, threshold, "val")}
+
+
+def train(cfg: DictConfig, output_dir: Path, hydra_job_id: str | None = None) -> dict[str, Any]:
+    """Run training and leave a complete metrics.json; a failure is recorded as status "failed"."""
+    record = run_record(cfg, hydra_job_id)
+    try:
+        results = fit_and_test(cfg, output_dir, record)
+    except BaseException as error:
+        if rank_zero_only.rank == 0:
+            write_metrics(output_dir, {**record, "status": "failed", "error": f"{type(error).__name__}: {error}"})
+        raise
+    final = {**record, **{k: _plain(v) for k, v in results.items()}, "status": "completed"}
+    if rank_zero_only.rank == 0:
+        write_metrics(output_dir, final)
+    return final
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, torch.Tensor) else value
