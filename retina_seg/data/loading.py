@@ -1,0 +1,70 @@
+"""Decode a list of samples into arrays, checking them together so one run reports every bad file."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retina_seg.data.errors import DataError
+from retina_seg.data.io import read_fov, read_image, read_mask
+from retina_seg.data.layouts import Sample
+
+_THREADS = 4  # PIL releases the GIL while decoding, so a few threads overlap the slow part
+
+
+@dataclass
+class LoadedSample:
+    """A decoded sample; `fov` is all True when the data set has no field-of-view masks."""
+
+    name: str
+    image: np.ndarray
+    mask: np.ndarray
+    fov: np.ndarray
+    group: str
+
+
+def _read(reader: Callable[[Path], np.ndarray], path: Path, problems: list[str]) -> np.ndarray | None:
+    """Run a reader, recording its DataError instead of stopping at the first bad file."""
+    try:
+        return reader(path)
+    except DataError as exc:
+        problems.append(str(exc))
+        return None
+
+
+def _size_problem(path: Path, array: np.ndarray, image_path: Path, image: np.ndarray, role: str) -> list[str]:
+    if array.shape[:2] == image.shape[:2]:
+        return []
+    (h, w), (ih, iw) = array.shape[:2], image.shape[:2]
+    return [f"{path}: {role} is {w}x{h} (WxH) but its image {image_path} is {iw}x{ih}"]
+
+
+def _load_one(sample: Sample) -> LoadedSample | list[str]:
+    """The loaded sample, or the list of everything wrong with its files."""
+    problems: list[str] = []
+    image = _read(read_image, sample.image, problems)
+    mask = _read(read_mask, sample.mask, problems)
+    fov = _read(read_fov, sample.fov, problems) if sample.fov is not None else None
+    if image is not None and mask is not None:
+        problems += _size_problem(sample.mask, mask, sample.image, image, "mask")
+    if image is not None and fov is not None:
+        problems += _size_problem(sample.fov, fov, sample.image, image, "FOV mask")
+    if problems:
+        return problems
+    if fov is None:
+        fov = np.ones(mask.shape, dtype=bool)
+    return LoadedSample(sample.image.stem, image, mask, fov, sample.group)
+
+
+def load_samples(samples: Sequence[Sample]) -> list[LoadedSample]:
+    """Decode all samples in order; raise one DataError that lists every file problem found."""
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+        results = list(pool.map(_load_one, samples))
+    problems = [problem for result in results if isinstance(result, list) for problem in result]
+    if problems:
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        raise DataError(f"{len(problems)} problem(s) loading {len(samples)} samples:\n{listing}")
+    return results
