@@ -47,3 +47,28 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as plain data, for metrics.json and loggers (it never holds secrets:
     API keys are read from the environment only, never from the config)."""
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+
+
+# Keys whose type and range are checked before anything is built: (key, type, check, what it must be).
+_CHECKS = (
+    ("seed", int, lambda v: True, "an integer"),
+    ("trainer.max_epochs", int, lambda v: v >= 1, "an integer >= 1"),
+    ("data.batch_size", int, lambda v: v >= 1, "an integer >= 1"),
+    ("data.num_workers", int, lambda v: v >= 0, "an integer >= 0"),
+    ("data.train_repeats", int, lambda v: v >= 1, "an integer >= 1"),
+    ("optimizer.lr", (int, float), lambda v: v > 0, "a number > 0"),
+    ("module.threshold", (int, float, type(None)), lambda v: v is None or 0 < v < 1, "null or in (0, 1)"),
+)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Reject wrong types and ranges of the keys users override most, naming the key and the value."""
+    problems = []
+    for key, kind, check, expected in _CHECKS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None and type(None) not in (kind if isinstance(kind, tuple) else (kind,)):
+            continue
+        if isinstance(value, bool) or not isinstance(value, kind) or not check(value):
+            problems.append(f"{key}={value!r} must be {expected}")
+    if problems:
+        raise ConfigError("invalid config: " + "; ".join(problems))

@@ -9,7 +9,7 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from .config import CONF_DIR, apply_hparams_file  # noqa: E402
+from .config import CONF_DIR, apply_hparams_file, validate_config  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,7 @@ def main(cfg: DictConfig) -> float | None:
     from .training.pipeline import train
 
     apply_hparams_file(cfg)
+    validate_config(cfg)
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     record = train(cfg, output_dir, hydra_cfg.job.get("id"))

@@ -55,6 +55,12 @@ def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
     return str(cfg.resume)
 
 
+def epochs_done(ckpt_path: str) -> int:
+    """Epochs a checkpoint has finished (Lightning's own loop counter, valid mid-run and at the end)."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+
+
 def store_threshold(ckpt_path: str, threshold: float) -> None:
     """Write the threshold chosen on validation into the best checkpoint, atomically."""
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -74,19 +80,26 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, record: dict[str, Any]) -> d
     started = time.monotonic()
     ckpt = resume_path(cfg, output_dir)
     if ckpt:
-        epoch = torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]
-        log.info("Resuming from checkpoint %s at epoch %d", ckpt, epoch + 1)
-        record["resumed_from_epoch"] = epoch + 1
+        done = epochs_done(ckpt)
+        log.info("Resuming from checkpoint %s: %d epoch(s) done, continuing at epoch %d", ckpt, done, done)
+        record["resumed_from_epoch"] = done
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
     record["wall_time_s"] = round(time.monotonic() - started, 1)
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    best = best or None
+    best = best_checkpoint(trainer)
     results = _validate_and_choose_threshold(trainer, module, datamodule, best)
     if cfg.test:
         results.update(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
     results["best_epoch"] = torch.load(best, map_location="cpu", weights_only=True)["epoch"] if best else None
     results["best_checkpoint"] = best
     return results
+
+
+def best_checkpoint(trainer: pl.Trainer) -> str | None:
+    """Path of the best-val_IoU checkpoint, or None when no checkpoint callback monitors it."""
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor == "val_IoU" and callback.best_model_path:
+            return callback.best_model_path
+    return None
 
 
 def _validate_and_choose_threshold(trainer, module, datamodule, best: str | None) -> dict[str, Any]:

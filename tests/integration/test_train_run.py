@@ -1,0 +1,120 @@
+"""End-to-end training runs on real code: the run folder contract, eval parity, resumption, bad input."""
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from retina_seg.config import apply_hparams_file
+from retina_seg.training.pipeline import train
+from retina_seg.training.run_folder import HEADLINE_KEYS, read_epoch_table, read_metrics
+from tests.conftest import TINY_RUN, compose, run_cli
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    record = train(compose(TINY_RUN, out), out, "0")
+    return out, record
+
+
+def test_run_folder_contract(finished_run):
+    out, record = finished_run
+    metrics = read_metrics(out)
+    assert list(metrics)[:len(HEADLINE_KEYS)] == list(HEADLINE_KEYS)
+    assert metrics["status"] == "completed" and metrics["job_id"] == "0"
+    assert (metrics["epochs"], metrics["batch_size"], metrics["learning_rate"]) == (2, 2, 1e-4)
+    for key in ("val_IoU", "val_loss", "test_IoU", "test_loss", "test_Dice", "test_AUC", "test_IoU_all"):
+        assert isinstance(metrics[key], float), key
+    assert 0 <= metrics["test_IoU"] <= metrics["test_Dice"] <= 1  # Dice >= IoU always
+    assert 0 < metrics["threshold"] < 1 and metrics["best_epoch"] in (0, 1)
+    assert metrics["wall_time_s"] > 0 and metrics["config"]["trainer"]["max_epochs"] == 2
+    rows = read_epoch_table(out)
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert all(r["train_loss"] > 0 and 0 <= r["val_IoU"] <= 1 for r in rows)
+    assert Image.open(out / "progress.png").size[0] > 100
+    best = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["retina_seg"]["threshold"] == pytest.approx(metrics["threshold"])
+    assert best["retina_seg"]["model"]["_target_"] == "retina_seg.models.unet.UNet"
+    assert (out / "checkpoints" / "last.ckpt").exists()
+
+
+def test_eval_reproduces_the_runs_test_metrics(finished_run, tmp_path):
+    out, record = finished_run
+    data = [o for o in TINY_RUN if o.startswith("data.")]
+    result = run_cli("retina_seg.eval", f"ckpt_path={out / 'checkpoints' / 'best.ckpt'}", *data,
+                     f"hydra.run.dir={tmp_path}", "trainer.enable_progress_bar=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = read_metrics(tmp_path)
+    assert evaluated["test_IoU"] == pytest.approx(record["test_IoU"], abs=1e-6)
+    assert evaluated["threshold"] == pytest.approx(record["threshold"])
+
+
+def test_resume_continues_the_same_run_folder(tmp_path):
+    train(compose(TINY_RUN, tmp_path), tmp_path, "0")
+    record = train(compose([*TINY_RUN, "trainer.max_epochs=3"], tmp_path), tmp_path, "0")
+    assert record["resumed_from_epoch"] == 2
+    assert [r["epoch"] for r in read_epoch_table(tmp_path)] == [0, 1, 2]
+    assert read_metrics(tmp_path)["status"] == "completed"
+
+
+def test_entrypoint_writes_hydra_folder_and_reports_iou(tmp_path):
+    result = run_cli("retina_seg.train", *TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test_IoU=" in result.stdout + result.stderr
+    assert (tmp_path / ".hydra" / "config.yaml").exists()
+    assert read_metrics(tmp_path)["status"] == "completed"
+
+
+def test_hparams_file_maps_reference_keys(tmp_path):
+    path = tmp_path / "hparams.json"
+    path.write_text(json.dumps({"epochs": 3, "batch_size": 16, "lr": 5e-5, "threshold": 0.4}))
+    cfg = compose([f"hparams_file={path}"], tmp_path)
+    apply_hparams_file(cfg)
+    assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.optimizer.lr, cfg.module.threshold) == (3, 16, 5e-5, 0.4)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"epochs": 1, "momentum": 0.9}', "unknown key(s) ['momentum']"),
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object"),
+])
+def test_bad_hparams_file_fails_naming_file_and_key(tmp_path, content, message):
+    path = tmp_path / "hparams.json"
+    path.write_text(content)
+    result = run_cli("retina_seg.train", f"hparams_file={path}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode != 0
+    assert message in result.stderr and str(path) in result.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.max_epochz=1", "Key 'max_epochz' is not in struct"),
+    ("model=no_such_model", "Could not find 'model/no_such_model'"),
+    ("trainer.max_epochs=abc", "trainer.max_epochs='abc' must be an integer >= 1"),
+    ("optimizer.lr=-1", "optimizer.lr=-1 must be a number > 0"),
+    ("module.threshold=1.5", "module.threshold=1.5 must be null or in (0, 1)"),
+])
+def test_bad_overrides_are_rejected(tmp_path, override, message):
+    result = run_cli("retina_seg.train", override, f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_bad_data_fails_before_training_naming_the_folder(tmp_path):
+    missing = tmp_path / "no-such-data"
+    result = run_cli("retina_seg.train", "data=retina_kaggle", f"data.source.root={missing}",
+                     f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode != 0
+    assert str(missing) in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert read_metrics(tmp_path / "run")["status"] == "failed"
+
+
+def test_one_epoch_on_real_kaggle_images(kaggle_root, tmp_path):
+    overrides = ["data=retina_kaggle", f"data.source.root={kaggle_root}", "data.source.limit_train=8",
+                 "data.source.n_val=4", "data.source.limit_test=2", "trainer.max_epochs=1", "callbacks=minimal"]
+    record = train(compose(overrides, tmp_path), tmp_path, "0")
+    assert record["status"] == "completed"
+    assert 0 <= record["test_IoU"] <= 1 and record["test_IoU_all"] <= 1
+    assert record["config"]["data"]["source"]["split"] == "grouped"
