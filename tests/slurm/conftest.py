@@ -1,0 +1,39 @@
+"""Fixtures for tests that need a real SLURM cluster (brought up by tests/slurm/harness.py).
+
+Outside CI a machine without SLURM skips these tests; in CI (CI=true) a missing or broken cluster
+fails them, so the SLURM path can never pass by being silently skipped.
+"""
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+from tests.slurm.harness import SlurmCluster, SlurmError, missing_binaries
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/slurm gets the `slurm` marker (so `-m "not slurm"` deselects them)."""
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.slurm)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The running cluster, started once per session; stopped at the end only if we started it.
+
+    A cluster already up (e.g. from `python -m tests.slurm.harness start`) is reused and left up.
+    """
+    missing = missing_binaries()
+    require(not missing, f"SLURM programs not installed ({', '.join(missing)}); run .ci/install-slurm.sh")
+    cluster = SlurmCluster()
+    try:
+        started = cluster.start()
+    except (SlurmError, OSError) as exc:
+        cluster.stop()  # do not leave half a cluster behind; its logs stay in cluster.root
+        require(False, f"SLURM cluster could not start: {exc}")
+    yield cluster
+    if started:
+        cluster.stop()

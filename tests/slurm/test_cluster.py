@@ -1,0 +1,120 @@
+"""The real cluster does what the submitit launcher relies on: runs batch jobs and arrays, reports
+states through sacct (accounting), cancels promptly and forwards USR2 to the batch script."""
+import subprocess
+import time
+
+import pytest
+
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+            "BOOT_FAIL", "DEADLINE")
+
+
+def run(cluster, *cmd: str, timeout: float = 30) -> str:
+    """Run a SLURM client command against the test cluster and return its stdout."""
+    return subprocess.run(cmd, env=cluster.env, check=True, capture_output=True, text=True,
+                          timeout=timeout).stdout.strip()
+
+
+def poll(predicate, timeout: float, what: str):
+    """Call `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.25)
+
+
+def sacct(cluster, job: str) -> dict[str, tuple[str, str]]:
+    """{job id: (state, exit code)} for the job (one entry per array task), allocations only."""
+    out = run(cluster, "sacct", "-n", "-X", "-P", "-j", job, "-o", "JobID,State,ExitCode")
+    rows = (line.split("|") for line in out.splitlines() if line)
+    # A cancelled job reads "CANCELLED by 0"; keep the first word.
+    return {jobid: (state.split()[0], code) for jobid, state, code in rows}
+
+
+def wait_ended(cluster, job: str, n: int = 1, timeout: float = 30) -> dict[str, tuple[str, str]]:
+    """Wait until sacct reports `n` allocations of `job`, all in a terminal state."""
+    def ended():
+        states = sacct(cluster, job)
+        done = len(states) == n and all(s.startswith(TERMINAL) for s, _ in states.values())
+        return states if done else None
+
+    return poll(ended, timeout, f"job {job} to end (sacct)")
+
+
+def squeue_state(cluster, job: str) -> str:
+    return run(cluster, "squeue", "-h", "-j", job, "-o", "%T")
+
+
+@pytest.fixture
+def submit(slurm_cluster, tmp_path):
+    """sbatch with a short time limit, working in tmp_path; cancels leftovers after the test."""
+    jobs = []
+
+    def _submit(*args: str) -> str:
+        out = run(slurm_cluster, "sbatch", "--parsable", "--time=2", f"--chdir={tmp_path}", *args)
+        job = out.split(";")[0]  # --parsable prints "id" or "id;cluster"
+        jobs.append(job)
+        return job
+
+    yield _submit
+    if jobs:
+        subprocess.run(["scancel", *jobs], env=slurm_cluster.env, capture_output=True, timeout=30)
+
+
+def test_wrap_job_completes_and_writes_output(slurm_cluster, submit, tmp_path):
+    job = submit(f"--output={tmp_path / 'out.txt'}", "--wrap", "echo hello from $SLURM_JOB_ID")
+    states = wait_ended(slurm_cluster, job)
+    assert states[job][0] == "COMPLETED"
+    assert (tmp_path / "out.txt").read_text().strip() == f"hello from {job}"
+
+
+def test_sacct_reports_state_and_exit_code(slurm_cluster, submit):
+    good = submit("--output=/dev/null", "--wrap", "true")
+    bad = submit("--output=/dev/null", "--wrap", "exit 3")
+    assert wait_ended(slurm_cluster, good)[good] == ("COMPLETED", "0:0")
+    assert wait_ended(slurm_cluster, bad)[bad] == ("FAILED", "3:0")
+
+
+def test_job_array_tasks_complete_with_array_env(slurm_cluster, submit, tmp_path):
+    job = submit("--array=0-1", "--output=task_%a.out",
+                 "--wrap", "echo $SLURM_ARRAY_JOB_ID $SLURM_ARRAY_TASK_ID")
+    states = wait_ended(slurm_cluster, job, n=2)
+    assert states == {f"{job}_0": ("COMPLETED", "0:0"), f"{job}_1": ("COMPLETED", "0:0")}
+    for task in (0, 1):
+        assert (tmp_path / f"task_{task}.out").read_text().split() == [job, str(task)]
+
+
+def test_scancel_is_reported_cancelled_within_30s(slurm_cluster, submit):
+    job = submit("--output=/dev/null", "--wrap", "sleep 300")
+    poll(lambda: squeue_state(slurm_cluster, job) == "RUNNING", 30, f"job {job} to run")
+    cancelled_at = time.monotonic()
+    run(slurm_cluster, "scancel", job)
+    states = wait_ended(slurm_cluster, job, timeout=30)
+    assert states[job][0] == "CANCELLED"
+    assert time.monotonic() - cancelled_at < 30
+
+
+BATCH_TRAPS_USR2 = """\
+#!/bin/bash
+trap 'echo "got USR2" > trapped.txt; kill $sleeper; exit 0' USR2
+touch ready.txt
+sleep 120 &
+sleeper=$!
+wait $sleeper
+"""
+
+
+def test_scancel_signal_usr2_reaches_batch_script(slurm_cluster, submit, tmp_path):
+    script = tmp_path / "trap.sh"
+    script.write_text(BATCH_TRAPS_USR2)
+    job = submit("--output=out.txt", str(script))
+    # Signal only once the trap is installed, or USR2 would simply kill bash.
+    poll(lambda: (tmp_path / "ready.txt").exists(), 30, "the batch script to install its trap")
+    run(slurm_cluster, "scancel", "--signal=USR2", "--batch", job)
+    poll(lambda: (tmp_path / "trapped.txt").exists(), 15, "the script to trap USR2")
+    assert (tmp_path / "trapped.txt").read_text().strip() == "got USR2"
+    assert wait_ended(slurm_cluster, job)[job] == ("COMPLETED", "0:0")
