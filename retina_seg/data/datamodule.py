@@ -12,11 +12,13 @@ from .transforms import build_pipeline
 class RetinaDataModule(pl.LightningDataModule):
     """Loads and validates every split once (bad data fails before training), then serves loaders."""
 
-    def __init__(self, source, augmentation: Mapping | None = None, batch_size: int = 4,
-                 num_workers: int = 0, train_repeats: int = 1, channels: str = "rgb"):
+    def __init__(self, source, root: str | None = None, augmentation: Mapping | None = None,
+                 batch_size: int = 4, num_workers: int = 0, train_repeats: int = 1, channels: str = "rgb"):
+        """``source`` loads the splits; for data sets on disk it is a partial that still needs ``root``
+        (kept at the top of the data config so ``data.root=...`` is the override users type)."""
         super().__init__()
         augmentation = augmentation or {}
-        self.source = source
+        self.source = source(root=root) if root is not None else source
         self.train_pipeline = build_pipeline(augmentation.get("train"), augmentation.get("normalize"))
         self.eval_pipeline = build_pipeline(augmentation.get("eval"), augmentation.get("normalize"))
         self.batch_size, self.num_workers = batch_size, num_workers

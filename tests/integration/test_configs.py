@@ -28,10 +28,10 @@ def options():
 
 def real_data_overrides(group, option, request):
     if (group, option) == ("data", "retina_kaggle"):
-        return [f"data.source.root={request.getfixturevalue('kaggle_root')}", "data.source.limit_train=8",
+        return [f"data.root={request.getfixturevalue('kaggle_root')}", "data.source.limit_train=8",
                 "data.source.n_val=4", "data.source.limit_test=2"]
     if (group, option) == ("data", "drive"):
-        return [f"data.source.root={request.getfixturevalue('drive_root')}", "data.source.limit_train=4",
+        return [f"data.root={request.getfixturevalue('drive_root')}", "data.source.limit_train=4",
                 "data.source.n_val=2", "data.source.limit_test=2"]
     return []
 

@@ -103,7 +103,7 @@ def test_bad_overrides_are_rejected(tmp_path, override, message):
 
 def test_bad_data_fails_before_training_naming_the_folder(tmp_path):
     missing = tmp_path / "no-such-data"
-    result = run_cli("retina_seg.train", "data=retina_kaggle", f"data.source.root={missing}",
+    result = run_cli("retina_seg.train", "data=retina_kaggle", f"data.root={missing}",
                      f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode != 0
     assert str(missing) in result.stderr
@@ -112,7 +112,7 @@ def test_bad_data_fails_before_training_naming_the_folder(tmp_path):
 
 
 def test_one_epoch_on_real_kaggle_images(kaggle_root, tmp_path):
-    overrides = ["data=retina_kaggle", f"data.source.root={kaggle_root}", "data.source.limit_train=8",
+    overrides = ["data=retina_kaggle", f"data.root={kaggle_root}", "data.source.limit_train=8",
                  "data.source.n_val=4", "data.source.limit_test=2", "trainer.max_epochs=1", "callbacks=minimal"]
     record = train(compose(overrides, tmp_path), tmp_path, "0")
     assert record["status"] == "completed"
