@@ -1,0 +1,57 @@
+"""`retina-seg-report SWEEP_DIR... [--out DIR] [--comet]`: the job-id table of one or more sweeps.
+
+Writes report.md, report.csv, report.json, val_iou_curves.png and final_iou.png into --out (default: the
+first path, or the folder holding it when it is a file) and prints the table and its problems. Exit 0
+whenever a table was written, even with failed or corrupt runs (they are marked in it); 1 when a path does
+not exist or holds no run.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from .reporting.plots import FINAL_IOU_PNG, VAL_IOU_CURVES_PNG, plot_final_iou, plot_val_iou_curves
+from .reporting.runs import ReportError, Run, duplicate_id_problems, read_comet_runs, read_runs
+from .reporting.table import REPORT_CSV, REPORT_JSON, REPORT_MD, sort_runs, to_csv, to_json, to_markdown
+from .utils.atomic import write_text_atomic
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="retina-seg-report", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", type=Path, metavar="SWEEP_DIR",
+                        help="sweep folders, run folders, or folders holding them (Comet archives with --comet)")
+    parser.add_argument("--out", type=Path, help="folder for the report files (default: the first SWEEP_DIR)")
+    parser.add_argument("--comet", action="store_true", help="read Comet offline archives instead of run folders")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        runs = sort_runs(read_comet_runs(args.paths) if args.comet else read_runs(args.paths))
+    except ReportError as error:
+        print(f"retina-seg-report: error: {error}", file=sys.stderr)
+        return 1
+    problems = [problem for run in runs for problem in run.problems] + duplicate_id_problems(runs)
+    out = args.out or (args.paths[0] if args.paths[0].is_dir() else args.paths[0].parent)
+    markdown = to_markdown(runs, problems)
+    try:
+        write_report(out, markdown, runs, problems)
+    except OSError as error:
+        print(f"retina-seg-report: error: cannot write the report to {out}: {error}", file=sys.stderr)
+        return 1
+    print(markdown, end="")
+    print(f"\n{len(runs)} run(s); report written to {out}/ ({REPORT_MD}, {REPORT_CSV}, {REPORT_JSON}, "
+          f"{VAL_IOU_CURVES_PNG}, {FINAL_IOU_PNG})")
+    return 0
+
+
+def write_report(out: Path, markdown: str, runs: list[Run], problems: list[str]) -> None:
+    write_text_atomic(out / REPORT_MD, markdown)
+    write_text_atomic(out / REPORT_CSV, to_csv(runs))
+    write_text_atomic(out / REPORT_JSON, to_json(runs, problems))
+    plot_val_iou_curves(runs, out / VAL_IOU_CURVES_PNG)
+    plot_final_iou(runs, out / FINAL_IOU_PNG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

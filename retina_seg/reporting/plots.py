@@ -1,0 +1,57 @@
+"""The report's two figures: every run's val_IoU curve, and each run's final val and test IoU side by side."""
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from ..utils.atomic import write_atomic  # noqa: E402
+from .runs import Run  # noqa: E402
+from .table import job_cell  # noqa: E402
+
+VAL_IOU_CURVES_PNG, FINAL_IOU_PNG = "val_iou_curves.png", "final_iou.png"
+
+
+def plot_val_iou_curves(runs: list[Run], path: Path) -> Path:
+    """One line per run with per-epoch values (legend: job id and status); a note when none has any yet."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    drawn = [run for run in runs if run.history]
+    for run in drawn:
+        epochs, scores = zip(*run.history)
+        ax.plot(epochs, scores, marker="o", markersize=3, label=job_cell(run))
+    if drawn:
+        ax.legend(title="Job id", fontsize="small", ncol=math.ceil(len(drawn) / 20))
+    else:
+        ax.text(0.5, 0.5, "no per-epoch val_IoU yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set(xlabel="epoch", ylabel="val_IoU", ylim=(0, 1), title="val_IoU per epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_final_iou(runs: list[Run], path: Path) -> Path:
+    """Grouped bars per job id; a value that does not exist has no bar."""
+    fig, ax = plt.subplots(figsize=(min(max(6, 0.6 * len(runs) + 2), 40), 5))
+    x = np.arange(len(runs))
+    for offset, key in ((-0.2, "val_IoU"), (0.2, "test_IoU")):
+        heights = [np.nan if run.values.get(key) is None else run.values[key] for run in runs]
+        ax.bar(x + offset, heights, width=0.4, label=key)
+    crowded = len(runs) > 8
+    ax.set_xticks(x, [job_cell(run) for run in runs], rotation=45 if crowded else 0,
+                  ha="right" if crowded else "center")
+    ax.set(xlabel="Job id", ylabel="IoU", ylim=(0, 1), title="val_IoU and test_IoU per job (as in the table)")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    try:
+        fig.tight_layout()
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    finally:
+        plt.close(fig)

@@ -1,0 +1,211 @@
+"""Run folders (or Comet offline archives) read into rows of the job-id table, whatever state each run is in.
+
+Which folders are runs: every folder under the given paths that holds ``metrics.json`` or ``.hydra/`` (a
+Hydra sweep ``<sweep>/<job_num>/``, sweeps nested in other folders, or one run folder given directly). The
+search stops at a run folder and never enters ``checkpoints/`` or hidden folders (``.hydra``, ``.submitit``).
+
+What a row shows, by status (the table's rule "``-`` where a value does not exist"):
+
+- ``completed``: the values of metrics.json.
+- ``running``: the hyperparameters and the best val_IoU / val_loss so far (the run rewrites metrics.json
+  after every epoch); test values are ``-`` because the test has not run yet.
+- ``failed``: the hyperparameters; every metric is ``-`` (a failed run has no result).
+- ``pending``: ``.hydra/`` but no metrics.json yet (the job has not begun training, or was killed before):
+  only the job id, taken from ``.hydra/hydra.yaml`` (``hydra.job.id``) or else the folder name.
+- ``corrupt``: metrics.json unreadable, not JSON, or holding a value of the wrong type: only the job id.
+
+Pending and corrupt runs, a completed run without metrics.csv, an unreadable metrics.csv and a job id found
+in more than one folder are listed as problems, each naming the file and what is wrong. A score that is
+not finite (a diverged run) counts as a value that does not exist.
+"""
+import csv
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from ..training.run_folder import CHECKPOINTS, HEADLINE_KEYS, METRICS_CSV, METRICS_JSON, read_epoch_table
+
+COMPLETED, RUNNING, FAILED, PENDING, CORRUPT = "completed", "running", "failed", "pending", "corrupt"
+RECORDED_STATUSES = (RUNNING, COMPLETED, FAILED)
+
+# The table's value columns, in the order of the run folder contract.
+VALUE_KEYS = HEADLINE_KEYS[2:]
+INTEGER_KEYS = ("epochs", "batch_size")
+HYPERPARAMETER_KEYS = ("epochs", "batch_size", "learning_rate")
+VAL_KEYS = ("val_IoU", "val_loss")
+
+
+class ReportError(Exception):
+    """Nothing to tabulate: a path does not exist, or no run folder was found; the message says which."""
+
+
+class MetricsError(ValueError):
+    """A metrics record that cannot be tabulated; the message says which key and what is wrong."""
+
+
+@dataclass
+class Run:
+    """One row of the table: the values it shows (None = ``-``), its val_IoU curve, and its problems."""
+
+    job_id: str
+    status: str
+    source: str
+    values: dict[str, float | int | None] = field(default_factory=dict)
+    history: list[tuple[int, float]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def find_run_dirs(paths: Iterable[Path | str]) -> list[Path]:
+    """Every run folder under ``paths``, each once; a missing path or finding none at all is an error."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise ReportError(f"{path}: no such folder")
+        if not path.is_dir():
+            raise ReportError(f"{path}: not a folder (expected a sweep folder or a run folder)")
+        found.extend(_run_dirs_under(path))
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise ReportError(f"no run folder (a folder with {METRICS_JSON} or .hydra/) found in: "
+                          + ", ".join(str(p) for p in paths))
+    return unique
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / METRICS_JSON).is_file() or (path / ".hydra").is_dir()
+
+
+def _run_dirs_under(root: Path) -> list[Path]:
+    found = []
+    for here, subdirs, _ in os.walk(root):
+        if is_run_dir(Path(here)):
+            found.append(Path(here))
+            subdirs.clear()
+        else:
+            subdirs[:] = sorted(d for d in subdirs if d != CHECKPOINTS and not d.startswith("."))
+    return found
+
+
+def read_run(run_dir: Path) -> Run:
+    """The row of one run folder; a missing or corrupt metrics.json gives a marked row, never an error."""
+    path = run_dir / METRICS_JSON
+    if not path.exists():
+        return Run(hydra_job_id(run_dir), PENDING, str(run_dir),
+                   problems=[f"{path}: missing (pending: the job has not started training, or was killed)"])
+    try:
+        metrics = check_metrics(_load_json(path))
+    except MetricsError as error:
+        return Run(hydra_job_id(run_dir), CORRUPT, str(run_dir), problems=[f"{path}: corrupt metrics.json: {error}"])
+    history, problems = _read_history(run_dir, metrics["status"])
+    return run_from_metrics(metrics, str(run_dir), history, problems, default_id=hydra_job_id(run_dir))
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as error:
+        raise MetricsError(f"cannot be read ({error.strerror})") from error
+    except UnicodeDecodeError as error:
+        raise MetricsError(f"not text ({error.reason})") from error
+    except json.JSONDecodeError as error:
+        raise MetricsError(f"not valid JSON ({error})") from error
+
+
+def check_metrics(metrics: Any) -> dict[str, Any]:
+    """The record itself when the table can use it; else MetricsError naming the key that is wrong."""
+    if not isinstance(metrics, dict):
+        raise MetricsError(f"expected a JSON object, found {type(metrics).__name__}")
+    if metrics.get("status") not in RECORDED_STATUSES:
+        raise MetricsError(f"status is {metrics.get('status')!r}, expected one of {list(RECORDED_STATUSES)}")
+    job = metrics.get("job_id")
+    if isinstance(job, bool) or not isinstance(job, (str, int, type(None))):
+        raise MetricsError(f"job_id is {job!r}, expected a string")
+    for key in VALUE_KEYS:
+        value = metrics.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise MetricsError(f"{key} is {value!r}, expected a number or null")
+        if key in INTEGER_KEYS and value is not None and not float(value).is_integer():
+            raise MetricsError(f"{key} is {value!r}, expected an integer")
+    return metrics
+
+
+def run_from_metrics(metrics: dict[str, Any], source: str, history: list[tuple[int, float]],
+                     problems: list[str], default_id: str) -> Run:
+    """A row from a checked record, showing only the values its status allows (see the module docstring)."""
+    status = metrics["status"]
+    shown = {COMPLETED: VALUE_KEYS, RUNNING: HYPERPARAMETER_KEYS + VAL_KEYS, FAILED: HYPERPARAMETER_KEYS}[status]
+    values = {key: _finite(metrics.get(key)) if key in shown else None for key in VALUE_KEYS}
+    job = metrics.get("job_id")
+    return Run(default_id if job in (None, "") else str(job), status, source, values, history, problems)
+
+
+def _finite(value: float | int | None) -> float | int | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+def _read_history(run_dir: Path, status: str) -> tuple[list[tuple[int, float]], list[str]]:
+    """(epoch, val_IoU) pairs from metrics.csv; a problem when a completed run lacks it or it is unreadable."""
+    path = run_dir / METRICS_CSV
+    if not path.exists():
+        return [], [f"{path}: missing, so no val_IoU curve for this completed run"] if status == COMPLETED else []
+    try:
+        rows = read_epoch_table(run_dir)
+        return [(int(r["epoch"]), float(r["val_IoU"])) for r in rows if r.get("val_IoU") is not None], []
+    except (OSError, ValueError, TypeError, KeyError, csv.Error) as error:
+        return [], [f"{path}: corrupt metrics.csv, so no val_IoU curve ({type(error).__name__}: {error})"]
+
+
+def hydra_job_id(run_dir: Path) -> str:
+    """Hydra's ``hydra.job.id`` for the folder (the id the run reports itself), or else the folder's name."""
+    try:
+        job = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):
+        return run_dir.name
+    job_id = job.get("id") if isinstance(job, dict) else None
+    return run_dir.name if job_id in (None, "", "???") else str(job_id)
+
+
+def read_runs(paths: Iterable[Path | str]) -> list[Run]:
+    """The rows of every run folder under ``paths`` (ReportError when there is none)."""
+    return [read_run(run_dir) for run_dir in find_run_dirs(paths)]
+
+
+def read_comet_runs(paths: Iterable[Path | str]) -> list[Run]:
+    """The rows of Comet offline archives; the archive reader is imported only when asked for."""
+    try:
+        from .comet_archives import read_archive_records
+    except ImportError as error:
+        raise ReportError(f"--comet needs retina_seg.reporting.comet_archives, which cannot be imported: {error}")
+    runs = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise ReportError(f"{path}: no such file or folder")
+        runs.extend(_comet_run(record, path) for record in read_archive_records(path))
+    if not runs:
+        raise ReportError("no Comet experiment found in: " + ", ".join(str(p) for p in paths))
+    return runs
+
+
+def _comet_run(record: dict[str, Any], path: Path) -> Run:
+    fallback = str(record.get("job_id") or path.name)
+    try:
+        check_metrics(record)
+        history = [(int(h["epoch"]), float(h["val_IoU"])) for h in record.get("history") or []
+                   if h.get("val_IoU") is not None]
+    except (MetricsError, KeyError, TypeError, ValueError) as error:
+        return Run(fallback, CORRUPT, str(path), problems=[f"{path}: corrupt Comet record of job {fallback}: {error}"])
+    return run_from_metrics(record, str(path), history, [], default_id=fallback)
+
+
+def duplicate_id_problems(runs: list[Run]) -> list[str]:
+    """Two folders with one job id (e.g. two basic-launcher sweeps both start at 0) make the table ambiguous."""
+    counts = Counter(run.job_id for run in runs)
+    return [f"job id {job} appears in {counts[job]} places: "
+            + ", ".join(run.source for run in runs if run.job_id == job)
+            for job in dict.fromkeys(run.job_id for run in runs) if counts[job] > 1]

@@ -1,0 +1,91 @@
+"""The job-id table as Markdown, CSV and JSON: the same eight columns, in the same order, in all three.
+
+Cells: epochs and batch_size as integers; learning_rate with 4 significant digits in Python's ``g`` form
+(``0.001``, ``0.0001``, ``5e-05``: it reads back as the same number); scores with 4 decimals; ``-`` where a
+value does not exist. A row that is not completed has its status appended to the Job id cell, e.g.
+``17855 (failed)``; see ``runs`` for what each status shows.
+
+JSON: ``{"columns": [...], "rows": [...], "problems": [...]}``; each row has the eight columns (the plain
+job id, numbers parsed back from the Markdown cells, null for ``-``) and one extra field, ``status``.
+"""
+import csv
+import io
+import json
+import re
+
+from .runs import COMPLETED, INTEGER_KEYS, VALUE_KEYS, Run
+
+COLUMNS = ("Job id", *VALUE_KEYS)
+REPORT_MD, REPORT_CSV, REPORT_JSON = "report.md", "report.csv", "report.json"
+
+_SLURM_ID = re.compile(r"(\d+)(?:_(\d+))?")
+
+
+def job_sort_key(job_id: str) -> tuple[int, int, int, str]:
+    """Numeric ids by number and ``<array>_<task>`` by (array, task); SLURM counts both with one counter,
+    so mixing them keeps submission order (a plain ``N`` sorts before ``N_0``). Other ids follow, as text."""
+    match = _SLURM_ID.fullmatch(job_id)
+    if match:
+        return 0, int(match[1]), -1 if match[2] is None else int(match[2]), ""
+    return 1, 0, 0, job_id
+
+
+def sort_runs(runs: list[Run]) -> list[Run]:
+    return sorted(runs, key=lambda run: job_sort_key(run.job_id))
+
+
+def format_value(key: str, value: float | int | None) -> str:
+    if value is None:
+        return "-"
+    if key in INTEGER_KEYS:
+        return str(int(value))
+    if key == "learning_rate":
+        return f"{value:.4g}"
+    return f"{value:.4f}"
+
+
+def job_cell(run: Run) -> str:
+    return run.job_id if run.status == COMPLETED else f"{run.job_id} ({run.status})"
+
+
+def cells(run: Run) -> list[str]:
+    """The row as text, exactly as Markdown and CSV show it."""
+    return [job_cell(run), *(format_value(key, run.values.get(key)) for key in VALUE_KEYS)]
+
+
+def to_markdown(runs: list[Run], problems: list[str]) -> str:
+    """An aligned pipe table (readable as plain text too), then the problems as a list."""
+    rows = [list(COLUMNS), *([c.replace("|", r"\|") for c in cells(run)] for run in runs)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = [_markdown_line(rows[0], widths),
+             "| " + " | ".join(("-" * (w - 1) + (":" if i else "-")) for i, w in enumerate(widths)) + " |",
+             *(_markdown_line(row, widths) for row in rows[1:])]
+    if problems:
+        lines += ["", f"Problems ({len(problems)}):", *(f"- {problem}" for problem in problems)]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_line(row: list[str], widths: list[int]) -> str:
+    padded = [row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:]))]
+    return "| " + " | ".join(padded) + " |"
+
+
+def to_csv(runs: list[Run]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(cells(run) for run in runs)
+    return buffer.getvalue()
+
+
+def to_json(runs: list[Run], problems: list[str]) -> str:
+    rows = [{COLUMNS[0]: run.job_id, **{key: _parsed(key, cell) for key, cell in zip(VALUE_KEYS, cells(run)[1:])},
+             "status": run.status} for run in runs]
+    return json.dumps({"columns": list(COLUMNS), "rows": rows, "problems": problems}, indent=2) + "\n"
+
+
+def _parsed(key: str, cell: str) -> float | int | None:
+    """The number the Markdown cell shows, so the JSON can never disagree with it."""
+    if cell == "-":
+        return None
+    return int(cell) if key in INTEGER_KEYS else float(cell)

@@ -1,0 +1,124 @@
+"""`retina-seg-report` on a real two-job Hydra sweep: the table, its three formats, plots, and broken runs."""
+import csv
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from retina_seg.reporting.table import COLUMNS
+from retina_seg.training.run_folder import read_metrics
+from tests.conftest import TINY_RUN, require, run_cli
+
+SCORES = ("val_IoU", "val_loss", "test_IoU", "test_loss")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """A real multirun of two one-epoch jobs (lr 1e-3 and 1e-4), run once for the module; never modified."""
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    result = run_cli("retina_seg.train", "-m", *TINY_RUN, "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+                     "optimizer.lr=1e-3,1e-4", f"hydra.sweep.dir={sweep_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep_dir
+
+
+@pytest.fixture(scope="module")
+def report(sweep):
+    """The report of the untouched sweep, written to its default place (the sweep folder)."""
+    result = run_cli("retina_seg.report", str(sweep))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture
+def sweep_copy(sweep, tmp_path) -> Path:
+    """A copy of the sweep (without checkpoints) that a test may break."""
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("checkpoints", "report.*", "*.png"))
+    return copy
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    """Cells of the Markdown table (header first, separator dropped)."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for i, line in enumerate(lines) if i != 1]
+
+
+def edit_metrics(run_dir: Path, **changes) -> None:
+    metrics = read_metrics(run_dir)
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, **changes}))
+
+
+def test_table_has_the_eight_columns_and_each_runs_values(sweep, report):
+    rows = table_rows((sweep / "report.md").read_text())
+    assert rows[0] == list(COLUMNS)
+    assert [row[0] for row in rows[1:]] == ["0", "1"]
+    for row in rows[1:]:
+        metrics = read_metrics(sweep / row[0])
+        assert row[1:4] == ["1", "2", {1e-3: "0.001", 1e-4: "0.0001"}[metrics["learning_rate"]]]
+        assert row[4:] == [f"{metrics[key]:.4f}" for key in SCORES]
+    assert table_rows(report.stdout) == rows
+    assert "Problems" not in report.stdout
+
+
+def test_csv_and_json_agree_with_the_markdown(sweep, report):
+    rows = table_rows((sweep / "report.md").read_text())
+    with (sweep / "report.csv").open() as handle:
+        assert list(csv.reader(handle)) == rows
+    saved = json.loads((sweep / "report.json").read_text())
+    assert saved["columns"] == list(COLUMNS) and saved["problems"] == []
+    for row, record in zip(rows[1:], saved["rows"], strict=True):
+        assert list(record) == [*COLUMNS, "status"] and record["status"] == "completed"
+        assert record["Job id"] == row[0]
+        assert [record[key] for key in COLUMNS[1:]] == [int(row[1]), int(row[2]), *map(float, row[3:])]
+
+
+def test_both_plots_are_png_images(sweep, report):
+    for name in ("val_iou_curves.png", "final_iou.png"):
+        with Image.open(sweep / name) as image:
+            assert image.format == "PNG" and image.size[0] >= 600
+            image.verify()
+
+
+def test_corrupt_metrics_json_is_reported_and_the_other_run_still_tabulated(sweep_copy, tmp_path):
+    broken = sweep_copy / "1" / "metrics.json"
+    broken.write_text(broken.read_text()[:200])
+    out = tmp_path / "out"
+    result = run_cli("retina_seg.report", str(sweep_copy), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = table_rows(result.stdout)
+    assert rows[1][0] == "0" and rows[1][4] == f"{read_metrics(sweep_copy / '0')['val_IoU']:.4f}"
+    assert rows[2] == ["1 (corrupt)"] + ["-"] * 7
+    assert f"{broken}: corrupt metrics.json: not valid JSON" in result.stdout
+    assert json.loads((out / "report.json").read_text())["problems"][0].startswith(f"{broken}: corrupt")
+    assert (out / "final_iou.png").exists() and not (sweep_copy / "report.md").exists()
+
+
+def test_running_failed_and_pending_runs_are_marked_with_dashes(sweep_copy, tmp_path):
+    edit_metrics(sweep_copy / "0", status="running")
+    edit_metrics(sweep_copy / "1", status="failed")
+    (sweep_copy / "7" / ".hydra").mkdir(parents=True)  # a job that has not begun training
+    result = run_cli("retina_seg.report", str(tmp_path))  # the sweep is nested one level down
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row[0]: row[1:] for row in table_rows((tmp_path / "report.md").read_text())[1:]}
+    assert list(rows) == ["0 (running)", "1 (failed)", "7 (pending)"]
+    running = read_metrics(sweep_copy / "0")
+    assert rows["0 (running)"] == ["1", "2", "0.001", f"{running['val_IoU']:.4f}", f"{running['val_loss']:.4f}",
+                                   "-", "-"]
+    assert rows["1 (failed)"] == ["1", "2", "0.0001", "-", "-", "-", "-"]
+    assert rows["7 (pending)"] == ["-"] * 7
+    statuses = [row["status"] for row in json.loads((tmp_path / "report.json").read_text())["rows"]]
+    assert statuses == ["running", "failed", "pending"]
+
+
+def test_paths_without_runs_are_an_error(tmp_path):
+    script = shutil.which("retina-seg-report")
+    require(script is not None, "retina-seg-report is not installed (pip install -e .)")
+    empty = run_cli("retina_seg.report", str(tmp_path))
+    assert empty.returncode == 1 and "no run folder" in empty.stderr and str(tmp_path) in empty.stderr
+    missing = subprocess.run([script, str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and f"{tmp_path / 'nope'}: no such folder" in missing.stderr
+    assert not (tmp_path / "report.md").exists()
