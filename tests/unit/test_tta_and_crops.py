@@ -1,0 +1,46 @@
+"""Test-time flips invert correctly, and random crops keep mask and FOV aligned with the image."""
+import albumentations as A
+import numpy as np
+import torch
+from torch import nn
+
+from retina_seg.data.transforms import build_pipeline
+from retina_seg.training.module import flip_averaged, vessel_probability
+
+
+class FixedLogits(nn.Module):
+    """Ignores its input: returns the same asymmetric map, so flips are visible in the average."""
+
+    def __init__(self, logits: torch.Tensor):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(image), -1, -1, -1)
+
+
+def test_flips_of_an_equivariant_net_average_to_the_plain_prediction():
+    net = nn.Conv2d(3, 1, kernel_size=1)
+    image = torch.randn(2, 3, 9, 13)
+    assert torch.allclose(flip_averaged(net, image), vessel_probability(net(image)), atol=1e-6)
+
+
+def test_each_flip_is_undone_before_averaging():
+    logits = torch.randn(1, 1, 5, 7)
+    expected = (torch.sigmoid(logits) + torch.sigmoid(logits).flip(3) + torch.sigmoid(logits).flip(2)) / 3
+    assert torch.allclose(flip_averaged(FixedLogits(logits), torch.zeros(1, 3, 5, 7)), expected, atol=1e-6)
+    assert not torch.allclose(expected, torch.sigmoid(logits))
+
+
+def test_random_crops_keep_mask_and_fov_aligned():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    mask = (image[..., 0] > 127).astype(np.uint8)
+    fov = (image[..., 1] > 64).astype(np.uint8)
+    pipeline = build_pipeline({"crop": A.RandomCrop(32, 32), "rot": A.RandomRotate90(p=1.0),
+                               "flip": A.HorizontalFlip(p=0.5)}, None)
+    for _ in range(20):
+        out = pipeline(image=image, mask=mask, fov=fov)
+        assert out["image"].shape[:2] == out["mask"].shape == out["fov"].shape == (32, 32)
+        assert np.array_equal(out["mask"], (out["image"][..., 0] > 127).astype(np.uint8))
+        assert np.array_equal(out["fov"], (out["image"][..., 1] > 64).astype(np.uint8))
