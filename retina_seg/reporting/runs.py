@@ -29,6 +29,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from .comet_archives import ArchiveError, read_archive_records
 from ..training.run_folder import CHECKPOINTS, HEADLINE_KEYS, METRICS_CSV, METRICS_JSON, read_epoch_table
 
 COMPLETED, RUNNING, FAILED, PENDING, CORRUPT = "completed", "running", "failed", "pending", "corrupt"
@@ -177,16 +178,16 @@ def read_runs(paths: Iterable[Path | str]) -> list[Run]:
 
 
 def read_comet_runs(paths: Iterable[Path | str]) -> list[Run]:
-    """The rows of Comet offline archives; the archive reader is imported only when asked for."""
-    try:
-        from .comet_archives import read_archive_records
-    except ImportError as error:
-        raise ReportError(f"--comet needs retina_seg.reporting.comet_archives, which cannot be imported: {error}")
+    """The rows of Comet offline archives; an unreadable archive stops the report naming the file."""
     runs = []
     for path in map(Path, paths):
         if not path.exists():
             raise ReportError(f"{path}: no such file or folder")
-        runs.extend(_comet_run(record, path) for record in read_archive_records(path))
+        try:
+            records = read_archive_records(path)
+        except ArchiveError as error:
+            raise ReportError(str(error)) from error
+        runs.extend(_comet_run(record, path) for record in records)
     if not runs:
         raise ReportError("no Comet experiment found in: " + ", ".join(str(p) for p in paths))
     return runs
