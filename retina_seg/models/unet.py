@@ -14,6 +14,16 @@ from torch import nn
 PADDINGS = ("same", "valid")
 
 
+def vessel_probability(logits: torch.Tensor) -> torch.Tensor:
+    """[B,1,H,W] probability of the vessel class: sigmoid for one channel, softmax class 1 otherwise.
+
+    Kept here, beside the network and free of Lightning, so that prediction and export start quickly.
+    """
+    if logits.shape[1] == 1:
+        return torch.sigmoid(logits)
+    return torch.softmax(logits, dim=1)[:, 1:2]
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters, the figure papers quote (BN running stats are buffers, not counted)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,12 +1,16 @@
 """Loading our checkpoints safely (weights_only) and rebuilding the network they were trained with."""
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 from torch import nn
+
+
+# The only networks a checkpoint may ask to build: its model entry goes to hydra's instantiate, which would
+# otherwise call any importable target (weights_only=True alone does not stop a crafted checkpoint from that).
+NETWORK_TARGETS = ("retina_seg.models.unet.UNet",)
 
 
 class CheckpointError(ValueError):
@@ -23,7 +27,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except pickle.UnpicklingError as error:
         raise CheckpointError(f"checkpoint {path}: refused, it holds pickled objects that are not plain "
                               f"data (loaded with weights_only=True): {str(error).splitlines()[0]}") from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+    except Exception as error:  # garbage makes the unpickler fail in many ways (KeyError, RuntimeError, EOFError...)
         raise CheckpointError(f"checkpoint {path}: corrupt or not a PyTorch checkpoint ({error})") from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "retina_seg" not in checkpoint:
         raise CheckpointError(f"checkpoint {path}: not a retina-seg checkpoint (no state_dict/retina_seg entry)")
@@ -36,7 +40,13 @@ def network_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]
     info = checkpoint["retina_seg"]
     if "model" not in info:
         raise CheckpointError(f"checkpoint {path}: no model description in its retina_seg entry")
-    net = instantiate(info["model"])
+    target = info["model"].get("_target_") if isinstance(info["model"], dict) else None
+    if target not in NETWORK_TARGETS:
+        raise CheckpointError(f"checkpoint {path}: model {target!r} is not one of {NETWORK_TARGETS}")
+    try:
+        net = instantiate(info["model"], _recursive_=False)
+    except Exception as error:  # hydra wraps the constructor's own error (a bad depth, width, ...)
+        raise CheckpointError(f"checkpoint {path}: cannot build its model ({error})") from error
     weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
     try:
         net.load_state_dict(weights)

@@ -5,14 +5,8 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from ..models.unet import vessel_probability
 from .metrics import VesselMetrics, summarize
-
-
-def vessel_probability(logits: torch.Tensor) -> torch.Tensor:
-    """[B,1,H,W] probability of the vessel class: sigmoid for one channel, softmax class 1 otherwise."""
-    if logits.shape[1] == 1:
-        return torch.sigmoid(logits)
-    return torch.softmax(logits, dim=1)[:, 1:2]
 
 
 def flip_averaged(net: nn.Module, image: torch.Tensor) -> torch.Tensor:

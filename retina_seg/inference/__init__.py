@@ -1,0 +1,1 @@
+"""Prediction on any fundus photograph (FOV detection, tiling, writers) and model export."""

@@ -1,0 +1,173 @@
+"""Export a checkpoint: TorchScript and ONNX returning probabilities for any H/W, safetensors weights, model card.
+
+Both graphs come from tracing (torch.jit.trace; ONNX through torch's TorchScript-based exporter, since the newer
+torch.export-based one needs onnxscript, which is not a dependency). The tracer records the U-Net's size
+arithmetic (padding of odd sizes, mirror padding) as graph operations, so the graphs follow the input size; every
+export is checked against the PyTorch model at several sizes before the export counts as done.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from ..data.synthetic import synthesize_fundus
+from ..models.unet import vessel_probability
+from ..utils.atomic import write_atomic, write_json_atomic, write_text_atomic
+from .model_card import build_card, render_markdown
+from .predictor import VesselPredictor
+from .settings import ExportSettings
+
+log = logging.getLogger(__name__)
+
+FILE_NAMES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx", "safetensors": "model.safetensors"}
+CARD_JSON, CARD_MARKDOWN = "model_card.json", "MODEL_CARD.md"
+INPUT_NAME, OUTPUT_NAME = "image", "probability"
+
+
+class ExportError(RuntimeError):
+    """An export that could not be made or does not match the PyTorch model; the message says which."""
+
+
+class ProbabilityNet(nn.Module):
+    """The network and its output activation: exports return vessel probabilities [B, 1, H, W]."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return vessel_probability(self.net(image))
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def parity_inputs(predictor: VesselPredictor, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Normalised [1, C, H, W] float32 inputs made from synthetic photographs of each (height, width)."""
+    inputs = []
+    for seed, (height, width) in enumerate(sizes):
+        image, _, _ = synthesize_fundus(seed, height, width)
+        inputs.append(np.ascontiguousarray(predictor.whole_input(image)[None]))
+    return inputs
+
+
+def export_torchscript(model: ProbabilityNet, example: torch.Tensor, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, example)
+    write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp)))
+
+
+def export_onnx(model: ProbabilityNet, example: torch.Tensor, path: Path, opset: int) -> None:
+    dynamic = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        write_atomic(path, lambda tmp: torch.onnx.export(
+            model, (example,), str(tmp), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic}))
+
+
+def export_safetensors(net: nn.Module, info: dict[str, Any], checkpoint_sha256: str, path: Path) -> None:
+    """The weights alone, with the run info as metadata (safetensors metadata is text only)."""
+    from safetensors.torch import save_file
+
+    tensors = {name: tensor.contiguous() for name, tensor in net.state_dict().items()}
+    metadata = {"model": json.dumps(info["model"]), "normalize": json.dumps(info["normalize"]),
+                "channels": str(info["channels"]), "threshold": repr(float(info["threshold"])),
+                "checkpoint_sha256": checkpoint_sha256}
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def runner(kind: str, path: Path, info: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from a normalised [B, C, H, W] array to probabilities, running the exported file."""
+    if kind == "torchscript":
+        module = torch.jit.load(str(path))
+        return lambda batch: module(torch.from_numpy(batch)).detach().numpy()
+    if kind == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda batch: session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+    from safetensors.torch import load_file
+
+    net = instantiate(info["model"], _recursive_=False).eval()  # the checkpoint's own model, its target already checked
+    net.load_state_dict(load_file(str(path)))
+    model = ProbabilityNet(net)
+    return lambda batch: model(torch.from_numpy(batch)).detach().numpy()
+
+
+def reference_outputs(model: ProbabilityNet, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    with torch.inference_mode():
+        return [model(torch.from_numpy(batch)).numpy() for batch in inputs]
+
+
+def check_parity(run: Callable[[np.ndarray], np.ndarray], inputs: list[np.ndarray], expected: list[np.ndarray],
+                 tolerance: float, path: Path) -> dict[str, float]:
+    """Max |probability difference| per input size; an export beyond the tolerance is an error."""
+    differences = {}
+    for batch, wanted in zip(inputs, expected):
+        actual = run(batch)
+        size = f"{batch.shape[2]}x{batch.shape[3]}"
+        if actual.shape != wanted.shape:
+            raise ExportError(f"{path}: output {actual.shape} at input {size}, expected {wanted.shape}")
+        differences[size] = float(np.abs(actual - wanted).max())
+    worst = max(differences.values())
+    if worst >= tolerance:
+        raise ExportError(f"{path}: differs from the PyTorch model by up to {worst:.2e} (tolerance {tolerance:.0e}) "
+                          f"at input sizes {differences}")
+    return differences
+
+
+def _require_extra(formats: list[str]) -> None:
+    """onnx, onnxruntime and safetensors are the optional `export` extra: say so rather than fail on import."""
+    needed = {"onnx": ("onnx", "onnxruntime"), "safetensors": ("safetensors",)}
+    for kind in formats:
+        for module in needed.get(kind, ()):
+            try:
+                __import__(module)
+            except ImportError as error:
+                raise ExportError(f"formats: {kind} needs {module}, from the export extra "
+                                  f"(pip install 'retina-seg[export]')") from error
+
+
+def export_checkpoint(settings: ExportSettings) -> dict[str, Any]:
+    """Write each requested export, check it against the PyTorch model, then write the model card."""
+    _require_extra(settings.formats)
+    predictor = VesselPredictor.from_checkpoint(settings.ckpt_path, channels_last=False)
+    model = ProbabilityNet(predictor.net).eval()
+    inputs = parity_inputs(predictor, settings.parity_sizes)
+    expected = reference_outputs(model, inputs)
+    example = torch.from_numpy(inputs[0])
+    checkpoint_sha256 = sha256(settings.ckpt_path)
+    exports = {}
+    for kind in settings.formats:
+        path = settings.output / FILE_NAMES[kind]
+        if kind == "torchscript":
+            export_torchscript(model, example, path)
+        elif kind == "onnx":
+            export_onnx(model, example, path, settings.onnx_opset)
+        else:
+            export_safetensors(predictor.net, predictor.info, checkpoint_sha256, path)
+        parity = check_parity(runner(kind, path, predictor.info), inputs, expected, settings.parity_tolerance, path)
+        exports[kind] = {"file": path.name, "sha256": sha256(path), "parity_max_abs_diff": parity}
+        log.info("Exported %s to %s (max abs difference %.1e)", kind, path, max(parity.values()))
+    card = build_card(settings.ckpt_path, checkpoint_sha256, predictor.net, predictor.info, settings.run_dir, exports)
+    write_json_atomic(settings.output / CARD_JSON, card)
+    write_text_atomic(settings.output / CARD_MARKDOWN, render_markdown(card))
+    return card

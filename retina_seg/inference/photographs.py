@@ -1,0 +1,95 @@
+"""Loading inputs in DataLoader workers: decode, find or detect the FOV, read the truth, prepare normalisation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+from torch.utils.data import Dataset
+
+from ..data.errors import DataError
+from ..data.io import read_fov, read_image, read_mask
+from .fov import detect_fov
+from .inputs import NameIndex
+from .normalization import normalization_tables
+from .settings import Tiling
+
+
+@dataclass(eq=False)
+class Photograph:
+    """One input, ready for the network; made in a loader worker so decoding runs in parallel."""
+
+    source: Path
+    name: str
+    image: np.ndarray  # uint8 HxWx3 as read
+    network_image: np.ndarray  # the image, or in resize mode the image at the training scale
+    tables: np.ndarray  # [3, 256] normalisation of network_image (see normalization.py)
+    plan_kind: str  # "whole", "tiles" or "resize"
+    fov: np.ndarray  # bool HxW; predictions outside are zero
+    fov_source: str
+    truth: np.ndarray | None  # bool HxW vessel mask, when ground truth was given
+
+
+@dataclass
+class FailedInput:
+    source: Path
+    error: str
+
+
+@dataclass(frozen=True)
+class MaskSources:
+    """Where FOV and ground-truth masks come from; None: detect the FOV / no scoring."""
+
+    fov: NameIndex | None = None
+    truth: NameIndex | None = None
+    detect_fov: bool = True
+
+
+def _check_size(mask: np.ndarray, mask_path: Path, image: np.ndarray, image_path: Path) -> np.ndarray:
+    if mask.shape != image.shape[:2]:
+        raise DataError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
+                        f"{image.shape[1]}x{image.shape[0]} (width x height)")
+    return mask
+
+
+class PhotographDataset(Dataset):
+    """Items are Photograph, or FailedInput naming the file and the problem: one bad file stops nothing."""
+
+    def __init__(self, images: list[Path], names: dict[Path, str], normalize: A.Normalize, tiling: Tiling,
+                 masks: MaskSources):
+        self.images, self.names, self.normalize = images, names, normalize
+        self.tiling, self.masks = tiling, masks
+        self.resize = A.Resize(tiling.resize_height, tiling.resize_width)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> Photograph | FailedInput:
+        path = self.images[index]
+        try:
+            return self._load(path)
+        except DataError as error:
+            return FailedInput(path, str(error))
+        except Exception as error:  # an unforeseen problem with one file must not end the whole run
+            return FailedInput(path, f"{path}: {type(error).__name__}: {error}")
+
+    def _fov(self, path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
+        if self.masks.fov is not None:
+            mask_path = self.masks.fov.find(path)
+            return _check_size(read_fov(mask_path), mask_path, image, path), str(mask_path)
+        if self.masks.detect_fov:
+            return detect_fov(image), "detected"
+        return np.ones(image.shape[:2], dtype=bool), "whole image"
+
+    def _load(self, path: Path) -> Photograph:
+        image = read_image(path)
+        truth = None
+        if self.masks.truth is not None:
+            truth_path = self.masks.truth.find(path)
+            truth = _check_size(read_mask(truth_path), truth_path, image, path)
+        fov, fov_source = self._fov(path, image)
+        kind = self.tiling.plan_kind(*image.shape[:2])
+        network_image = self.resize(image=image)["image"] if kind == "resize" else image
+        return Photograph(path, self.names[path], image, network_image,
+                          normalization_tables(self.normalize, network_image), kind, fov, fov_source, truth)

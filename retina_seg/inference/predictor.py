@@ -1,0 +1,107 @@
+"""A trained network turned into vessel probability maps for photographs of any size."""
+from __future__ import annotations
+
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.datasets import select_channels
+from ..models.unet import vessel_probability
+from ..training.checkpoints import CheckpointError, network_from_checkpoint
+from .normalization import build_normalize, normalization_tables, normalized_crop
+from .tiling import BlendedMap, TilePlan, Window
+
+RUN_INFO_KEYS = ("normalize", "channels", "threshold")
+CHANNELS = ("rgb", "green")
+
+
+class VesselPredictor:
+    """The network with the normalisation, channels and threshold it was trained with."""
+
+    def __init__(self, net: nn.Module, info: dict[str, Any], threshold: float | None = None, batch_size: int = 4,
+                 channels_last: bool = True, device: str = "cpu"):
+        self.device = torch.device(device)
+        self.net, self.info = net.eval().to(self.device), info
+        self.normalize = build_normalize(info["normalize"])
+        self.channels = info["channels"]
+        if self.channels not in CHANNELS:
+            raise ValueError(f"channels must be one of {CHANNELS}, got {self.channels!r}")
+        self.threshold = float(info["threshold"] if threshold is None else threshold)
+        self.batch_size, self.channels_last = batch_size, channels_last
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **options: Any) -> VesselPredictor:
+        net, info = network_from_checkpoint(path)
+        missing = [key for key in RUN_INFO_KEYS if key not in info]
+        if missing:
+            raise CheckpointError(f"checkpoint {path}: its retina_seg entry lacks {missing}")
+        try:
+            return cls(net, info, **options)
+        except ValueError as error:
+            raise CheckpointError(f"checkpoint {path}: {error}") from error
+
+    @property
+    def min_side(self) -> int:
+        return getattr(self.net, "min_side", 1)
+
+    @property
+    def stride(self) -> int:
+        """Total pooling stride: tiles starting on multiples of it pool exactly as the whole image does."""
+        return 2 ** (getattr(self.net, "depth", 1) - 1)
+
+    def plan(self, image: np.ndarray, kind: str, tile_size: int, tile_overlap: int) -> TilePlan:
+        """Windows for `kind` ("tiles": sliding windows; otherwise the whole, possibly resized, image)."""
+        height, width = image.shape[:2]
+        if min(height, width) < self.min_side:
+            raise ValueError(f"image of {width}x{height} pixels is smaller than the network's minimum side "
+                             f"{self.min_side}")
+        if kind == "tiles":
+            return TilePlan.tiles(height, width, tile_size, tile_overlap, self.stride)
+        return TilePlan.whole(height, width)
+
+    def normalization_tables(self, image: np.ndarray) -> np.ndarray:
+        return normalization_tables(self.normalize, image)
+
+    def network_input(self, image: np.ndarray, tables: np.ndarray, window: Window) -> np.ndarray:
+        """float32 [C, h, w] of one window: normalised as training normalised the whole image."""
+        crop = normalized_crop(image, tables, window.top, window.left, window.height, window.width)
+        return select_channels(crop, self.channels).transpose(2, 0, 1)
+
+    def whole_input(self, image: np.ndarray) -> np.ndarray:
+        """float32 [C, H, W]: the whole image as the network (or an export of it) takes it."""
+        window = TilePlan.whole(*image.shape[:2]).windows[0]
+        return self.network_input(image, self.normalization_tables(image), window)
+
+    @torch.inference_mode()
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        if self.channels_last:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        return vessel_probability(self.net(tensor))[:, 0].float().cpu().numpy()
+
+    def probabilities(self, images: list[np.ndarray], tables: list[np.ndarray],
+                      plans: list[TilePlan]) -> list[np.ndarray]:
+        """float32 probability maps of several images; windows of one shape share forward passes."""
+        maps = [BlendedMap(plan) for plan in plans]
+        jobs = [(index, window) for index, plan in enumerate(plans) for window in plan.windows]
+        jobs.sort(key=lambda job: (job[1].height, job[1].width))
+        for _, same_shape in groupby(jobs, key=lambda job: (job[1].height, job[1].width)):
+            same_shape = list(same_shape)
+            for start in range(0, len(same_shape), self.batch_size):
+                chunk = same_shape[start:start + self.batch_size]
+                batch = np.stack([self.network_input(images[i], tables[i], window) for i, window in chunk])
+                for (index, window), values in zip(chunk, self._forward(batch)):
+                    maps[index].add(window, values)
+        return [blended.result() for blended in maps]
+
+    def predict(self, image: np.ndarray, kind: str = "whole", tile_size: int = 512,
+                tile_overlap: int = 128) -> np.ndarray:
+        """Probability map of one uint8 HxWx3 image at its own size ("whole" or "tiles"), no FOV applied."""
+        plan = self.plan(image, kind, tile_size, tile_overlap)
+        return self.probabilities([image], [self.normalization_tables(image)], [plan])[0]

@@ -1,0 +1,62 @@
+"""Prediction outputs, each written atomically: mask, 16-bit probability map, overlay, scores, summary."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..utils.atomic import write_atomic, write_json_atomic, write_text_atomic
+from .scoring import Counts, pooled
+
+MASK_SUFFIX, PROBABILITY_SUFFIX, OVERLAY_SUFFIX = "_mask.png", "_prob.png", "_overlay.png"
+SCORES_CSV, SUMMARY_JSON = "metrics.csv", "predictions.json"
+SCORE_COLUMNS = ("image", "IoU", "Dice", "TP", "FP", "FN")
+OVERALL_ROW = "overall"
+
+
+def _save_png(path: Path, pixels: np.ndarray) -> None:
+    image = Image.fromarray(pixels)
+    write_atomic(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def probability_pixels(probability: np.ndarray) -> np.ndarray:
+    """uint16 0..65535 for probability 0..1 (a step of 1.5e-5, finer than any threshold grid)."""
+    return np.rint(probability * 65535).astype(np.uint16)
+
+
+def overlay_pixels(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], alpha: float) -> np.ndarray:
+    """The photograph with vessel pixels blended towards `color` (only those pixels are touched)."""
+    blended = image.copy()
+    vessels = blended[mask].astype(np.float32)
+    blended[mask] = np.rint(vessels * (1 - alpha) + np.asarray(color, dtype=np.float32) * alpha).astype(np.uint8)
+    return blended
+
+
+def write_prediction(output: Path, name: str, image: np.ndarray, probability: np.ndarray, mask: np.ndarray,
+                     color: tuple[int, int, int], alpha: float) -> dict[str, str]:
+    """The three images of one prediction, at the input's size; returns their paths."""
+    paths = {"mask": output / f"{name}{MASK_SUFFIX}", "probability": output / f"{name}{PROBABILITY_SUFFIX}",
+             "overlay": output / f"{name}{OVERLAY_SUFFIX}"}
+    _save_png(paths["mask"], mask.view(np.uint8) * np.uint8(255))
+    _save_png(paths["probability"], probability_pixels(probability))
+    _save_png(paths["overlay"], overlay_pixels(image, mask, color, alpha))
+    return {kind: str(path) for kind, path in paths.items()}
+
+
+def write_scores(output: Path, rows: list[tuple[str, Counts]]) -> Path:
+    """metrics.csv: one row per scored image, then `overall` from the pixel counts of all of them."""
+    total = pooled([counts for _, counts in rows])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(SCORE_COLUMNS)
+    for name, counts in [*rows, (OVERALL_ROW, total)]:
+        writer.writerow([name, f"{counts.iou:.6f}", f"{counts.dice:.6f}", counts.tp, counts.fp, counts.fn])
+    return write_text_atomic(output / SCORES_CSV, buffer.getvalue())
+
+
+def write_summary(output: Path, summary: dict[str, Any]) -> Path:
+    return write_json_atomic(output / SUMMARY_JSON, summary)

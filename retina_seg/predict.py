@@ -1,0 +1,42 @@
+"""`retina-seg-predict`: vessel masks, probability maps and overlays for any fundus photographs."""
+import logging
+import os
+import sys
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from .config import CONF_DIR  # noqa: E402
+
+log = logging.getLogger(__name__)
+# Exit codes: every input predicted; some inputs failed (listed); nothing could run (bad checkpoint or config).
+EXIT_OK, EXIT_SOME_FAILED, EXIT_UNUSABLE = 0, 1, 2
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
+def main(cfg: DictConfig) -> None:
+    from .config import ConfigError
+    from .data.errors import DataError
+    from .inference.run import predict_files
+    from .inference.settings import predict_settings
+    from .training.checkpoints import CheckpointError
+
+    try:
+        summary = predict_files(predict_settings(cfg))
+    except (CheckpointError, ConfigError, DataError) as error:
+        print(f"retina-seg-predict: error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_UNUSABLE) from None
+    log.info("Predicted %d image(s) in %.1f s (%s images/s) into %s", summary["predicted"], summary["wall_time_s"],
+             summary["images_per_s"], cfg.output)
+    if summary["overall"]:
+        log.info("Overall IoU %.4f, Dice %.4f", summary["overall"]["IoU"], summary["overall"]["Dice"])
+    if summary["failed"]:
+        lines = "\n".join(f"  {failure['error']}" for failure in summary["failed"])
+        print(f"retina-seg-predict: {len(summary['failed'])} input(s) failed:\n{lines}", file=sys.stderr)
+        raise SystemExit(EXIT_SOME_FAILED)
+
+
+if __name__ == "__main__":
+    main()
