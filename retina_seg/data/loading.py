@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from retina_seg.data.errors import DataError
+from retina_seg.data.fov import detect_fov
 from retina_seg.data.io import read_fov, read_image, read_mask
 from retina_seg.data.layouts import Sample
 
@@ -17,7 +18,7 @@ _THREADS = 4  # PIL releases the GIL while decoding, so a few threads overlap th
 
 @dataclass
 class LoadedSample:
-    """A decoded sample; `fov` is all True when the data set has no field-of-view masks."""
+    """A decoded sample; `fov` comes from the FOV file, or is detected (or all True) when there is none."""
 
     name: str
     image: np.ndarray
@@ -42,7 +43,7 @@ def _size_problem(path: Path, array: np.ndarray, image_path: Path, image: np.nda
     return [f"{path}: {role} is {w}x{h} (WxH) but its image {image_path} is {iw}x{ih}"]
 
 
-def _load_one(sample: Sample) -> LoadedSample | list[str]:
+def _load_one(sample: Sample, detect_missing_fov: bool) -> LoadedSample | list[str]:
     """The loaded sample, or the list of everything wrong with its files."""
     problems: list[str] = []
     image = _read(read_image, sample.image, problems)
@@ -55,14 +56,18 @@ def _load_one(sample: Sample) -> LoadedSample | list[str]:
     if problems:
         return problems
     if fov is None:
-        fov = np.ones(mask.shape, dtype=bool)
+        fov = detect_fov(image) if detect_missing_fov else np.ones(mask.shape, dtype=bool)
     return LoadedSample(sample.image.stem, image, mask, fov, sample.group)
 
 
-def load_samples(samples: Sequence[Sample]) -> list[LoadedSample]:
-    """Decode all samples in order; raise one DataError that lists every file problem found."""
+def load_samples(samples: Sequence[Sample], detect_missing_fov: bool = False) -> list[LoadedSample]:
+    """Decode all samples in order; raise one DataError that lists every file problem found.
+
+    ``detect_missing_fov``: samples without an FOV file get one detected from the photograph (the Kaggle set
+    ships none), so metrics "inside the FOV" mean the same on every data set.
+    """
     with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-        results = list(pool.map(_load_one, samples))
+        results = list(pool.map(lambda sample: _load_one(sample, detect_missing_fov), samples))
     problems = [problem for result in results if isinstance(result, list) for problem in result]
     if problems:
         listing = "\n".join(f"  - {problem}" for problem in problems)

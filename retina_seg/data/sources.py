@@ -35,16 +35,17 @@ class _FileSource:
     layout = staticmethod(kaggle_samples)
 
     def __init__(self, root: str | Path, split: str = "grouped", n_val: int = 20, split_seed: int = 0,
-                 limit_train: int | None = None, limit_test: int | None = None):
+                 limit_train: int | None = None, limit_test: int | None = None, detect_fov: bool = True):
         self.root, self.split, self.n_val, self.split_seed = Path(root), split, n_val, split_seed
-        self.limit_train, self.limit_test = limit_train, limit_test
+        self.limit_train, self.limit_test, self.detect_fov = limit_train, limit_test, detect_fov
 
     def load(self) -> Splits:
         """``limit_*`` keep only the first images of a split (quick checks on a few real images)."""
         pool = self.layout(self.root, "train")[:self.limit_train]
         test = self.layout(self.root, "test")[:self.limit_test]
         train, val = split_train_val(pool, self.n_val, self.split, self.split_seed)
-        return Splits(load_samples(train), load_samples(val), load_samples(test))
+        load = lambda samples: load_samples(samples, detect_missing_fov=self.detect_fov)  # noqa: E731
+        return Splits(load(train), load(val), load(test))
 
 
 class KaggleSource(_FileSource):

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from ..data.errors import DataError
 from ..data.io import read_fov, read_image, read_mask
-from .fov import detect_fov
+from ..data.fov import detect_fov
 from .inputs import NameIndex
 from .normalization import normalization_tables
 from .settings import Tiling
