@@ -10,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from .config import CONF_DIR, apply_hparams_file, validate_config  # noqa: E402
+from .sweeps.run_settings import apply_epoch_scale, limit_threads  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,10 @@ def main(cfg: DictConfig) -> float | None:
     from .training.pipeline import train
 
     apply_hparams_file(cfg)
-    validate_config(cfg)
     hydra_cfg = HydraConfig.get()
+    apply_epoch_scale(cfg)
+    limit_threads(hydra_cfg.launcher)
+    validate_config(cfg)
     output_dir = Path(hydra_cfg.runtime.output_dir)
     record = train(cfg, output_dir, hydra_cfg.job.get("id"))
     log.info("Run %s finished: val_IoU=%s test_IoU=%s (%s)", record["job_id"], _fmt(record.get("val_IoU")),

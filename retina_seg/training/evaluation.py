@@ -4,7 +4,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from ..config import resolved_config
 from .checkpoints import network_from_checkpoint
@@ -16,6 +16,10 @@ from .run_folder import write_metrics
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     net, info = network_from_checkpoint(cfg.ckpt_path)
     threshold = info["threshold"] if cfg.threshold is None else float(cfg.threshold)
+    with open_dict(cfg):  # the input scaling the checkpoint was trained with, not the config's default
+        cfg.data.augmentation.normalize = info["normalize"]
+        cfg.data.augmentation.eval = info.get("eval_transforms", {})
+        cfg.data.channels = info["channels"]
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("test")
     module = VesselSegmentationModule(net, instantiate(cfg.loss), optimizer=None, threshold=threshold,

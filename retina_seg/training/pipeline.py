@@ -11,7 +11,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import resolved_config
+from ..sweeps.slurm_tasks import slurm_plugins
 from ..tracking.job_identity import git_commit, job_id, slurm_job_id
+from ..tracking.run_tracking import finish_tracking, start_tracking
 from ..utils.atomic import write_atomic
 from .callbacks import RunFolderWriter
 from .metrics import summarize
@@ -26,15 +28,18 @@ def build_module(cfg: DictConfig, in_channels: int) -> pl.LightningModule:
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     module = instantiate(cfg.module, net=instantiate(net_cfg), loss=instantiate(cfg.loss),
                          optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+    augmentation = OmegaConf.to_container(cfg.data.augmentation, resolve=True)
     module.run_info = {"model": net_cfg, "channels": cfg.data.get("channels", "rgb"),
-                       "normalize": OmegaConf.to_container(cfg.data.augmentation.normalize, resolve=True)}
+                       "normalize": augmentation["normalize"], "eval_transforms": augmentation.get("eval") or {}}
     return module
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
+    """Under SLURM: one task per device, and requeueing left to submitit (sweeps/slurm_tasks.py)."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                       plugins=slurm_plugins(cfg) or None)
 
 
 def run_record(cfg: DictConfig, hydra_job_id: str | None) -> dict[str, Any]:
@@ -83,6 +88,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, record: dict[str, Any]) -> d
         done = epochs_done(ckpt)
         log.info("Resuming from checkpoint %s: %d epoch(s) done, continuing at epoch %d", ckpt, done, done)
         record["resumed_from_epoch"] = done
+    start_tracking(trainer, record)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
     record["wall_time_s"] = round(time.monotonic() - started, 1)
     best = best_checkpoint(trainer)
@@ -91,6 +97,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, record: dict[str, Any]) -> d
         results.update(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
     results["best_epoch"] = torch.load(best, map_location="cpu", weights_only=True)["epoch"] if best else None
     results["best_checkpoint"] = best
+    finish_tracking(trainer, {**record, **results, "status": "completed"})
     return results
 
 

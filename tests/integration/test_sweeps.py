@@ -1,0 +1,138 @@
+"""Real Hydra multiruns on tiny synthetic data: the basic and submitit_local launchers, the job-id table,
+sweep resumption, and DDP on CPU (gloo) against a single-process evaluation of the same checkpoint.
+
+The helpers at the top are shared with tests/slurm/test_sweeps.py.
+"""
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from retina_seg.config import CONF_DIR
+from retina_seg.training.evaluation import evaluate
+from retina_seg.training.pipeline import train
+from retina_seg.training.run_folder import read_epoch_table, read_metrics
+from tests.conftest import TINY_RUN, compose as compose_train, run_cli
+
+# A run of a few seconds: TINY_RUN's data, one epoch, no logger, no progress bar.
+SWEEP_RUN = [*TINY_RUN, "trainer.max_epochs=1", "logger=none", "trainer.enable_progress_bar=false"]
+TINY_DATA = [o for o in TINY_RUN if o.startswith("data.source.")]
+TABLE_COLUMNS = ["Job id", "epochs", "batch_size", "learning_rate", "val_IoU", "val_loss", "test_IoU", "test_loss"]
+
+
+def multirun(sweep_dir: Path, *overrides: str, env: dict | None = None, timeout: int = 600, cwd: Path | None = None):
+    """``retina-seg-train -m`` as a user runs it; the sweep folder is pinned."""
+    return run_cli("retina_seg.train", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}", env=env, timeout=timeout,
+                   cwd=cwd)
+
+
+def report_rows(sweep_dir: Path) -> list[dict]:
+    """The rows of ``retina-seg-report SWEEP_DIR`` (report.json, written into the sweep folder)."""
+    result = run_cli("retina_seg.report", str(sweep_dir))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    header = next(line for line in result.stdout.splitlines() if line.startswith("|"))
+    assert [cell.strip() for cell in header.strip("|").split("|")] == TABLE_COLUMNS
+    return json.loads((sweep_dir / "report.json").read_text())["rows"]
+
+
+def run_dirs(sweep_dir: Path) -> list[Path]:
+    """Run folders of a sweep (Hydra's numbered sub-folders), in job-number order."""
+    return sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def file_mtimes(folder: Path) -> dict[str, int]:
+    """Every file under ``folder`` (hidden ones included) with its modification time in ns."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def assert_completed_rows(rows: list[dict], learning_rates: list[float]) -> None:
+    assert [row["status"] for row in rows] == ["completed"] * len(learning_rates)
+    assert sorted(row["learning_rate"] for row in rows) == sorted(learning_rates)
+    for row in rows:
+        assert (row["epochs"], row["batch_size"]) == (1, 2)
+        assert all(isinstance(row[key], float) for key in ("val_IoU", "val_loss", "test_IoU", "test_loss")), row
+
+
+@pytest.fixture(scope="module")
+def basic_sweep(tmp_path_factory):
+    """A 2-run grid through the basic launcher and its table, taken before any test changes the folder."""
+    sweep_dir = tmp_path_factory.mktemp("basic") / "sweep"
+    result = multirun(sweep_dir, *SWEEP_RUN, "optimizer.lr=1e-3,1e-4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep_dir, report_rows(sweep_dir)
+
+
+def test_basic_launcher_grid_gives_table_keyed_by_job_number(basic_sweep):
+    sweep_dir, rows = basic_sweep
+    assert [row["Job id"] for row in rows] == ["0", "1"]
+    assert_completed_rows(rows, [1e-3, 1e-4])
+    assert [read_metrics(d)["learning_rate"] for d in run_dirs(sweep_dir)] == [1e-3, 1e-4]
+
+
+def test_resume_reruns_failed_and_missing_runs_only(basic_sweep):
+    """skip_completed=true: run 1 (completed) is not touched at all; run 0 (failed) reruns in its folder."""
+    sweep_dir, _ = basic_sweep
+    failed, done = run_dirs(sweep_dir)
+    record = read_metrics(failed)
+    (failed / "metrics.json").write_text(json.dumps({**record, "status": "failed"}))
+    before = file_mtimes(done)
+    result = multirun(sweep_dir, *SWEEP_RUN, "optimizer.lr=1e-3,1e-4", "skip_completed=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"skip_completed: job #1 already completed in {done}" in result.stdout + result.stderr
+    assert file_mtimes(done) == before
+    rerun = read_metrics(failed)
+    assert (rerun["status"], rerun["job_id"], rerun["resumed_from_epoch"]) == ("completed", "0", 1)
+    assert [r["epoch"] for r in read_epoch_table(failed)] == [0]
+    assert [d.name for d in run_dirs(sweep_dir)] == ["0", "1"]
+
+    everything = [file_mtimes(d) for d in run_dirs(sweep_dir)]  # all completed: a third call launches nothing
+    again = multirun(sweep_dir, *SWEEP_RUN, "optimizer.lr=1e-3,1e-4", "skip_completed=true")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "skip_completed: 0 of 2 run(s) to launch" in again.stdout + again.stderr
+    assert [file_mtimes(d) for d in run_dirs(sweep_dir)] == everything
+
+
+def test_submitit_local_runs_in_parallel_processes_keyed_by_pid(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = multirun(sweep_dir, *SWEEP_RUN, "optimizer.lr=1e-3,1e-4", "hydra/launcher=local")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = report_rows(sweep_dir)
+    assert_completed_rows(rows, [1e-3, 1e-4])
+    ids = [row["Job id"] for row in rows]
+    assert all(re.fullmatch(r"\d+", i) for i in ids) and len(set(ids)) == 2
+    # submitit_local names each job's folder after the process id that ran it.
+    assert set(ids) == {p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit()}
+    for run_dir in run_dirs(sweep_dir):  # each run keeps to its cpus_per_task=1
+        assert "1 torch thread(s) (hydra.launcher.cpus_per_task)" in (run_dir / "train.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ckpt_run")
+    train(compose_train([*SWEEP_RUN], out), out, "0")
+    return out / "checkpoints" / "best.ckpt"
+
+
+def evaluate_in_process(ckpt: Path, out: Path) -> dict:
+    """Single-process evaluation of ``ckpt`` on the val split, through the real eval config."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="eval", overrides=[f"ckpt_path={ckpt}", "split=val", *TINY_DATA,
+                                                     "trainer.enable_progress_bar=false", f"paths.output_dir={out}"])
+    return evaluate(cfg, out)
+
+
+def test_local_ddp_two_processes_match_single_process_evaluation(tiny_checkpoint, tmp_path):
+    """trainer=ddp on CPU: Lightning starts 2 processes (gloo); val has 2 images, so nothing is padded."""
+    single = evaluate_in_process(tiny_checkpoint, tmp_path / "single")
+    result = run_cli("retina_seg.eval", f"ckpt_path={tiny_checkpoint}", "split=val", *TINY_DATA, "trainer=ddp",
+                     "trainer.accelerator=cpu", "trainer.devices=2", "trainer.enable_progress_bar=false",
+                     f"hydra.run.dir={tmp_path / 'ddp'}", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "MEMBER: 1/2" in log and "MEMBER: 2/2" in log
+    ddp = read_metrics(tmp_path / "ddp")
+    assert ddp["config"]["trainer"]["devices"] == 2
+    assert ddp["val_IoU"] == pytest.approx(single["val_IoU"], abs=1e-6)
+    assert ddp["val_loss"] == pytest.approx(single["val_loss"], abs=1e-6)

@@ -1,0 +1,109 @@
+"""Sweep configuration as Hydra composes it: our launcher configs, the sweep files, the epoch scale."""
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from retina_seg.config import CONF_DIR, ConfigError
+from retina_seg.sweeps.run_settings import apply_epoch_scale, scaled_epochs
+from retina_seg.sweeps.resume import quote_override
+
+SWEEPS_DIR = Path(CONF_DIR).parent / "sweeps"
+
+# The reference's nine runs: job id -> (epochs, batch_size, learning_rate).
+REFERENCE_RUNS = {
+    17855: (100, 4, 1e-4), 17857: (100, 16, 1e-4), 17931: (200, 4, 1e-4), 17932: (200, 4, 5e-5),
+    17939: (200, 4, 1e-4), 17941: (300, 4, 1e-4), 17942: (300, 4, 5e-5), 18049: (400, 4, 1e-4),
+    18808: (1000, 4, 1e-4),
+}
+
+
+def compose_with_hydra(overrides: list[str], config_name: str = "train", config_dir: str = CONF_DIR):
+    """The full config (hydra node included), from conf/ or from sweeps/ with conf/ on the search path."""
+    search = [] if config_dir == CONF_DIR else [f"hydra.searchpath=[file://{CONF_DIR}]"]
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        return compose(config_name=config_name, overrides=[*search, *overrides], return_hydra_config=True)
+
+
+@pytest.mark.parametrize("overrides, tasks", [([], 1), (["trainer=ddp"], 2), (["trainer=ddp", "trainer.devices=4"], 4)])
+def test_slurm_launcher_ties_tasks_per_node_to_devices(overrides, tasks):
+    launcher = compose_with_hydra(["hydra/launcher=slurm", "hydra.sweep.dir=/sweep", *overrides]).hydra.launcher
+    assert launcher.tasks_per_node == tasks
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.max_num_timeout > 0  # the plugin's default 0 would never requeue a timed-out run
+    assert launcher.submitit_folder == "/sweep/.submitit/%j"
+    assert launcher.partition is None and launcher.gpus_per_node is None
+    assert launcher.cpus_per_task >= 1 and launcher.mem_gb >= 1 and launcher.timeout_min >= 60
+    assert launcher.array_parallelism >= 2
+
+
+def test_launcher_defaults_are_overridable():
+    launcher = compose_with_hydra(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.cpus_per_task=8",
+                                   "hydra.launcher.max_num_timeout=0", "hydra.launcher.gpus_per_node=4"]).hydra.launcher
+    assert (launcher.partition, launcher.cpus_per_task, launcher.max_num_timeout, launcher.gpus_per_node) == ("gpu", 8, 0, 4)
+
+
+def test_local_launcher_runs_one_task_per_run():
+    """Lightning starts its own DDP processes on one machine, so submitit_local must not start more."""
+    launcher = compose_with_hydra(["hydra/launcher=local", "trainer=ddp", "hydra.sweep.dir=/sweep"]).hydra.launcher
+    assert launcher._target_.endswith("LocalLauncher")
+    assert launcher.tasks_per_node == 1 and launcher.cpus_per_task == 1
+    assert launcher.submitit_folder == "/sweep/.submitit/%j"
+
+
+def test_train_uses_the_resumable_sweeper():
+    cfg = compose_with_hydra([])
+    assert cfg.hydra.sweeper._target_.endswith("ResumableSweeper")
+    assert cfg.skip_completed is False and cfg.epoch_scale == 1.0
+
+
+@pytest.mark.parametrize("job", sorted(REFERENCE_RUNS))
+def test_seed_table_points_reproduce_the_reference(job):
+    cfg = compose_with_hydra([f"+reference=job_{job}"], "seed_table", str(SWEEPS_DIR))
+    assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.optimizer.lr) == REFERENCE_RUNS[job]
+    assert cfg.reference_job_id == job
+    assert cfg.optimizer._target_ == "torch.optim.Adam"
+    assert cfg.model.base_width == 64 and cfg.model.depth == 5  # the reference network (unet_seed)
+    assert cfg.data.source._target_.endswith("KaggleSource")
+
+
+def test_seed_table_sweeps_the_nine_points_as_a_list():
+    params = compose_with_hydra([], "seed_table", str(SWEEPS_DIR)).hydra.sweeper.params
+    assert list(params) == ["+reference"]
+    assert params["+reference"].split(",") == [f"job_{job}" for job in REFERENCE_RUNS]
+
+
+def test_seed_table_shortened_for_cpu_keeps_the_points_hyperparameters():
+    cfg = compose_with_hydra(["+reference=job_18808", "model=unet", "data=synthetic", "epoch_scale=0.01"],
+                             "seed_table", str(SWEEPS_DIR))
+    assert cfg.data.source._target_.endswith("SyntheticSource") and cfg.model.base_width == 16
+    assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.optimizer.lr) == (1000, 4, 1e-4)
+    apply_epoch_scale(cfg)
+    assert (cfg.trainer.max_epochs, cfg.requested_epochs) == (10, 1000)
+
+
+def test_lr_batch_grid_is_a_grid():
+    params = compose_with_hydra([], "lr_batch_grid", str(SWEEPS_DIR)).hydra.sweeper.params
+    assert len(params["optimizer.lr"].split(",")) * len(params["data.batch_size"].split(",")) == 6
+
+
+@pytest.mark.parametrize("epochs, scale, expected", [(100, 0.01, 1), (1000, 0.01, 10), (300, 0.01, 3), (100, 0.001, 1),
+                                                     (7, 1.0, 7), (10, 2.5, 25)])
+def test_scaled_epochs(epochs, scale, expected):
+    assert scaled_epochs(epochs, scale) == expected
+
+
+@pytest.mark.parametrize("scale", [0, -1, "half", True])
+def test_bad_epoch_scale_is_rejected_naming_the_key(scale):
+    cfg = OmegaConf.create({"epoch_scale": scale, "trainer": {"max_epochs": 10}})
+    with pytest.raises(ConfigError, match="epoch_scale="):
+        apply_epoch_scale(cfg)
+
+
+def test_subdir_override_quoting_survives_hydras_parser():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    subdir = "optimizer.lr=0.001,data.batch_size=2 it's"
+    parsed = OverridesParser.create().parse_overrides([f"hydra.sweep.subdir={quote_override(subdir)}"])[0]
+    assert parsed.value() == subdir
