@@ -124,6 +124,10 @@ def train(cfg: DictConfig, output_dir: Path, hydra_job_id: str | None = None) ->
     record = run_record(cfg, hydra_job_id)
     try:
         results = fit_and_test(cfg, output_dir, record)
+    except SystemExit:
+        # submitit's preemption/timeout handler requeues the job, then exits: the run is not over, so
+        # metrics.json keeps the "running" state of its last epoch until the requeued job resumes.
+        raise
     except BaseException as error:
         if rank_zero_only.rank == 0:
             write_metrics(output_dir, {**record, "status": "failed", "error": f"{type(error).__name__}: {error}"})
