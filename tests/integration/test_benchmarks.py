@@ -1,0 +1,117 @@
+"""The speed benchmarks: each --quick mode runs as a user runs it and ends with its ratio line; the
+turn-taking that makes their side-by-side numbers comparable. No time thresholds: timing here is noisy."""
+import json
+import re
+
+import pytest
+
+from benchmarks.common import run_in_turns
+from tests.conftest import REPO_ROOT, run_cli
+
+NUMBER = r"(\d+\.\d+)"
+LAST_LINES = {
+    "benchmarks.throughput": rf"overhead ratio \(pipeline/plain, default net\): {NUMBER}",
+    "benchmarks.latency": rf"inference speed-up \(fp32 / channels_last\+bf16, default net, 1x3x\d+x\d+\): {NUMBER}",
+    "benchmarks.efficiency": (r"conv efficiency \(achieved conv GFLOP/s / fp32 matmul GFLOP/s, default net, "
+                              rf"fp32 channels_last\): {NUMBER}"),
+}
+
+
+def headline(module: str, results: dict) -> float:
+    """The number the last line prints, read from the JSON results instead."""
+    if module == "benchmarks.throughput":
+        return results["cases"][-1]["overhead_ratio"]
+    if module == "benchmarks.latency":
+        return results["latency"][-1]["speedup_bf16"]
+    return results["cases"][-1]["variants"]["fp32"]["fraction"]
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    """Each --quick mode once, run from the repository root as the README says; (process, JSON results)."""
+    cache = {}
+
+    def run(module: str):
+        if module not in cache:
+            out = tmp_path_factory.mktemp("bench") / "results.json"
+            result = run_cli(module, "--quick", "--json", str(out), cwd=REPO_ROOT, timeout=300)
+            assert result.returncode == 0, result.stderr[-3000:]
+            cache[module] = result, json.loads(out.read_text())
+        return cache[module]
+    return run
+
+
+@pytest.mark.parametrize("module", LAST_LINES)
+def test_quick_mode_ends_with_its_ratio_line(module, quick_runs):
+    result, results = quick_runs(module)
+    lines = result.stdout.strip().splitlines()
+    match = re.fullmatch(LAST_LINES[module], lines[-1])
+    assert match, lines[-5:]
+    assert "not measured (no GPU on this machine)" in result.stdout
+    assert results["quick"] is True and "cores" in results["machine"]
+    value = headline(module, results)
+    assert value > 0 and float(match.group(1)) == pytest.approx(value, abs=0.0051)
+
+
+def test_throughput_quick_measures_every_variant_every_round(quick_runs):
+    _, results = quick_runs("benchmarks.throughput")
+    cases = results["cases"]
+    assert [c["model"] for c in cases] == ["unet_seed", "unet"]
+    for case in cases:
+        rates = case["images_per_s"]
+        assert set(rates) == {"plain_fp32", "pipeline_fp32", "pipeline_channels_last", "pipeline_channels_last_bf16"}
+        assert all(len(values) == case["rounds"] and min(values) > 0 for values in rates.values())
+    assert cases[0]["parameters"] > 30e6 > cases[1]["parameters"]
+
+
+def test_latency_quick_times_a_real_predict_over_the_folder(quick_runs):
+    _, results = quick_runs("benchmarks.latency")
+    [predict] = results["predict"]
+    assert predict["model"] == "unet" and predict["images"] == 4
+    assert set(predict["images_per_s"]) == {"channels_last", "fp32 default layout"}
+    assert all(rate > 0 for rate in predict["images_per_s"].values())
+    assert all(predict["command_s"][name] > predict["images"] / rate for name, rate in predict["images_per_s"].items())
+
+
+def test_a_bad_option_is_named_and_exits_non_zero():
+    result = run_cli("benchmarks.throughput", "--fast-workers", "-1", cwd=REPO_ROOT, timeout=120)
+    assert result.returncode != 0
+    assert "--fast-workers must be >= 0, got -1" in result.stderr
+
+
+def test_loops_take_turns_window_by_window():
+    order = []
+
+    def loop(name):
+        def run(clock):
+            while True:
+                order.append(name)
+                if clock.step_done():
+                    return
+        return run
+
+    seconds = run_in_turns({name: loop(name) for name in "abc"}, warmup=1, steps=2, rounds=3)
+    assert all(len(values) == 3 and min(values) > 0 for values in seconds.values())
+    # The warm-up steps are one turn, then each turn is one window; the order moves on by one each round.
+    assert "".join(order) == "abc" + "bbccaa" + "ccaabb" + "aabbcc"
+
+
+def test_a_failing_loop_stops_the_others_and_its_error_is_raised():
+    def steady(clock):
+        while not clock.step_done():
+            pass
+
+    def failing(clock):
+        clock.step_done()
+        raise ValueError("data.source.height=7 is too small")
+
+    with pytest.raises(ValueError, match="height=7"):
+        run_in_turns({"steady": steady, "failing": failing}, warmup=1, steps=1, rounds=5)
+
+
+def test_a_loop_that_ends_early_is_named():
+    def short(clock):
+        clock.step_done()
+
+    with pytest.raises(RuntimeError, match="short: its loop ended after 1 steps"):
+        run_in_turns({"short": short}, warmup=1, steps=1, rounds=2)
