@@ -25,6 +25,10 @@ class RunFolderWriter(pl.Callback):
         self.output_dir, self.plot = Path(output_dir), plot
         self.record: dict[str, Any] = {}
         self.rows: list[dict[str, Any]] = []
+        self.validated = False  # did validation run in this epoch (check_val_every_n_epoch may skip it)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.validated = not trainer.sanity_checking
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.rows = [r for r in read_epoch_table(self.output_dir) if r["epoch"] < trainer.current_epoch]
@@ -36,10 +40,12 @@ class RunFolderWriter(pl.Callback):
             return
         metrics = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch}
-        for key in EPOCH_KEYS:
+        keys = EPOCH_KEYS if self.validated else [k for k in EPOCH_KEYS if not k.startswith("val_")]
+        for key in keys:
             value = metrics.get(f"{key}_epoch", metrics.get(key))
             if value is not None:
                 row[key] = float(value)
+        self.validated = False
         row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
         self.rows.append(row)
         write_epoch_table(self.output_dir, self.rows)
@@ -49,7 +55,7 @@ class RunFolderWriter(pl.Callback):
 
     def best_so_far(self) -> dict[str, Any]:
         """The epoch row with the highest val_IoU, or an empty dict before the first validation."""
-        scored = [r for r in self.rows if not math.isnan(r.get("val_IoU", math.nan))]
+        scored = [r for r in self.rows if isinstance(r.get("val_IoU"), float) and not math.isnan(r["val_IoU"])]
         return max(scored, key=lambda r: r["val_IoU"]) if scored else {}
 
     def write_status(self, status: str, **extra: Any) -> None:

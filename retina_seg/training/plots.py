@@ -13,12 +13,12 @@ def plot_progress(rows: list[dict], path: Path) -> Path:
     """Left axis: train and val loss; right axis: val IoU and Dice."""
     fig, loss_ax = plt.subplots(figsize=(8, 4.5))
     epochs = [r["epoch"] for r in rows]
-    for key, style in (("train_loss", "b-"), ("val_loss", "r-")):
+    for key, style in (("train_loss", "b-"), ("val_loss", "r.-")):
         loss_ax.plot(epochs, [r.get(key) for r in rows], style, label=key)
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("loss")
     score_ax = loss_ax.twinx()
-    for key, style in (("val_IoU", "g-"), ("val_Dice", "g:")):
+    for key, style in (("val_IoU", "g.-"), ("val_Dice", "g.:")):  # markers: val may skip epochs
         score_ax.plot(epochs, [r.get(key) for r in rows], style, label=key)
     score_ax.set_ylabel("score")
     score_ax.set_ylim(0, 1)

@@ -58,6 +58,15 @@ def test_resume_continues_the_same_run_folder(tmp_path):
     assert read_metrics(tmp_path)["status"] == "completed"
 
 
+def test_epochs_without_validation_have_no_val_values(tmp_path):
+    train(compose([*TINY_RUN, "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=2"], tmp_path), tmp_path, "0")
+    rows = read_epoch_table(tmp_path)
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert rows[0]["val_IoU"] is None and rows[2]["val_IoU"] is None
+    assert isinstance(rows[1]["val_IoU"], float) and rows[0]["train_loss"] > 0
+    assert read_metrics(tmp_path)["best_epoch"] == 1
+
+
 def test_entrypoint_writes_hydra_folder_and_reports_iou(tmp_path):
     result = run_cli("retina_seg.train", *TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
