@@ -53,6 +53,9 @@ class VesselSegmentationModule(pl.LightningModule):
         logits = self.net(image)
         loss = self.loss(logits, batch["mask"], batch["fov"])
         probs = flip_averaged(self.net, image) if self.flip_tta else vessel_probability(logits)
+        # Nothing outside the field of view is a vessel (the loss never sees it; the predictor zeroes it too),
+        # so the all-pixel scores compare with whole-image numbers such as the reference's.
+        probs = probs * batch["fov"]
         metrics.update(probs, batch["mask"], batch["fov"])
         self.log(f"{split}_loss", loss, on_epoch=True, sync_dist=True, batch_size=len(logits))
 

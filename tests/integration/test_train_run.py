@@ -28,6 +28,10 @@ def test_run_folder_contract(finished_run):
         assert isinstance(metrics[key], float), key
     assert 0 <= metrics["test_IoU"] <= metrics["test_Dice"] <= 1  # Dice >= IoU always
     assert 0 < metrics["threshold"] < 1 and metrics["best_epoch"] in (0, 1)
+    # Predictions outside the FOV are zeroed and synthetic vessels lie inside it: all-pixel IoU = in-FOV IoU,
+    # while accuracy differs (the black border adds true negatives).
+    assert metrics["test_IoU_all"] == pytest.approx(metrics["test_IoU"])
+    assert metrics["test_accuracy_all"] > metrics["test_accuracy"]
     assert metrics["wall_time_s"] > 0 and metrics["config"]["trainer"]["max_epochs"] == 2
     rows = read_epoch_table(out)
     assert [r["epoch"] for r in rows] == [0, 1]
