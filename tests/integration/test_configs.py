@@ -93,3 +93,10 @@ def test_default_model_is_small_and_reference_model_is_31m(tmp_path):
 def test_tiny_run_overrides_compose(tmp_path):
     cfg = compose(TINY_RUN, tmp_path)
     assert cfg.trainer.max_epochs == 2 and cfg.data.source.height == 64
+
+
+@pytest.mark.parametrize("data", ["synthetic", "retina_kaggle", "drive"])
+def test_eval_composes_and_resolves_with_every_data_option(data, tmp_path):
+    cfg = compose(["ckpt_path=x.ckpt", f"data={data}"], tmp_path, config_name="eval")
+    OmegaConf.resolve(cfg)
+    assert cfg.split == "test" and cfg.data.batch_size >= 1
