@@ -35,6 +35,7 @@ def drive_root() -> Path:
 
 
 TINY_RUN = [
+    "loss=bce_dice",
     "data.source.n_train=4", "data.source.n_val=2", "data.source.n_test=2",
     "data.source.height=64", "data.source.width=64", "data.batch_size=2",
     "trainer.max_epochs=2", "callbacks=minimal", "trainer.enable_model_summary=false",

@@ -11,6 +11,8 @@ from torch import nn
 # The only networks a checkpoint may ask to build: its model entry goes to hydra's instantiate, which would
 # otherwise call any importable target (weights_only=True alone does not stop a crafted checkpoint from that).
 NETWORK_TARGETS = ("retina_seg.models.unet.UNet",)
+# Losses a checkpoint may name (our own module only: a checkpoint must not choose what gets called).
+LOSS_MODULE = "retina_seg.training.losses."
 
 
 class CheckpointError(ValueError):
@@ -53,3 +55,11 @@ def network_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]
     except RuntimeError as error:
         raise CheckpointError(f"checkpoint {path}: weights do not fit its model ({error})") from error
     return net.eval(), info
+
+
+def loss_from_checkpoint(info: dict[str, Any], default: Any) -> Any:
+    """The loss the checkpoint was trained with (so eval's test_loss equals the run's), else ``default``."""
+    loss = info.get("loss")
+    if not loss or not str(loss.get("_target_", "")).startswith(LOSS_MODULE):
+        return default
+    return instantiate(loss, _recursive_=False)

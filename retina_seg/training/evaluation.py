@@ -7,7 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from ..config import resolved_config
-from .checkpoints import network_from_checkpoint
+from .checkpoints import loss_from_checkpoint, network_from_checkpoint
 from .metrics import summarize
 from .module import VesselSegmentationModule
 from .run_folder import write_metrics
@@ -22,7 +22,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         cfg.data.channels = info["channels"]
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("test")
-    module = VesselSegmentationModule(net, instantiate(cfg.loss), optimizer=None, threshold=threshold,
+    module = VesselSegmentationModule(net, loss_from_checkpoint(info, instantiate(cfg.loss)), optimizer=None, threshold=threshold,
                                       flip_tta=cfg.flip_tta)
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, callbacks=[])
     loader = datamodule.val_dataloader() if cfg.split == "val" else datamodule.test_dataloader()

@@ -29,7 +29,8 @@ def build_module(cfg: DictConfig, in_channels: int) -> pl.LightningModule:
     module = instantiate(cfg.module, net=instantiate(net_cfg), loss=instantiate(cfg.loss),
                          optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
     augmentation = OmegaConf.to_container(cfg.data.augmentation, resolve=True)
-    module.run_info = {"model": net_cfg, "channels": cfg.data.get("channels", "rgb"),
+    module.run_info = {"model": net_cfg, "loss": OmegaConf.to_container(cfg.loss, resolve=True),
+                       "channels": cfg.data.get("channels", "rgb"),
                        "normalize": augmentation["normalize"], "eval_transforms": augmentation.get("eval") or {}}
     return module
 

@@ -51,6 +51,7 @@ def test_eval_reproduces_the_runs_test_metrics(finished_run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = read_metrics(tmp_path)
     assert evaluated["test_IoU"] == pytest.approx(record["test_IoU"], abs=1e-6)
+    assert evaluated["test_loss"] == pytest.approx(record["test_loss"], rel=1e-5)
     assert evaluated["threshold"] == pytest.approx(record["threshold"])
 
 
