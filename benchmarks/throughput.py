@@ -97,12 +97,17 @@ class ClockCallback(pl.Callback):
             raise WindowsDone
 
 
-def pipeline_loop(cfg: DictConfig):
-    """A real fit: our datamodule, our module and our trainer with our callbacks and logger."""
+def seeded_setup(cfg: DictConfig):
+    """The same seeded data and module for both loops, so they differ only in what drives the steps."""
     pl.seed_everything(cfg.seed, verbose=False)
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("fit")
-    module = build_module(cfg, datamodule.in_channels)
+    return datamodule, build_module(cfg, datamodule.in_channels)
+
+
+def pipeline_loop(cfg: DictConfig):
+    """A real fit: our datamodule, our module and our trainer with our callbacks and logger."""
+    datamodule, module = seeded_setup(cfg)
     trainer = build_trainer(cfg)
 
     def run(clock: WindowClock) -> None:
@@ -114,10 +119,7 @@ def pipeline_loop(cfg: DictConfig):
 
 def plain_loop(cfg: DictConfig):
     """The textbook loop over the same loader, seeded net, loss and optimizer."""
-    pl.seed_everything(cfg.seed, verbose=False)
-    datamodule = instantiate(cfg.data, _convert_="object")
-    datamodule.setup("fit")
-    module = build_module(cfg, datamodule.in_channels)
+    datamodule, module = seeded_setup(cfg)
     net, loss_fn = module.net.train(), module.loss
     optimizer = instantiate(cfg.optimizer)(params=net.parameters())
 
