@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..data.datasets import select_channels
-from ..models.unet import vessel_probability
+from ..models.unet import flip_averaged, vessel_probability
 from ..training.checkpoints import CheckpointError, network_from_checkpoint
 from .normalization import build_normalize, normalization_tables, normalized_crop
 from .tiling import BlendedMap, TilePlan, Window
@@ -23,7 +23,7 @@ class VesselPredictor:
     """The network with the normalisation, channels and threshold it was trained with."""
 
     def __init__(self, net: nn.Module, info: dict[str, Any], threshold: float | None = None, batch_size: int = 4,
-                 channels_last: bool = True, device: str = "cpu"):
+                 channels_last: bool = True, flip_tta: bool | None = None, device: str = "cpu"):
         self.device = torch.device(device)
         self.net, self.info = net.eval().to(self.device), info
         self.normalize = build_normalize(info["normalize"])
@@ -32,6 +32,7 @@ class VesselPredictor:
             raise ValueError(f"channels must be one of {CHANNELS}, got {self.channels!r}")
         self.threshold = float(info["threshold"] if threshold is None else threshold)
         self.batch_size, self.channels_last = batch_size, channels_last
+        self.flip_tta = bool(info.get("flip_tta", False)) if flip_tta is None else flip_tta
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -83,7 +84,8 @@ class VesselPredictor:
         tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
         if self.channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
-        return vessel_probability(self.net(tensor))[:, 0].float().cpu().numpy()
+        probs = flip_averaged(self.net, tensor) if self.flip_tta else vessel_probability(self.net(tensor))
+        return probs[:, 0].float().cpu().numpy()
 
     def probabilities(self, images: list[np.ndarray], tables: list[np.ndarray],
                       plans: list[TilePlan]) -> list[np.ndarray]:

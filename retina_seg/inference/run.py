@@ -106,7 +106,7 @@ def predict_files(settings: PredictSettings) -> dict[str, Any]:
     or a mask folder that is not one raise before anything is predicted; a bad image only fails itself."""
     predictor = VesselPredictor.from_checkpoint(settings.ckpt_path, threshold=settings.threshold,
                                                 batch_size=settings.batch_size, channels_last=settings.channels_last,
-                                                device=settings.device)
+                                                flip_tta=settings.flip_tta, device=settings.device)
     inputs = resolve_inputs(settings.inputs)
     for path in inputs.skipped:
         log.warning("skipped %s: not an image file name (%s)", path, path.suffix or "no extension")

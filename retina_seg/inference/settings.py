@@ -44,6 +44,7 @@ class PredictSettings:
     num_workers: int
     device: str
     channels_last: bool
+    flip_tta: bool | None
     progress_bar: bool
     overlay_color: tuple[int, int, int]
     overlay_alpha: float
@@ -77,6 +78,13 @@ def _tiling(cfg: DictConfig) -> Tiling:
         raise ConfigError(f"tile.overlap={overlap} must be at most half of tile.size={size}")
     return Tiling(cfg.mode, _int(cfg, "whole_image_max_pixels", 1), size, overlap,
                   _int(cfg, "resize.height", 16), _int(cfg, "resize.width", 16))
+
+
+def _optional_bool(cfg: DictConfig, key: str) -> bool | None:
+    value = cfg.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} must be null, true or false")
+    return value
 
 
 def _device(cfg: DictConfig) -> str:
@@ -113,7 +121,8 @@ def predict_settings(cfg: DictConfig) -> PredictSettings:
         masks=_path(cfg, "masks"), fov_masks=_path(cfg, "fov_masks"),
         detect_fov=bool(cfg.detect_fov), threshold=_threshold(cfg),
         tiling=_tiling(cfg), batch_size=_int(cfg, "batch_size", 1), num_workers=_int(cfg, "num_workers", 0),
-        device=_device(cfg), channels_last=bool(cfg.channels_last), progress_bar=bool(cfg.progress_bar),
+        device=_device(cfg), channels_last=bool(cfg.channels_last), flip_tta=_optional_bool(cfg, "flip_tta"),
+        progress_bar=bool(cfg.progress_bar),
         overlay_color=color, overlay_alpha=alpha)
 
 

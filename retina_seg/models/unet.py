@@ -24,6 +24,14 @@ def vessel_probability(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=1)[:, 1:2]
 
 
+def flip_averaged(net: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """Test-time augmentation: mean vessel probability over identity, h-flip and v-flip."""
+    total = vessel_probability(net(image))
+    for dims in ((3,), (2,)):
+        total = total + vessel_probability(net(image.flip(dims))).flip(dims)
+    return total / 3
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters, the figure papers quote (BN running stats are buffers, not counted)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -16,6 +16,7 @@ from .run_folder import write_metrics
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     net, info = network_from_checkpoint(cfg.ckpt_path)
     threshold = info["threshold"] if cfg.threshold is None else float(cfg.threshold)
+    flip_tta = info.get("flip_tta", False) if cfg.flip_tta is None else bool(cfg.flip_tta)
     with open_dict(cfg):  # the input scaling the checkpoint was trained with, not the config's default
         cfg.data.augmentation.normalize = info["normalize"]
         cfg.data.augmentation.eval = info.get("eval_transforms", {})
@@ -23,7 +24,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("test")
     module = VesselSegmentationModule(net, loss_from_checkpoint(info, instantiate(cfg.loss)), optimizer=None, threshold=threshold,
-                                      flip_tta=cfg.flip_tta)
+                                      flip_tta=flip_tta)
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, callbacks=[])
     loader = datamodule.val_dataloader() if cfg.split == "val" else datamodule.test_dataloader()
     split = cfg.split
@@ -31,7 +32,9 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     results = run(module, dataloaders=loader, verbose=False)[0]
     metrics = module.val_metrics if split == "val" else module.test_metrics
     record = {"status": "completed", "checkpoint": str(cfg.ckpt_path), "split": split, "threshold": threshold,
+              "flip_tta": flip_tta,
               f"{split}_loss": results[f"{split}_loss"], **summarize(metrics, threshold, split),
+              **{name: value for name, value in results.items() if "clDice" in name},
               "config": resolved_config(cfg)}
     if pl.utilities.rank_zero_only.rank == 0:
         write_metrics(output_dir, record)

@@ -67,7 +67,7 @@ class VesselMetrics(Metric):
         if target.shape != probs.shape or fov.shape != probs.shape:
             raise ValueError(f"probs {tuple(probs.shape)}, target {tuple(target.shape)} and fov "
                              f"{tuple(fov.shape)} must have the same [B, H, W]")
-        bin_index = (probs.detach().double() * self.bins).floor().long().clamp(0, self.bins - 1)
+        bin_index = self._bins_of(probs)
         # One bincount over (truth, in-FOV, bin) codes: rows background-outside, background-in, vessel-outside,
         # vessel-in. float64 keeps pixel counts exact up to 2**53.
         code = (2 * target.long() + fov.long()) * self.bins + bin_index
@@ -101,6 +101,13 @@ class VesselMetrics(Metric):
     def grid_index(self, threshold: float) -> int:
         """Index k of the grid threshold k / bins nearest to `threshold` (clamped to [0, 1])."""
         return math.floor(min(max(threshold, 0.0), 1.0) * self.bins + 0.5)
+
+    def predicted(self, probs: torch.Tensor, threshold: float) -> torch.Tensor:
+        """The boolean vessel map these metrics count at `threshold` (same bins, same grid rounding)."""
+        return self._bins_of(probs) >= self.grid_index(threshold)
+
+    def _bins_of(self, probs: torch.Tensor) -> torch.Tensor:
+        return (probs.detach().double() * self.bins).floor().long().clamp(0, self.bins - 1)
 
     def confusion(self, threshold: float = 0.5, region: str = "fov") -> dict[str, float]:
         """Pixel counts TP, FP, FN, TN of the vessel class at the threshold's nearest grid point."""
@@ -168,6 +175,25 @@ def _skeletonize(mask: np.ndarray) -> np.ndarray:
     return skeletonize(mask)
 
 
+def _centreline_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """|S(pred) & truth|, |S(pred)|, |S(truth) & pred|, |S(truth)| of two 2-D boolean masks (S the skeleton)."""
+    skel_pred = _skeletonize(pred) if pred.any() else pred
+    skel_truth = _skeletonize(truth) if truth.any() else truth
+    return np.array([(skel_pred & truth).sum(), skel_pred.sum(), (skel_truth & pred).sum(), skel_truth.sum()],
+                    dtype=np.float64)
+
+
+def _cldice_from_counts(counts) -> float:
+    """2 Tprec Tsens / (Tprec + Tsens); 1.0 when neither mask has a centreline, 0.0 when only one has."""
+    pred_in_truth, pred_total, truth_in_pred, truth_total = (float(c) for c in counts)
+    if pred_total == 0 and truth_total == 0:
+        return 1.0
+    if pred_total == 0 or truth_total == 0:
+        return 0.0
+    t_prec, t_sens = pred_in_truth / pred_total, truth_in_pred / truth_total
+    return 0.0 if t_prec + t_sens == 0 else 2 * t_prec * t_sens / (t_prec + t_sens)
+
+
 def cldice(pred: np.ndarray, truth: np.ndarray) -> float:
     """Centreline Dice (Shit et al., 2021) of two 2-D boolean masks: 2 Tprec Tsens / (Tprec + Tsens).
 
@@ -177,13 +203,36 @@ def cldice(pred: np.ndarray, truth: np.ndarray) -> float:
     pred, truth = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
     if pred.ndim != 2 or pred.shape != truth.shape:
         raise ValueError(f"pred and truth must be 2-D masks of one shape, got {pred.shape} and {truth.shape}")
-    if not pred.any() and not truth.any():
-        return 1.0
-    if not pred.any() or not truth.any():
-        return 0.0
-    skel_pred, skel_truth = _skeletonize(pred), _skeletonize(truth)
-    t_prec = (skel_pred & truth).sum() / skel_pred.sum()
-    t_sens = (skel_truth & pred).sum() / skel_truth.sum()
-    if t_prec + t_sens == 0:
-        return 0.0
-    return float(2 * t_prec * t_sens / (t_prec + t_sens))
+    return _cldice_from_counts(_centreline_counts(pred, truth))
+
+
+class CentrelineDice(Metric):
+    """clDice of binary masks over a whole split, inside the FOV and over all pixels.
+
+    Like IoU in VesselMetrics, the split is pooled: skeleton pixel counts of every image add up (and sum across
+    DDP ranks) before Tprec and Tsens are formed, so large and small images weigh by their vessel length.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for region in REGIONS:
+            self.add_state(f"counts_{region}", default=torch.zeros(4, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, fov: torch.Tensor | None = None) -> None:
+        """Add a batch of 0/1 (or bool) predictions and truths, optional bool FOV (None = all)."""
+        pred, target = _as_map(pred, "pred").bool(), _as_map(target, "target").bool()
+        fov = torch.ones_like(target) if fov is None else _as_map(fov, "fov").bool()
+        if target.shape != pred.shape or fov.shape != pred.shape:
+            raise ValueError(f"pred {tuple(pred.shape)}, target {tuple(target.shape)} and fov "
+                             f"{tuple(fov.shape)} must have the same [B, H, W]")
+        for p, t, f in zip(pred.cpu().numpy(), target.cpu().numpy(), fov.cpu().numpy()):
+            self.counts_fov += torch.from_numpy(_centreline_counts(p & f, t & f)).to(self.counts_fov)
+            self.counts_all += torch.from_numpy(_centreline_counts(p, t)).to(self.counts_all)
+
+    def compute(self) -> dict[str, float]:
+        """{"fov": clDice inside the FOV, "all": clDice over all pixels}."""
+        return {region: _cldice_from_counts(getattr(self, f"counts_{region}")) for region in REGIONS}

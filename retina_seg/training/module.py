@@ -5,16 +5,8 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from ..models.unet import vessel_probability
-from .metrics import VesselMetrics, summarize
-
-
-def flip_averaged(net: nn.Module, image: torch.Tensor) -> torch.Tensor:
-    """Test-time augmentation: mean vessel probability over identity, h-flip and v-flip."""
-    total = vessel_probability(net(image))
-    for dims in ((3,), (2,)):
-        total = total + vessel_probability(net(image.flip(dims))).flip(dims)
-    return total / 3
+from ..models.unet import flip_averaged, vessel_probability
+from .metrics import CentrelineDice, VesselMetrics, summarize
 
 
 class VesselSegmentationModule(pl.LightningModule):
@@ -31,6 +23,8 @@ class VesselSegmentationModule(pl.LightningModule):
         self.threshold = 0.5 if threshold is None else float(threshold)
         self.flip_tta, self.channels_last = flip_tta, channels_last
         self.val_metrics, self.test_metrics = VesselMetrics(), VesselMetrics()
+        # Topology needs binary masks, so clDice waits for the test split, when the threshold is settled.
+        self.test_centrelines = CentrelineDice()
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -48,7 +42,7 @@ class VesselSegmentationModule(pl.LightningModule):
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
         return loss
 
-    def _evaluate(self, batch: dict, metrics: VesselMetrics, split: str) -> None:
+    def _evaluate(self, batch: dict, metrics: VesselMetrics, split: str) -> torch.Tensor:
         image = self._layout(batch["image"])
         logits = self.net(image)
         loss = self.loss(logits, batch["mask"], batch["fov"])
@@ -58,12 +52,14 @@ class VesselSegmentationModule(pl.LightningModule):
         probs = probs * batch["fov"]
         metrics.update(probs, batch["mask"], batch["fov"])
         self.log(f"{split}_loss", loss, on_epoch=True, sync_dist=True, batch_size=len(logits))
+        return probs
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics, "val")
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics, "test")
+        probs = self._evaluate(batch, self.test_metrics, "test")
+        self.test_centrelines.update(self.test_metrics.predicted(probs, self.threshold), batch["mask"], batch["fov"])
 
     def _publish(self, metrics: VesselMetrics, split: str) -> None:
         """Sum the histograms over DDP ranks once, then log every score at the current threshold."""
@@ -79,12 +75,15 @@ class VesselSegmentationModule(pl.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.test_metrics.reset()
+        self.test_centrelines.reset()
 
     def on_validation_epoch_end(self) -> None:
         self._publish(self.val_metrics, "val")
 
     def on_test_epoch_end(self) -> None:
         self._publish(self.test_metrics, "test")
+        centrelines = self.test_centrelines.compute()
+        self.log_dict({"test_clDice": centrelines["fov"], "test_clDice_all": centrelines["all"]})
 
     def choose_threshold(self) -> float:
         """After validating the best checkpoint: the threshold that maximises val IoU (unless fixed)."""

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 import torch
 from hydra.utils import instantiate
@@ -31,13 +32,18 @@ def build_module(cfg: DictConfig, in_channels: int) -> pl.LightningModule:
     augmentation = OmegaConf.to_container(cfg.data.augmentation, resolve=True)
     module.run_info = {"model": net_cfg, "loss": OmegaConf.to_container(cfg.loss, resolve=True),
                        "channels": cfg.data.get("channels", "rgb"),
-                       "normalize": augmentation["normalize"], "eval_transforms": augmentation.get("eval") or {}}
+                       "normalize": augmentation["normalize"], "eval_transforms": augmentation.get("eval") or {},
+                       # The threshold is chosen on these probabilities: eval and predict repeat the same flips.
+                       "flip_tta": bool(cfg.module.get("flip_tta", False))}
     return module
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
-    """Under SLURM: one task per device, and requeueing left to submitit (sweeps/slurm_tasks.py)."""
+    """Under SLURM: one task per device, and requeueing left to submitit (sweeps/slurm_tasks.py).
+    `trainer.enable_progress_bar=false` also drops the callbacks group's progress bar."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar it was told to hide
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                        plugins=slurm_plugins(cfg) or None)

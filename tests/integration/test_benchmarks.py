@@ -115,3 +115,30 @@ def test_a_loop_that_ends_early_is_named():
 
     with pytest.raises(RuntimeError, match="short: its loop ended after 1 steps"):
         run_in_turns({"short": short}, warmup=1, steps=1, rounds=2)
+
+
+def test_quality_quick_trains_each_seed_evaluates_on_drive_and_resumes(tmp_path, drive_root):
+    out, results_path = tmp_path / "runs", tmp_path / "quality.json"
+    args = ["--quick", "--seeds", "0", "1", "--drive-root", str(drive_root), "--out", str(out),
+            "--json", str(results_path)]
+    result = run_cli("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(results_path.read_text())
+    ious = [results["kaggle"][seed]["test_IoU"] for seed in ("0", "1")]
+    mean, spread = sum(ious) / 2, abs(ious[0] - ious[1]) / 2 ** 0.5
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == f"mean test IoU over 2 seeds (Kaggle test split, threshold from val): {mean:.4f} +- {spread:.4f}"
+    for seed in ("0", "1"):
+        drive = results["drive"][seed]
+        assert drive["config"]["data"]["source"]["_target_"].endswith("DriveSource")
+        assert 0 <= drive["test_clDice"] <= 1 and 0 <= drive["test_IoU_all"] <= 1
+        assert results["kaggle"][seed]["seed"] == int(seed) and "test_clDice_all" in results["kaggle"][seed]
+    assert "DRIVE test set" in result.stdout and result.stdout.count("| **mean** |") == 5
+    again = run_cli("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("reusing the completed run") == 2 and again.stdout.strip().splitlines()[-1] == last
+
+
+def test_quality_names_a_missing_data_folder(tmp_path):
+    result = run_cli("benchmarks.quality", "--drive-root", str(tmp_path / "nowhere"), cwd=REPO_ROOT, timeout=120)
+    assert result.returncode != 0 and f"--drive-root {tmp_path / 'nowhere'} is not a folder" in result.stderr

@@ -100,3 +100,12 @@ def test_eval_composes_and_resolves_with_every_data_option(data, tmp_path):
     cfg = compose(["ckpt_path=x.ckpt", f"data={data}"], tmp_path, config_name="eval")
     OmegaConf.resolve(cfg)
     assert cfg.split == "test" and cfg.data.batch_size >= 1
+
+
+@pytest.mark.parametrize("shown", [True, False])
+def test_hiding_the_progress_bar_drops_the_callbacks_bar(shown, tmp_path):
+    cfg = compose([f"trainer.enable_progress_bar={str(shown).lower()}"], tmp_path)
+    trainer = build_trainer(cfg)
+    bars = [c for c in trainer.callbacks if isinstance(c, pl.callbacks.ProgressBar)]
+    assert len(bars) == (1 if shown else 0)
+    assert any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in trainer.callbacks)

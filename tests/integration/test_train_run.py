@@ -14,7 +14,7 @@ from tests.conftest import TINY_RUN, compose, run_cli
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    record = train(compose(TINY_RUN, out), out, "0")
+    record = train(compose([*TINY_RUN, "module.flip_tta=true"], out), out, "0")
     return out, record
 
 
@@ -24,8 +24,10 @@ def test_run_folder_contract(finished_run):
     assert list(metrics)[:len(HEADLINE_KEYS)] == list(HEADLINE_KEYS)
     assert metrics["status"] == "completed" and metrics["job_id"] == "0"
     assert (metrics["epochs"], metrics["batch_size"], metrics["learning_rate"]) == (2, 2, 1e-4)
-    for key in ("val_IoU", "val_loss", "test_IoU", "test_loss", "test_Dice", "test_AUC", "test_IoU_all"):
+    for key in ("val_IoU", "val_loss", "test_IoU", "test_loss", "test_Dice", "test_AUC", "test_IoU_all",
+                "test_clDice", "test_clDice_all"):
         assert isinstance(metrics[key], float), key
+    assert 0 < metrics["test_clDice"] <= 1
     assert 0 <= metrics["test_IoU"] <= metrics["test_Dice"] <= 1  # Dice >= IoU always
     assert 0 < metrics["threshold"] < 1 and metrics["best_epoch"] in (0, 1)
     # Predictions outside the FOV are zeroed and synthetic vessels lie inside it: all-pixel IoU = in-FOV IoU,
@@ -40,6 +42,7 @@ def test_run_folder_contract(finished_run):
     best = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
     assert best["retina_seg"]["threshold"] == pytest.approx(metrics["threshold"])
     assert best["retina_seg"]["model"]["_target_"] == "retina_seg.models.unet.UNet"
+    assert best["retina_seg"]["flip_tta"] is True
     assert (out / "checkpoints" / "last.ckpt").exists()
 
 
@@ -51,8 +54,10 @@ def test_eval_reproduces_the_runs_test_metrics(finished_run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = read_metrics(tmp_path)
     assert evaluated["test_IoU"] == pytest.approx(record["test_IoU"], abs=1e-6)
+    assert evaluated["test_clDice"] == pytest.approx(record["test_clDice"], abs=1e-6)
     assert evaluated["test_loss"] == pytest.approx(record["test_loss"], rel=1e-5)
     assert evaluated["threshold"] == pytest.approx(record["threshold"])
+    assert evaluated["flip_tta"] is True  # from the checkpoint: the run validated and tested with flips
 
 
 def test_resume_continues_the_same_run_folder(tmp_path):

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from retina_seg.training.metrics import SCORES, VesselMetrics, cldice, summarize
+from retina_seg.training.metrics import SCORES, CentrelineDice, VesselMetrics, cldice, summarize
 
 # One 2x3 image: probabilities, truth and FOV (the last column is outside the FOV).
 PROBS = torch.tensor([[[0.9, 0.3, 0.8],
@@ -224,3 +224,43 @@ def test_cldice_empty_masks():
     assert cldice(empty, line) == 0.0 and cldice(line, empty) == 0.0
     with pytest.raises(ValueError, match="2-D"):
         cldice(line[None], line[None])
+
+
+def test_centreline_dice_pools_skeleton_counts_over_images():
+    first = np.zeros((11, 11), dtype=bool)
+    first[5, 1:10] = True  # 9-pixel line
+    gap = first.copy()
+    gap[5, 4:6] = False  # Tprec 7/7, Tsens 7/9 on its own
+    second = np.zeros((11, 11), dtype=bool)
+    second[1:10, 5] = True  # found perfectly
+    metric = CentrelineDice()
+    metric.update(torch.from_numpy(np.stack([gap, second])), torch.from_numpy(np.stack([first, second])))
+    pooled_sens = (7 + 9) / (9 + 9)  # counts add up before the ratio: not the mean of per-image clDice
+    values = metric.compute()
+    assert values["all"] == pytest.approx(2 * pooled_sens / (1 + pooled_sens))
+    assert values["fov"] == values["all"]  # no FOV given: everything is inside
+    per_image_mean = (cldice(gap, first) + cldice(second, second)) / 2
+    assert values["all"] != pytest.approx(per_image_mean)
+
+
+def test_centreline_dice_inside_the_fov_ignores_what_lies_outside():
+    truth = np.zeros((11, 11), dtype=bool)
+    truth[5, 1:10] = True
+    pred = truth.copy()
+    pred[1, 1:10] = True  # a false vessel...
+    fov = np.ones_like(truth)
+    fov[:3] = False  # ...outside the field of view
+    metric = CentrelineDice()
+    metric.update(*(torch.from_numpy(a[None]) for a in (pred, truth, fov)))
+    values = metric.compute()
+    assert values["fov"] == pytest.approx(1.0)
+    assert values["all"] == pytest.approx(cldice(pred, truth)) and values["all"] < 1.0
+
+
+def test_predicted_map_matches_the_counted_confusion():
+    probs = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+    truth = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(4)) < 0.3
+    metrics = filled(probs, truth, None, bins=100)
+    pred = metrics.predicted(probs, 0.437)
+    assert metrics.confusion(0.437)["TP"] == float((pred & truth).sum())
+    assert metrics.confusion(0.437)["FP"] == float((pred & ~truth).sum())

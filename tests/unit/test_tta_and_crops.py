@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from retina_seg.data.transforms import build_pipeline
-from retina_seg.training.module import flip_averaged, vessel_probability
+from retina_seg.inference.predictor import VesselPredictor
+from retina_seg.models.unet import flip_averaged, vessel_probability
 
 
 class FixedLogits(nn.Module):
@@ -44,3 +45,17 @@ def test_random_crops_keep_mask_and_fov_aligned():
         assert out["image"].shape[:2] == out["mask"].shape == out["fov"].shape == (32, 32)
         assert np.array_equal(out["mask"], (out["image"][..., 0] > 127).astype(np.uint8))
         assert np.array_equal(out["fov"], (out["image"][..., 1] > 64).astype(np.uint8))
+
+
+def test_predictor_repeats_the_flips_its_checkpoint_was_validated_with():
+    logits = torch.randn(1, 1, 16, 16)
+    info = {"normalize": {"_target_": "albumentations.Normalize", "normalization": "image_per_channel"},
+            "channels": "rgb", "threshold": 0.5}
+    batch = np.zeros((1, 3, 16, 16), dtype=np.float32)
+    with_flips = VesselPredictor(FixedLogits(logits), {**info, "flip_tta": True}, channels_last=False)
+    expected = flip_averaged(FixedLogits(logits), torch.zeros(1, 3, 16, 16))[:, 0].numpy()
+    np.testing.assert_allclose(with_flips._forward(batch), expected, atol=1e-6)
+    plain = VesselPredictor(FixedLogits(logits), info, channels_last=False)  # older checkpoints: no flips
+    np.testing.assert_allclose(plain._forward(batch), torch.sigmoid(logits)[:, 0].numpy(), atol=1e-6)
+    overridden = VesselPredictor(FixedLogits(logits), {**info, "flip_tta": True}, flip_tta=False, channels_last=False)
+    np.testing.assert_allclose(overridden._forward(batch), plain._forward(batch))
