@@ -5,6 +5,7 @@ import logging
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -200,6 +201,15 @@ def save_results(path: Path | None, results: dict) -> None:
     if path is not None:
         write_json_atomic(path, {"machine": machine_line(), **results})
         print(f"results written to {path}")
+
+
+def run_command(module: str, args: list[str]) -> float:
+    """Run an entrypoint as a user would; returns its wall time; a failure stops the benchmark, naming it."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        fail(f"python -m {module} {' '.join(args)} exited with {result.returncode}:\n{result.stderr[-2000:]}")
+    return time.perf_counter() - started
 
 
 def fail(message: str) -> None:

@@ -10,16 +10,14 @@ own figure (predictions.json: loading to last file written); the command's wall 
 """
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import (GPU_NOT_MEASURED, WindowClock, argument_parser, compose_train_config, fail,
-                               machine_line, markdown_table, median_ratio, quiet_libraries, run_in_turns,
-                               save_results)
+                               machine_line, markdown_table, median_ratio, quiet_libraries, run_command,
+                               run_in_turns, save_results)
 
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -95,15 +93,6 @@ def write_photographs(folder: Path, count: int, size: int) -> Path:
         image, _, _ = synthesize_fundus(index, size, size)
         Image.fromarray(image).save(folder / f"{index:03d}.png")
     return folder
-
-
-def run_command(module: str, args: list[str]) -> float:
-    """Run an entrypoint as a user would; returns its wall time; a failure stops the benchmark, naming it."""
-    started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        fail(f"python -m {module} {' '.join(args)} exited with {result.returncode}:\n{result.stderr[-2000:]}")
-    return time.perf_counter() - started
 
 
 def trained_checkpoint(model: str, scratch: Path) -> Path:

@@ -1,0 +1,129 @@
+"""The quality table: the CPU recipe trained with several seeds, tested on the Kaggle split and on DRIVE.
+
+Each seed is one `retina-seg-train experiment=kaggle_cpu` run, exactly the README's command, in its own run
+folder under --out (a seed whose folder already holds a completed run is read, not trained again, so an
+interrupted table resumes). Its best checkpoint is then evaluated by `retina-seg-eval data=drive` on the DRIVE
+test set at its native 565x584 with DRIVE's own FOV masks. The Kaggle set is DRIVE resized to 512x512, so the
+second table checks robustness to resolution, not new photographs.
+
+Prints both tables (one row per seed, then mean and sample standard deviation) and ends with the claim line:
+`mean test IoU over N seeds (Kaggle test split, threshold from val): M +- S`.
+--quick trains the synthetic quickstart for one epoch per seed and evaluates 2 DRIVE images: a check of
+the plumbing (seconds per seed), not of quality.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+from benchmarks.common import argument_parser, fail, machine_line, markdown_table, run_command, save_results
+
+SCORES = ("IoU", "Dice", "clDice", "AUC", "accuracy", "sensitivity", "specificity")
+RECIPE = ["experiment=kaggle_cpu"]
+QUICK_RECIPE = ["experiment=quickstart", "trainer.max_epochs=1", "data.source.n_train=4", "data.source.n_val=2",
+                "data.source.n_test=2", "trainer.enable_progress_bar=false"]
+
+
+def parse_args(argv: list[str] | None):
+    parser = argument_parser(__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--kaggle-root", type=Path, default=Path("../shared/data/retina-blood-vessel"))
+    parser.add_argument("--drive-root", type=Path, default=Path("../shared/data/DRIVE"))
+    parser.add_argument("--out", type=Path, default=Path("benchmark-runs/quality"),
+                        help="one run folder per seed (seed_<n>/), reused when already completed")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every training run")
+    args = parser.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        fail(f"--seeds must be distinct, got {args.seeds}")
+    for name in ("kaggle_root", "drive_root"):
+        root = getattr(args, name)
+        if not (args.quick and name == "kaggle_root") and not root.is_dir():
+            fail(f"--{name.replace('_', '-')} {root} is not a folder")
+    return args
+
+
+def completed_metrics(run_dir: Path) -> dict | None:
+    """The run's metrics.json when it finished, else None (it will be trained, resuming from last.ckpt)."""
+    path = run_dir / "metrics.json"
+    if not path.exists():
+        return None
+    metrics = json.loads(path.read_text())
+    return metrics if metrics.get("status") == "completed" else None
+
+
+def train_seed(seed: int, args) -> dict:
+    run_dir = (args.out / f"seed_{seed}").resolve()
+    metrics = completed_metrics(run_dir)
+    if metrics is None:
+        recipe = QUICK_RECIPE if args.quick else [*RECIPE, f"data.root={args.kaggle_root.resolve()}"]
+        print(f"seed {seed}: training in {run_dir}", flush=True)
+        run_command("retina_seg.train", [*recipe, *args.overrides, f"seed={seed}", f"hydra.run.dir={run_dir}"])
+        metrics = completed_metrics(run_dir)
+        if metrics is None:
+            fail(f"seed {seed}: {run_dir / 'metrics.json'} is not a completed run")
+    else:
+        print(f"seed {seed}: reusing the completed run in {run_dir}", flush=True)
+    return metrics
+
+
+def evaluate_on_drive(seed: int, args) -> dict:
+    run_dir = (args.out / f"seed_{seed}").resolve()
+    limit = ["data.source.limit_test=2"] if args.quick else []
+    run_command("retina_seg.eval", [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "data=drive",
+                                    f"data.root={args.drive_root.resolve()}", *limit,
+                                    f"hydra.run.dir={run_dir / 'drive_test'}", "trainer.enable_progress_bar=false"])
+    return json.loads((run_dir / "drive_test" / "metrics.json").read_text())
+
+
+def scores(metrics: dict, suffix: str) -> list[float]:
+    """The test scores inside the FOV (suffix "") or over all pixels (suffix "_all")."""
+    return [float(metrics[f"test_{name}{suffix}"]) for name in SCORES]
+
+
+def run_facts(metrics: dict) -> list[float]:
+    return [float(metrics["val_IoU"]), float(metrics["threshold"]), float(metrics["best_epoch"]),
+            metrics["wall_time_s"] / 60]
+
+
+def table(headers: list[str], rows: dict[int, list[float]]) -> str:
+    """One row per seed, then the mean and the sample standard deviation of each column."""
+    columns = list(zip(*rows.values()))
+    spread = [statistics.stdev(c) if len(c) > 1 else float("nan") for c in columns]
+    body = [[f"seed {seed}", *(f"{v:.4f}" for v in values)] for seed, values in rows.items()]
+    body.append(["**mean**", *(f"**{statistics.fmean(c):.4f}**" for c in columns)])
+    body.append(["std", *(f"{v:.4f}" for v in spread)])
+    return markdown_table(["run", *headers], body)
+
+
+def report(runs: dict[int, dict], drive: dict[int, dict]) -> None:
+    for title, results in (("Kaggle test split (20 images at 512x512; FOV detected; threshold chosen on val)", runs),
+                           ("DRIVE test set (the same photographs at 565x584, with DRIVE's FOV masks)", drive)):
+        for region, suffix in (("inside the FOV", ""), ("over all pixels", "_all")):
+            print(f"\n{title}, {region}:")
+            print(table(list(SCORES), {seed: scores(m, suffix) for seed, m in results.items()}))
+    print("\nTraining runs:")
+    print(table(["val IoU", "threshold", "best epoch", "training minutes"],
+                {seed: run_facts(m) for seed, m in runs.items()}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    print(f"machine: {machine_line()}", flush=True)
+    runs = {seed: train_seed(seed, args) for seed in args.seeds}
+    drive = {seed: evaluate_on_drive(seed, args) for seed in args.seeds}
+    report(runs, drive)
+    ious = [m["test_IoU"] for m in runs.values()]
+    spread = statistics.stdev(ious) if len(ious) > 1 else float("nan")
+    save_results(args.json, {"quick": args.quick, "seeds": args.seeds, "overrides": args.overrides,
+                             "kaggle": {str(s): m for s, m in runs.items()},
+                             "drive": {str(s): d for s, d in drive.items()}})
+    print(f"\n({time.perf_counter() - started:.0f} s in all)")
+    print(f"mean test IoU over {len(ious)} seeds (Kaggle test split, threshold from val): "
+          f"{statistics.fmean(ious):.4f} +- {spread:.4f}")
+
+
+if __name__ == "__main__":
+    main()
