@@ -6,7 +6,6 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from .config import CONF_DIR  # noqa: E402
@@ -21,7 +20,7 @@ def main(cfg: DictConfig) -> float:
 
     if cfg.split not in SPLITS:
         raise SystemExit(f"split={cfg.split!r} is not one of {SPLITS}")
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    output_dir = Path(cfg.paths.output_dir)  # Hydra's output folder unless paths.output_dir moves it
     record = evaluate(cfg, output_dir)
     log.info("%s_IoU=%.4f at threshold %.3f (%s)", cfg.split, record[f"{cfg.split}_IoU"], record["threshold"],
              output_dir)

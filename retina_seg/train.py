@@ -25,7 +25,8 @@ def main(cfg: DictConfig) -> float | None:
     apply_epoch_scale(cfg)
     limit_threads(hydra_cfg.launcher)
     validate_config(cfg)
-    output_dir = Path(hydra_cfg.runtime.output_dir)
+    # Hydra's output folder unless paths.output_dir moves the run: checkpoints and metrics.json stay together.
+    output_dir = Path(cfg.paths.output_dir)
     record = train(cfg, output_dir, hydra_cfg.job.get("id"))
     log.info("Run %s finished: val_IoU=%s test_IoU=%s (%s)", record["job_id"], _fmt(record.get("val_IoU")),
              _fmt(record.get("test_IoU")), output_dir)

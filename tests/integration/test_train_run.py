@@ -77,6 +77,16 @@ def test_epochs_without_validation_have_no_val_values(tmp_path):
     assert read_metrics(tmp_path)["best_epoch"] == 1
 
 
+def test_an_output_dir_override_keeps_the_whole_run_folder_together(tmp_path):
+    run_dir = tmp_path / "elsewhere"
+    result = run_cli("retina_seg.train", *TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'hydra'}",
+                     f"paths.output_dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = read_metrics(run_dir)
+    assert metrics["status"] == "completed" and metrics["best_checkpoint"].startswith(str(run_dir))
+    assert not (tmp_path / "hydra" / "metrics.json").exists()
+
+
 def test_entrypoint_writes_hydra_folder_and_reports_iou(tmp_path):
     result = run_cli("retina_seg.train", *TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
