@@ -142,3 +142,15 @@ def test_quality_quick_trains_each_seed_evaluates_on_drive_and_resumes(tmp_path,
 def test_quality_names_a_missing_data_folder(tmp_path):
     result = run_cli("benchmarks.quality", "--drive-root", str(tmp_path / "nowhere"), cwd=REPO_ROOT, timeout=120)
     assert result.returncode != 0 and f"--drive-root {tmp_path / 'nowhere'} is not a folder" in result.stderr
+
+
+def test_sweep_parallelism_quick_times_both_local_launchers(tmp_path):
+    out = tmp_path / "sweeps.json"
+    result = run_cli("benchmarks.sweep_parallelism", "--quick", "--no-slurm", "--json", str(out), cwd=REPO_ROOT,
+                     timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert set(results["wall_time_s"]) == {"basic (sequential)", "submitit_local"}
+    ratio = results["ratio_to_sequential"]["submitit_local"]
+    assert ratio > 0
+    assert result.stdout.strip().splitlines()[-1] == f"parallel/sequential wall-time ratio: submitit_local {ratio:.2f}"
