@@ -68,11 +68,13 @@ def train_seed(seed: int, args) -> dict:
     return metrics
 
 
-def evaluate_on_drive(seed: int, args) -> dict:
+def evaluate_on_drive(seed: int, metrics: dict, args) -> dict:
+    """The run's best checkpoint on DRIVE's test set, with the run's own test-time flips."""
     run_dir = (args.out / f"seed_{seed}").resolve()
     limit = ["data.source.limit_test=2"] if args.quick else []
+    flips = str(metrics["config"]["module"]["flip_tta"]).lower()
     run_command("retina_seg.eval", [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "data=drive",
-                                    f"data.root={args.drive_root.resolve()}", *limit,
+                                    f"data.root={args.drive_root.resolve()}", f"flip_tta={flips}", *limit,
                                     f"hydra.run.dir={run_dir / 'drive_test'}", "trainer.enable_progress_bar=false"])
     return json.loads((run_dir / "drive_test" / "metrics.json").read_text())
 
@@ -87,13 +89,14 @@ def run_facts(metrics: dict) -> list[float]:
             metrics["wall_time_s"] / 60]
 
 
-def table(headers: list[str], rows: dict[int, list[float]]) -> str:
+def table(headers: list[str], rows: dict[int, list[float]], decimals: list[int] | None = None) -> str:
     """One row per seed, then the mean and the sample standard deviation of each column."""
     columns = list(zip(*rows.values()))
+    decimals = decimals or [4] * len(columns)
     spread = [statistics.stdev(c) if len(c) > 1 else float("nan") for c in columns]
-    body = [[f"seed {seed}", *(f"{v:.4f}" for v in values)] for seed, values in rows.items()]
-    body.append(["**mean**", *(f"**{statistics.fmean(c):.4f}**" for c in columns)])
-    body.append(["std", *(f"{v:.4f}" for v in spread)])
+    body = [[f"seed {seed}", *(f"{v:.{d}f}" for v, d in zip(values, decimals))] for seed, values in rows.items()]
+    body.append(["**mean**", *(f"**{statistics.fmean(c):.{d}f}**" for c, d in zip(columns, decimals))])
+    body.append(["std", *(f"{v:.{d}f}" for v, d in zip(spread, decimals))])
     return markdown_table(["run", *headers], body)
 
 
@@ -105,7 +108,7 @@ def report(runs: dict[int, dict], drive: dict[int, dict]) -> None:
             print(table(list(SCORES), {seed: scores(m, suffix) for seed, m in results.items()}))
     print("\nTraining runs:")
     print(table(["val IoU", "threshold", "best epoch", "training minutes"],
-                {seed: run_facts(m) for seed, m in runs.items()}))
+                {seed: run_facts(m) for seed, m in runs.items()}, decimals=[4, 3, 1, 1]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     print(f"machine: {machine_line()}", flush=True)
     runs = {seed: train_seed(seed, args) for seed in args.seeds}
-    drive = {seed: evaluate_on_drive(seed, args) for seed in args.seeds}
+    drive = {seed: evaluate_on_drive(seed, metrics, args) for seed, metrics in runs.items()}
     report(runs, drive)
     ious = [m["test_IoU"] for m in runs.values()]
     spread = statistics.stdev(ious) if len(ious) > 1 else float("nan")
