@@ -13,12 +13,13 @@ the plumbing (seconds per seed), not of quality.
 """
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
 
 from benchmarks.common import argument_parser, fail, machine_line, markdown_table, run_command, save_results
+from retina_seg.sweeps.completed_runs import is_completed
+from retina_seg.training.run_folder import read_metrics
 
 SCORES = ("IoU", "Dice", "clDice", "AUC", "accuracy", "sensitivity", "specificity")
 RECIPE = ["experiment=kaggle_cpu"]
@@ -46,11 +47,7 @@ def parse_args(argv: list[str] | None):
 
 def completed_metrics(run_dir: Path) -> dict | None:
     """The run's metrics.json when it finished, else None (it will be trained, resuming from last.ckpt)."""
-    path = run_dir / "metrics.json"
-    if not path.exists():
-        return None
-    metrics = json.loads(path.read_text())
-    return metrics if metrics.get("status") == "completed" else None
+    return read_metrics(run_dir) if is_completed(run_dir) else None
 
 
 def train_seed(seed: int, args) -> dict:
@@ -76,7 +73,7 @@ def evaluate_on_drive(seed: int, metrics: dict, args) -> dict:
     run_command("retina_seg.eval", [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "data=drive",
                                     f"data.root={args.drive_root.resolve()}", f"flip_tta={flips}", *limit,
                                     f"hydra.run.dir={run_dir / 'drive_test'}", "trainer.enable_progress_bar=false"])
-    return json.loads((run_dir / "drive_test" / "metrics.json").read_text())
+    return read_metrics(run_dir / "drive_test")
 
 
 def scores(metrics: dict, suffix: str) -> list[float]:
