@@ -30,6 +30,11 @@ class VesselPredictor:
         self.channels = info["channels"]
         if self.channels not in CHANNELS:
             raise ValueError(f"channels must be one of {CHANNELS}, got {self.channels!r}")
+        if info.get("eval_transforms"):
+            # Evaluation applies them; prediction applies only the normalisation, so its maps would differ.
+            raise ValueError(f"trained with eval transforms {sorted(info['eval_transforms'])} "
+                             "(data.augmentation.eval), which prediction does not apply; evaluate it with "
+                             "retina-seg-eval instead")
         self.threshold = float(info["threshold"] if threshold is None else threshold)
         self.batch_size, self.channels_last = batch_size, channels_last
         self.flip_tta = bool(info.get("flip_tta", False)) if flip_tta is None else flip_tta

@@ -1,6 +1,7 @@
 """Test-time flips invert correctly, and random crops keep mask and FOV aligned with the image."""
 import albumentations as A
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -59,3 +60,12 @@ def test_predictor_repeats_the_flips_its_checkpoint_was_validated_with():
     np.testing.assert_allclose(plain._forward(batch), torch.sigmoid(logits)[:, 0].numpy(), atol=1e-6)
     overridden = VesselPredictor(FixedLogits(logits), {**info, "flip_tta": True}, flip_tta=False, channels_last=False)
     np.testing.assert_allclose(overridden._forward(batch), plain._forward(batch))
+
+
+def test_predictor_refuses_a_checkpoint_validated_with_eval_transforms():
+    """Prediction applies only the normalisation; silently skipping e.g. a CLAHE step would give other maps."""
+    info = {"normalize": {"_target_": "albumentations.Normalize"}, "channels": "rgb", "threshold": 0.5,
+            "eval_transforms": {"clahe": {"_target_": "albumentations.CLAHE", "p": 1.0}}}
+    with pytest.raises(ValueError, match="clahe"):
+        VesselPredictor(FixedLogits(torch.zeros(1, 1, 4, 4)), info, channels_last=False)
+    VesselPredictor(FixedLogits(torch.zeros(1, 1, 4, 4)), {**info, "eval_transforms": {}}, channels_last=False)
