@@ -1,6 +1,7 @@
 """`retina-seg-eval`: evaluate a checkpoint on one split and write the same metrics a run writes."""
 import logging
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -12,16 +13,22 @@ from .config import CONF_DIR  # noqa: E402
 
 log = logging.getLogger(__name__)
 SPLITS = ("val", "test")
+EXIT_UNUSABLE = 2  # the checkpoint cannot be used (as for retina-seg-predict)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def main(cfg: DictConfig) -> float:
+    from .training.checkpoints import CheckpointError
     from .training.evaluation import evaluate
 
     if cfg.split not in SPLITS:
         raise SystemExit(f"split={cfg.split!r} is not one of {SPLITS}")
     output_dir = Path(cfg.paths.output_dir)  # Hydra's output folder unless paths.output_dir moves it
-    record = evaluate(cfg, output_dir)
+    try:
+        record = evaluate(cfg, output_dir)
+    except CheckpointError as error:
+        print(f"retina-seg-eval: error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_UNUSABLE) from None
     log.info("%s_IoU=%.4f at threshold %.3f (%s)", cfg.split, record[f"{cfg.split}_IoU"], record["threshold"],
              output_dir)
     return record[f"{cfg.split}_IoU"]

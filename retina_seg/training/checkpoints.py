@@ -13,6 +13,8 @@ from torch import nn
 NETWORK_TARGETS = ("retina_seg.models.unet.UNet",)
 # Losses a checkpoint may name (our own module only: a checkpoint must not choose what gets called).
 LOSS_MODULE = "retina_seg.training.losses."
+# Input transforms a checkpoint may rebuild for evaluation (its normalisation and eval transforms).
+TRANSFORM_MODULE = "albumentations."
 
 
 class CheckpointError(ValueError):
@@ -63,3 +65,26 @@ def loss_from_checkpoint(info: dict[str, Any], default: Any) -> Any:
     if not loss or not str(loss.get("_target_", "")).startswith(LOSS_MODULE):
         return default
     return instantiate(loss, _recursive_=False)
+
+
+def _targets(config: Any) -> list[str]:
+    """Every ``_target_`` in a nested config (hydra instantiates nested entries too)."""
+    if isinstance(config, dict):
+        own = [str(config["_target_"])] if "_target_" in config else []
+        return own + [target for value in config.values() for target in _targets(value)]
+    if isinstance(config, (list, tuple)):
+        return [target for value in config for target in _targets(value)]
+    return []
+
+
+def transforms_from_checkpoint(info: dict[str, Any], path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checkpoint's normalisation and eval transforms, refused unless every target is an albumentations one."""
+    entries = {"normalize": info.get("normalize"), "eval_transforms": info.get("eval_transforms") or {}}
+    if not isinstance(entries["normalize"], dict):
+        raise CheckpointError(f"checkpoint {path}: its retina_seg entry has no normalize transform")
+    for key, config in entries.items():
+        foreign = [target for target in _targets(config) if not target.startswith(TRANSFORM_MODULE)]
+        if foreign:
+            raise CheckpointError(f"checkpoint {path}: {key} names {foreign}; only {TRANSFORM_MODULE}* transforms "
+                                  "are rebuilt from a checkpoint")
+    return entries["normalize"], entries["eval_transforms"]

@@ -7,7 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from ..config import resolved_config
-from .checkpoints import loss_from_checkpoint, network_from_checkpoint
+from .checkpoints import loss_from_checkpoint, network_from_checkpoint, transforms_from_checkpoint
 from .metrics import summarize
 from .module import VesselSegmentationModule
 from .run_folder import write_metrics
@@ -15,11 +15,12 @@ from .run_folder import write_metrics
 
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     net, info = network_from_checkpoint(cfg.ckpt_path)
+    normalize, eval_transforms = transforms_from_checkpoint(info, cfg.ckpt_path)
     threshold = info["threshold"] if cfg.threshold is None else float(cfg.threshold)
     flip_tta = info.get("flip_tta", False) if cfg.flip_tta is None else bool(cfg.flip_tta)
     with open_dict(cfg):  # the input scaling the checkpoint was trained with, not the config's default
-        cfg.data.augmentation.normalize = info["normalize"]
-        cfg.data.augmentation.eval = info.get("eval_transforms", {})
+        cfg.data.augmentation.normalize = normalize
+        cfg.data.augmentation.eval = eval_transforms
         cfg.data.channels = info["channels"]
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("test")

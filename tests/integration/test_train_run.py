@@ -60,6 +60,24 @@ def test_eval_reproduces_the_runs_test_metrics(finished_run, tmp_path):
     assert evaluated["flip_tta"] is True  # from the checkpoint: the run validated and tested with flips
 
 
+@pytest.mark.parametrize("key, config", [
+    ("eval_transforms", {"shell": {"_target_": "os.system", "command": "true"}}),
+    ("normalize", {"_target_": "albumentations.Compose", "transforms": [{"_target_": "builtins.exec"}]}),
+])
+def test_eval_refuses_a_checkpoint_whose_transforms_are_not_albumentations(finished_run, tmp_path, key, config):
+    """A checkpoint must not choose what evaluation calls: only albumentations targets, nested ones included."""
+    out, _ = finished_run
+    checkpoint = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
+    checkpoint["retina_seg"][key] = config
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save(checkpoint, crafted)
+    data = [o for o in TINY_RUN if o.startswith("data.")]
+    result = run_cli("retina_seg.eval", f"ckpt_path={crafted}", *data, f"hydra.run.dir={tmp_path / 'eval'}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert str(crafted) in result.stderr and key in result.stderr and "albumentations" in result.stderr
+    assert not (tmp_path / "eval" / "metrics.json").exists()
+
+
 def test_resume_continues_the_same_run_folder(tmp_path):
     train(compose(TINY_RUN, tmp_path), tmp_path, "0")
     record = train(compose([*TINY_RUN, "trainer.max_epochs=3"], tmp_path), tmp_path, "0")
