@@ -90,10 +90,10 @@ def table(headers: list[str], rows: dict[int, list[float]], decimals: list[int] 
     """One row per seed, then the mean and the sample standard deviation of each column."""
     columns = list(zip(*rows.values()))
     decimals = decimals or [4] * len(columns)
-    spread = [statistics.stdev(c) if len(c) > 1 else float("nan") for c in columns]
+    spread = [statistics.stdev(c) if len(c) > 1 else None for c in columns]  # one seed has no spread
     body = [[f"seed {seed}", *(f"{v:.{d}f}" for v, d in zip(values, decimals))] for seed, values in rows.items()]
     body.append(["**mean**", *(f"**{statistics.fmean(c):.{d}f}**" for c, d in zip(columns, decimals))])
-    body.append(["std", *(f"{v:.{d}f}" for v, d in zip(spread, decimals))])
+    body.append(["std", *("-" if v is None else f"{v:.{d}f}" for v, d in zip(spread, decimals))])
     return markdown_table(["run", *headers], body)
 
 
@@ -116,13 +116,13 @@ def main(argv: list[str] | None = None) -> None:
     drive = {seed: evaluate_on_drive(seed, metrics, args) for seed, metrics in runs.items()}
     report(runs, drive)
     ious = [m["test_IoU"] for m in runs.values()]
-    spread = statistics.stdev(ious) if len(ious) > 1 else float("nan")
+    spread = f" +- {statistics.stdev(ious):.4f}" if len(ious) > 1 else " (one seed: no spread)"
     save_results(args.json, {"quick": args.quick, "seeds": args.seeds, "overrides": args.overrides,
                              "kaggle": {str(s): m for s, m in runs.items()},
                              "drive": {str(s): d for s, d in drive.items()}})
     print(f"\n({time.perf_counter() - started:.0f} s in all)")
     print(f"mean test IoU over {len(ious)} seeds (Kaggle test split, threshold from val): "
-          f"{statistics.fmean(ious):.4f} +- {spread:.4f}")
+          f"{statistics.fmean(ious):.4f}{spread}")
 
 
 if __name__ == "__main__":
