@@ -140,6 +140,40 @@ class SoftCLDiceLoss(nn.Module):
         return 1.0 - 2.0 * precision * sensitivity / (precision + sensitivity)
 
 
+def _jaccard_steps(truth_sorted: torch.Tensor) -> torch.Tensor:
+    """Gradient of the Lovasz extension of the Jaccard loss at pixels sorted by decreasing error.
+
+    Step k is how much the vessel-class Jaccard loss rises when the k-th worst pixel joins the mispredicted set.
+    """
+    positives = truth_sorted.sum()
+    intersection = positives - truth_sorted.cumsum(0)
+    union = positives + (1 - truth_sorted).cumsum(0)
+    jaccard_loss = 1 - intersection / union
+    return torch.cat([jaccard_loss[:1], jaccard_loss[1:] - jaccard_loss[:-1]])
+
+
+class LovaszHingeLoss(nn.Module):
+    """Lovasz hinge (Berman et al., CVPR 2018): a convex surrogate of 1 - IoU of the vessel class.
+
+    The metric we report is IoU over all valid pixels at one threshold; this loss optimises that quantity at the
+    logit 0, pooled over the batch like the metric, where BCE optimises per-pixel likelihood. One output channel
+    (sigmoid) only.
+    """
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        if logits.shape[1] != 1:
+            raise ValueError(f"LovaszHingeLoss needs one logit channel, got {logits.shape[1]}")
+        target, valid = _prepare(logits, target, valid)
+        keep = valid.reshape(-1) > 0
+        scores = logits[:, 0].reshape(-1)[keep].float()  # sorting needs fp32 margins under bf16 autocast
+        truth = target.reshape(-1)[keep].float()
+        if truth.numel() == 0:
+            return logits.sum() * 0.0
+        errors = 1.0 - scores * (2.0 * truth - 1.0)  # hinge margins: > 0 where a pixel is (nearly) wrong
+        errors_sorted, order = torch.sort(errors, descending=True)
+        return torch.dot(F.relu(errors_sorted), _jaccard_steps(truth[order]))
+
+
 class _WeightedSum(nn.Module):
     """Weighted sum of losses sharing the (logits, target, valid) signature."""
 
@@ -173,3 +207,10 @@ class BCEDiceCLDiceLoss(_WeightedSum):
             "dice": (dice_weight, SoftDiceLoss(smooth)),
             "cldice": (cldice_weight, SoftCLDiceLoss(iterations, smooth)),
         })
+
+
+class BCELovaszLoss(_WeightedSum):
+    """Cross-entropy (calibrated probabilities for the validation threshold) + Lovasz hinge (the IoU itself)."""
+
+    def __init__(self, bce_weight: float = 0.5, lovasz_weight: float = 0.5):
+        super().__init__({"bce": (bce_weight, PixelCrossEntropy()), "lovasz": (lovasz_weight, LovaszHingeLoss())})

@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from retina_seg.training.losses import (
     BCEDiceCLDiceLoss,
     BCEDiceLoss,
+    BCELovaszLoss,
+    LovaszHingeLoss,
     PixelCrossEntropy,
     SoftCLDiceLoss,
     SoftDiceLoss,
@@ -13,6 +15,7 @@ from retina_seg.training.losses import (
 )
 
 ALL_LOSSES = [PixelCrossEntropy, SoftDiceLoss, BCEDiceLoss, SoftCLDiceLoss, BCEDiceCLDiceLoss]
+SIGMOID_ONLY_LOSSES = [LovaszHingeLoss, BCELovaszLoss]
 
 
 def random_case(seed=0, channels=1, size=(2, 24, 20)):
@@ -31,7 +34,7 @@ def confident_logits(target, scale=30.0):
     return (2 * target.float() - 1) * scale
 
 
-@pytest.mark.parametrize("loss_cls", ALL_LOSSES)
+@pytest.mark.parametrize("loss_cls", ALL_LOSSES + SIGMOID_ONLY_LOSSES)
 def test_returns_finite_scalar_with_gradient(loss_cls):
     logits, target, fov = random_case()
     logits.requires_grad_(True)
@@ -41,7 +44,7 @@ def test_returns_finite_scalar_with_gradient(loss_cls):
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("loss_cls", [SoftDiceLoss, BCEDiceLoss, PixelCrossEntropy])
+@pytest.mark.parametrize("loss_cls", [SoftDiceLoss, BCEDiceLoss, PixelCrossEntropy, *SIGMOID_ONLY_LOSSES])
 def test_perfect_prediction_gives_near_zero_loss(loss_cls):
     _, target, _ = random_case()
     assert loss_cls()(confident_logits(target), target) < 1e-6
@@ -69,6 +72,32 @@ def test_pixels_outside_valid_do_not_influence_loss(loss_cls, channels):
     loss = loss_cls()
     assert loss(changed, changed_target, fov) == pytest.approx(loss(logits, target, fov).item(), abs=1e-6)
     assert loss(changed, target) != pytest.approx(loss(logits, target).item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("loss_cls", SIGMOID_ONLY_LOSSES)
+def test_sigmoid_only_losses_ignore_pixels_outside_valid(loss_cls):
+    logits, target, fov = random_case()
+    changed = torch.where(fov, logits, torch.randn_like(logits) * 50)
+    changed_target = torch.where(fov, target, 1 - target)
+    loss = loss_cls()
+    assert loss(changed, changed_target, fov) == pytest.approx(loss(logits, target, fov).item(), abs=1e-6)
+    assert loss(changed, target) != pytest.approx(loss(logits, target).item(), abs=1e-6)
+
+
+def test_lovasz_hinge_of_hard_predictions_is_twice_one_minus_iou():
+    """With logits +-1 a right pixel has margin 0 and a wrong one 2, so the loss is exactly 2 (1 - IoU)."""
+    target = torch.tensor([[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 1, 0]], dtype=torch.float32)
+    predicted = torch.tensor([[0, 1, 1, 1], [0, 1, 0, 0], [0, 0, 1, 1]], dtype=torch.float32)
+    iou = (target * predicted).sum() / ((target + predicted) > 0).sum()  # 4 / 7
+    logits = (2 * predicted - 1).view(1, 1, 3, 4)
+    assert LovaszHingeLoss()(logits, target.view(1, 3, 4)).item() == pytest.approx(2 * (1 - iou.item()), abs=1e-6)
+
+
+def test_lovasz_hinge_of_undecided_logits_is_one_and_refuses_softmax_outputs():
+    _, target, fov = random_case()
+    assert LovaszHingeLoss()(torch.zeros_like(target), target, fov).item() == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="one logit channel"):
+        LovaszHingeLoss()(torch.zeros(2, 3, 24, 20), target)
 
 
 def test_valid_restricts_cross_entropy_to_masked_mean():
