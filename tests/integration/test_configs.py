@@ -61,7 +61,7 @@ def test_every_group_has_the_options_users_were_promised():
     have = set(options())
     for wanted in [("data", "synthetic"), ("data", "retina_kaggle"), ("data", "drive"), ("model", "unet_seed"),
                    ("augmentation", "seed"), ("augmentation", "none"), ("optimizer", "adam"), ("optimizer", "adamw"),
-                   ("optimizer", "sgd"), ("loss", "bce"), ("loss", "dice"), ("loss", "bce_dice"), ("trainer", "ddp")]:
+                   ("optimizer", "sgd"), ("loss", "bce"), ("loss", "dice"), ("loss", "bce_dice"), ("loss", "bce_lovasz"), ("trainer", "ddp")]:
         assert wanted in have, wanted
 
 
