@@ -37,10 +37,41 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-class DoubleConv(nn.Sequential):
-    """Two 3x3 conv (+BN) + ReLU, optionally followed by Dropout2d: the unit every U-Net level repeats."""
+class DropBlock(nn.Module):
+    """DropBlock (Ghiasi et al., 2018): in training, zero random size x size squares of the feature map.
 
-    def __init__(self, in_channels: int, out_channels: int, pad: int, batch_norm: bool, dropout: float):
+    Dropping whole squares removes the spatially correlated evidence a conv layer would otherwise rebuild from the
+    neighbours of a dropped pixel; SA-UNet (Guo et al., 2021) found it the key regulariser on DRIVE's 20 images.
+    One mask is shared by all channels (cheaper on a CPU); `rate` is the fraction of positions dropped.
+    """
+
+    def __init__(self, rate: float, size: int):
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropblock rate must be in [0, 1), got {rate!r}")
+        if not isinstance(size, int) or size < 1 or size % 2 == 0:
+            raise ValueError(f"dropblock size must be an odd integer >= 1, got {size!r}")
+        self.rate, self.size = rate, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        # Block centres at this density make about `rate` of all positions fall in some block.
+        centres = (torch.rand(x.shape[0], 1, *x.shape[2:], device=x.device) < self.rate / self.size ** 2).float()
+        half = self.size // 2  # a square max-pool done as two 1-D ones: the same blocks, far fewer comparisons
+        dropped = F.max_pool2d(centres, (self.size, 1), stride=1, padding=(half, 0))
+        dropped = F.max_pool2d(dropped, (1, self.size), stride=1, padding=(0, half))
+        keep = 1.0 - dropped
+        scale = keep.numel() / keep.sum().clamp_min(1.0)  # keeps the expected activation, as dropout does
+        return x * (keep * scale).to(x.dtype)  # in x's dtype, so bf16 autocast stays bf16
+
+
+class DoubleConv(nn.Sequential):
+    """Two 3x3 conv (+BN) + ReLU, optionally followed by DropBlock and Dropout2d: the unit every U-Net level
+    repeats."""
+
+    def __init__(self, in_channels: int, out_channels: int, pad: int, batch_norm: bool, dropout: float,
+                 dropblock_rate: float = 0.0, dropblock_size: int = 7):
         layers: list[nn.Module] = []
         for channels in (in_channels, out_channels):
             # A bias right before BN is redundant (BN's shift absorbs it), so drop it there.
@@ -48,6 +79,8 @@ class DoubleConv(nn.Sequential):
             if batch_norm:
                 layers.append(nn.BatchNorm2d(out_channels))
             layers.append(nn.ReLU(inplace=True))
+        if dropblock_rate > 0:  # once per block: after every conv would cost ~35% more CPU time per step
+            layers.append(DropBlock(dropblock_rate, dropblock_size))
         if dropout > 0:
             layers.append(nn.Dropout2d(dropout))
         super().__init__(*layers)
@@ -133,9 +166,12 @@ class UNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 1, depth: int = 5, base_width: int = 64,
-                 padding: str = "same", batch_norm: bool = False, dropout: float = 0.0):
+                 padding: str = "same", batch_norm: bool = False, dropout: float = 0.0, dropblock_rate: float = 0.0,
+                 dropblock_size: int = 7):
         super().__init__()
         _validate(in_channels, num_classes, depth, base_width, padding, dropout)
+        DropBlock(dropblock_rate, dropblock_size)  # fail here, naming the argument, even when no block uses it
+        blocks = {"dropblock_rate": dropblock_rate, "dropblock_size": dropblock_size}
         self.padding = padding
         self.depth = depth
         self.min_side = min_input_side(depth, padding)
@@ -143,16 +179,18 @@ class UNet(nn.Module):
         widths = [base_width * 2 ** level for level in range(depth)]
         pad = 1 if padding == "same" else 0
         self.encoder = nn.ModuleList(
-            DoubleConv(c_in, c_out, pad, batch_norm, 0.0)
+            DoubleConv(c_in, c_out, pad, batch_norm, 0.0, **blocks)
             for c_in, c_out in zip([in_channels] + widths[:-2], widths[:-1])
         )
-        self.bottleneck = DoubleConv(widths[-2] if depth > 1 else in_channels, widths[-1], pad, batch_norm, dropout)
+        self.bottleneck = DoubleConv(widths[-2] if depth > 1 else in_channels, widths[-1], pad, batch_norm, dropout,
+                                     **blocks)
         decoder_levels = list(reversed(range(depth - 1)))
         self.upsamples = nn.ModuleList(
             nn.ConvTranspose2d(widths[level + 1], widths[level], kernel_size=2, stride=2) for level in decoder_levels
         )
         self.decoder = nn.ModuleList(
-            DoubleConv(2 * widths[level], widths[level], pad, batch_norm, dropout) for level in decoder_levels
+            DoubleConv(2 * widths[level], widths[level], pad, batch_norm, dropout, **blocks)
+            for level in decoder_levels
         )
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from retina_seg.models.unet import UNet, count_parameters, min_input_side, mirror_pad
+from retina_seg.models.unet import DropBlock, UNet, count_parameters, min_input_side, mirror_pad
 
 SIZES = [(512, 512), (584, 565), (97, 131)]  # (H, W); 584x565 is DRIVE, 97x131 is odd and not a multiple of 16
 
@@ -189,6 +189,8 @@ def test_valid_border_handling_is_local(depth, size):
     (dict(in_channels=0), "in_channels"),
     (dict(num_classes=0), "num_classes"),
     (dict(dropout=1.0), "dropout"),
+    (dict(dropblock_rate=1.0), "dropblock rate"),
+    (dict(dropblock_size=4), "dropblock size"),
 ])
 def test_bad_arguments_raise_naming_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -201,3 +203,28 @@ def test_gradient_reaches_every_parameter(padding):
     model(torch.randn(2, 3, 61, 67)).mean().backward()
     for name, param in model.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all(), name
+
+
+def test_dropblock_zeroes_whole_squares_only_in_training_and_keeps_the_mean():
+    block = DropBlock(rate=0.1, size=5)
+    x = torch.ones(4, 3, 64, 64)
+    torch.manual_seed(0)
+    out = block.train()(x)
+    dropped = out[:, 0] == 0
+    assert torch.equal(dropped[:, None].expand_as(out), out == 0)  # one mask shared by the channels
+    assert 0.05 < dropped.float().mean() < 0.15  # about `rate` of the positions
+    assert out.mean() == pytest.approx(1.0, abs=1e-5)  # survivors are scaled up, as in dropout
+    # Every dropped pixel lies in a fully dropped 5x5 square (an opening with a 5x5 square keeps it).
+    opened = -F.max_pool2d(-dropped.float()[:, None], 5, stride=1, padding=2)
+    opened = F.max_pool2d(opened, 5, stride=1, padding=2)[:, 0] > 0
+    interior = (slice(None), slice(4, -4), slice(4, -4))  # squares centred 2+ px inside lie wholly inside
+    assert torch.equal(opened[interior], dropped[interior])
+    assert torch.equal(block.eval()(x), x)
+
+
+def test_dropblock_appears_once_per_block_and_only_when_asked():
+    plain = UNet(depth=3, base_width=2, batch_norm=True)
+    regularised = UNet(depth=3, base_width=2, batch_norm=True, dropblock_rate=0.1, dropblock_size=3)
+    assert not any(isinstance(m, DropBlock) for m in plain.modules())
+    assert sum(isinstance(m, DropBlock) for m in regularised.modules()) == 2 * 3 - 1  # encoder, bottleneck, decoder
+    assert count_parameters(plain) == count_parameters(regularised)
