@@ -37,6 +37,13 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def _validate_dropblock(rate: float, size: int) -> None:
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropblock rate must be in [0, 1), got {rate!r}")
+    if not isinstance(size, int) or size < 1 or size % 2 == 0:
+        raise ValueError(f"dropblock size must be an odd integer >= 1, got {size!r}")
+
+
 class DropBlock(nn.Module):
     """DropBlock (Ghiasi et al., 2018): in training, zero random size x size squares of the feature map.
 
@@ -47,10 +54,7 @@ class DropBlock(nn.Module):
 
     def __init__(self, rate: float, size: int):
         super().__init__()
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"dropblock rate must be in [0, 1), got {rate!r}")
-        if not isinstance(size, int) or size < 1 or size % 2 == 0:
-            raise ValueError(f"dropblock size must be an odd integer >= 1, got {size!r}")
+        _validate_dropblock(rate, size)
         self.rate, self.size = rate, size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -170,7 +174,7 @@ class UNet(nn.Module):
                  dropblock_size: int = 7):
         super().__init__()
         _validate(in_channels, num_classes, depth, base_width, padding, dropout)
-        DropBlock(dropblock_rate, dropblock_size)  # fail here, naming the argument, even when no block uses it
+        _validate_dropblock(dropblock_rate, dropblock_size)  # also when rate 0 builds no DropBlock
         blocks = {"dropblock_rate": dropblock_rate, "dropblock_size": dropblock_size}
         self.padding = padding
         self.depth = depth
