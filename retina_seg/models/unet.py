@@ -48,7 +48,7 @@ class DropBlock(nn.Module):
     """DropBlock (Ghiasi et al., 2018): in training, zero random size x size squares of the feature map.
 
     Dropping whole squares removes the spatially correlated evidence a conv layer would otherwise rebuild from the
-    neighbours of a dropped pixel; SA-UNet (Guo et al., 2021) found it the key regulariser on DRIVE's 20 images.
+    neighbours of a dropped pixel; SA-UNet (Guo et al., 2021) uses it against overfitting DRIVE's 20 images.
     One mask is shared by all channels (cheaper on a CPU); `rate` is the fraction of positions dropped.
     """
 
