@@ -53,7 +53,7 @@ def slurm_cluster():
 
     missing = missing_binaries()
     if missing:
-        print(f"slurm: skipped, not installed ({', '.join(missing)}); see .ci/install-slurm.sh")
+        print(f"slurm: skipped, not installed ({', '.join(missing)}); see .ci/install-debian-packages.sh")
         return None, False
     cluster = SlurmCluster()
     try:

@@ -27,7 +27,7 @@ def slurm_cluster():
     A cluster already up (e.g. from `python -m tests.slurm.harness start`) is reused and left up.
     """
     missing = missing_binaries()
-    require(not missing, f"SLURM programs not installed ({', '.join(missing)}); run .ci/install-slurm.sh")
+    require(not missing, f"SLURM programs not installed ({', '.join(missing)}); run .ci/install-debian-packages.sh")
     cluster = SlurmCluster()
     try:
         started = cluster.start()

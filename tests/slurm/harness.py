@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] == "start":
         missing = missing_binaries()
         if missing:
-            print(f"missing programs: {' '.join(missing)} (run .ci/install-slurm.sh)", file=sys.stderr)
+            print(f"missing programs: {' '.join(missing)} (run .ci/install-debian-packages.sh)", file=sys.stderr)
             return 1
         try:
             started = cluster.start()
