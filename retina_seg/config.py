@@ -1,5 +1,7 @@
-"""Config helpers shared by the entrypoints: the reference's hparams JSON files and secret-free dumps."""
+"""Config helpers shared by the entrypoints: the reference's hparams JSON files, secret-free dumps, and the
+resolvers that let data loading and DDP follow the accelerator a run is given."""
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,45 @@ HPARAMS_KEYS = {
     "lr": "optimizer.lr",
     "threshold": "module.threshold",
 }
+
+
+# Loader workers when the node does not say how many CPUs the task has: beyond about this many, more workers
+# only cost memory for one GPU's worth of 512x512 batches.
+MAX_DEFAULT_WORKERS = 8
+
+
+def on_gpu(accelerator: str) -> bool:
+    """True when ``trainer.accelerator`` puts the run on a CUDA GPU ("auto" asks the machine it runs on)."""
+    if str(accelerator) in ("gpu", "cuda"):
+        return True
+    if str(accelerator) == "auto":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
+
+
+def loader_workers(accelerator: str) -> int:
+    """Data-loader worker processes for a run: none on CPU (they would compete with the training threads
+    for the same cores); on a GPU, every CPU of the task but the one the training process needs, as SLURM
+    grants them (``SLURM_CPUS_PER_TASK``), else the CPUs this process may use, at most MAX_DEFAULT_WORKERS."""
+    if not on_gpu(accelerator):
+        return 0
+    granted = os.environ.get("SLURM_CPUS_PER_TASK")
+    if granted and granted.isdigit():
+        return max(0, int(granted) - 1)
+    return max(0, min(MAX_DEFAULT_WORKERS, len(os.sched_getaffinity(0)) - 1))
+
+
+def gpus_per_node(accelerator: str, devices) -> int | None:
+    """GPUs a SLURM job asks for: one per device when the run is on GPUs (decided from the config alone,
+    since the submitting machine may have none), else none."""
+    return int(devices) if str(accelerator) in ("gpu", "cuda") and isinstance(devices, int) else None
+
+
+OmegaConf.register_new_resolver("retina_seg.on_gpu", on_gpu, replace=True)
+OmegaConf.register_new_resolver("retina_seg.loader_workers", loader_workers, replace=True)
+OmegaConf.register_new_resolver("retina_seg.gpus_per_node", gpus_per_node, replace=True)
 
 
 class ConfigError(ValueError):

@@ -13,7 +13,8 @@ class RetinaDataModule(pl.LightningDataModule):
     """Loads and validates every split once (bad data fails before training), then serves loaders."""
 
     def __init__(self, source, root: str | None = None, augmentation: Mapping | None = None,
-                 batch_size: int = 4, num_workers: int = 0, train_repeats: int = 1, channels: str = "rgb"):
+                 batch_size: int = 4, num_workers: int = 0, train_repeats: int = 1, channels: str = "rgb",
+                 pin_memory: bool = False):
         """``source`` loads the splits; for data sets on disk it is a partial that still needs ``root``
         (kept at the top of the data config so ``data.root=...`` is the override users type)."""
         super().__init__()
@@ -21,7 +22,7 @@ class RetinaDataModule(pl.LightningDataModule):
         self.source = source(root=root) if root is not None else source
         self.train_pipeline = build_pipeline(augmentation.get("train"), augmentation.get("normalize"))
         self.eval_pipeline = build_pipeline(augmentation.get("eval"), augmentation.get("normalize"))
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.train_repeats, self.channels = train_repeats, channels
         self.splits: Splits | None = None
 
@@ -43,6 +44,7 @@ class RetinaDataModule(pl.LightningDataModule):
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         return DataLoader(self.dataset(split), batch_size=batch_size, shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          pin_memory=self.pin_memory,
                           drop_last=shuffle and len(self.dataset(split)) > batch_size)
 
     def train_dataloader(self) -> DataLoader:

@@ -38,6 +38,37 @@ def test_slurm_launcher_ties_tasks_per_node_to_devices(overrides, tasks):
     assert launcher.array_parallelism >= 2
 
 
+GPU_NODE = ["hydra/launcher=slurm", "trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4"]
+
+
+def test_a_multi_gpu_slurm_node_is_set_up_from_the_trainer_alone(monkeypatch):
+    """`trainer=ddp trainer.accelerator=gpu trainer.devices=4`: 4 tasks and 4 GPUs per node, synchronised
+    batch norm, pinned memory, and every CPU SLURM grants a task but one as loader workers."""
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    cfg = compose_with_hydra(GPU_NODE)
+    assert (cfg.hydra.launcher.tasks_per_node, cfg.hydra.launcher.gpus_per_node) == (4, 4)
+    assert cfg.trainer.sync_batchnorm is True
+    assert (cfg.data.num_workers, cfg.data.pin_memory) == (7, True)
+
+
+def test_gpu_settings_stay_off_on_cpu(monkeypatch):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    cfg = compose_with_hydra(["hydra/launcher=slurm", "trainer=ddp", "trainer.accelerator=cpu"])
+    assert cfg.hydra.launcher.gpus_per_node is None and cfg.trainer.sync_batchnorm is False
+    assert (cfg.data.num_workers, cfg.data.pin_memory) == (0, False)
+
+
+def test_loader_workers_off_slurm_follow_the_cpus_this_process_may_use(monkeypatch):
+    import os
+
+    from retina_seg.config import MAX_DEFAULT_WORKERS
+
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    cfg = compose_with_hydra(["trainer=gpu"])
+    assert cfg.data.num_workers == min(MAX_DEFAULT_WORKERS, len(os.sched_getaffinity(0)) - 1)
+    assert compose_with_hydra(["data.num_workers=3", "trainer=gpu"]).data.num_workers == 3
+
+
 def test_launcher_defaults_are_overridable():
     launcher = compose_with_hydra(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.cpus_per_task=8",
                                    "hydra.launcher.max_num_timeout=0", "hydra.launcher.gpus_per_node=4"]).hydra.launcher
