@@ -17,7 +17,7 @@ GROUPS = ("data", "augmentation", "model", "module", "loss", "optimizer", "sched
           "logger", "experiment")
 # Options whose objects need hardware or services this machine lacks; they are composed and resolved here and
 # exercised by their own tests (Comet: tests/integration/test_comet*.py).
-COMPOSE_ONLY = {("trainer", "gpu"), ("logger", "comet"), ("logger", "many")}
+COMPOSE_ONLY = {("trainer", "gpu"), ("experiment", "kaggle_gpu"), ("logger", "comet"), ("logger", "many")}
 
 
 def options():

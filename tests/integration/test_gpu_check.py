@@ -1,0 +1,77 @@
+"""benchmarks/gpu_check.py in its CPU dry run (every stage at toy size, the GPU-path tests on the CPU),
+its refusals, and the list of wheels a GPU node without network access needs."""
+import json
+
+import pytest
+
+from benchmarks.gpu_check import NODE_PROVIDES, SETTINGS, dependency_closure, project_dependencies
+from tests.conftest import REPO_ROOT, run_cli
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpu-check")
+    result = run_cli("benchmarks.gpu_check", "--cpu-dry-run", "--out", str(out), cwd=REPO_ROOT, timeout=900)
+    return result, json.loads((out / "gpu_check.json").read_text()), (out / "gpu_check.md").read_text()
+
+
+def test_dry_run_passes_every_gpu_path_test_on_the_cpu(dry_run):
+    result, data, _ = dry_run
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    correctness = data["stages"]["correctness"]
+    assert correctness["passed"] and not correctness["timed_out"]
+    names = {name.split("[")[0] for name in correctness["tests"]}
+    assert {"test_trainer_gpu_completes_and_resumes", "test_ddp_on_one_device_uses_the_devices_backend",
+            "test_metrics_on_the_device_equal_the_cpu_computation", "test_eval_and_predict_on_the_device_match_the_run",
+            "test_export_of_a_checkpoint_trained_on_the_device"} <= names
+    assert set(correctness["tests"].values()) == {"passed"}
+    assert data["dry_run"] is True and "cores" in data["machine"]
+
+
+def test_dry_run_measures_every_throughput_variant(dry_run):
+    _, data, _ = dry_run
+    throughput = data["stages"]["throughput"]
+    assert throughput["skipped_at_cap"] == []
+    rates = throughput["images_per_s"]
+    for model in ("unet", "unet_seed"):
+        for setting in SETTINGS:
+            assert rates[f"{model}/device only/{setting}"] > 0
+        for workers in (0, 1):
+            assert rates[f"{model}/pipeline/bf16+channels_last/{workers} workers"] > 0
+        assert rates[f"{model}/plain loop/bf16+channels_last/1 workers"] > 0
+    assert all(value is not None and value > 0 for value in throughput["ratios"].values())
+    assert throughput["ratios"]["unet/speed-up fp32 over fp32"] == 1.0
+
+
+def test_dry_run_trains_both_quality_runs_and_writes_the_table(dry_run):
+    _, data, markdown = dry_run
+    quality = data["stages"]["quality"]
+    assert set(quality) == {"kaggle_gpu recipe", "reference job 18808 (1000 epochs) on our settings"}
+    for run in quality.values():
+        assert "failed" not in run, run
+        assert run["epochs_reached"] == run["epochs_asked"] == 1
+        assert 0 <= run["test_IoU (ours: pooled, in FOV, threshold from val)"] <= 1
+    for heading in ("## 1. Correctness: passed", "## 2. Throughput", "## 3. Quality against time"):
+        assert heading in markdown
+
+
+def test_without_a_gpu_it_refuses_to_pretend(tmp_path):
+    result = run_cli("benchmarks.gpu_check", "--out", str(tmp_path), cwd=REPO_ROOT, timeout=120)
+    assert result.returncode == 2 and "no CUDA device is visible" in result.stderr
+    assert not (tmp_path / "gpu_check.json").exists()
+
+
+@pytest.mark.parametrize("args, message", [(["--budget-s", "10"], "--budget-s must be at least 60, got 10.0"),
+                                           (["--kaggle-root", "/nonexistent"], "--kaggle-root /nonexistent: no train/")])
+def test_bad_arguments_are_named(tmp_path, args, message):
+    result = run_cli("benchmarks.gpu_check", "--out", str(tmp_path), *args, cwd=REPO_ROOT, timeout=120)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_wheels_cover_what_the_node_lacks_and_nothing_it_has():
+    needed = dependency_closure(project_dependencies())
+    assert {"hydra-core", "omegaconf", "antlr4-python3-runtime", "albumentations", "submitit", "comet-ml",
+            "hydra-submitit-launcher"} <= set(needed)
+    provided = dependency_closure(list(NODE_PROVIDES), exclude=())
+    assert {"torch", "lightning", "torchmetrics"} <= set(provided)
+    assert not set(needed) & set(provided)
