@@ -24,19 +24,23 @@ def under_slurm() -> bool:
 
 
 def check_tasks_match_devices(cfg: DictConfig) -> None:
-    """Fail fast when SLURM runs a different number of tasks per node than ``trainer.devices``.
-
-    Lightning would otherwise wait forever for ranks that never start (Lightning #19883).
-    """
-    tasks = os.environ.get("SLURM_NTASKS_PER_NODE")
-    devices = cfg.trainer.devices
-    if tasks is None or not isinstance(devices, int):
-        return
-    if int(tasks) != devices:
+    """Fail fast when SLURM's job shape differs from the trainer's: ``trainer.num_nodes`` nodes of
+    ``trainer.devices`` tasks each. Lightning would otherwise wait forever for ranks that never start
+    (Lightning #19883)."""
+    problems = []
+    tasks, devices = os.environ.get("SLURM_NTASKS_PER_NODE"), cfg.trainer.devices
+    if tasks is not None and isinstance(devices, int) and int(tasks) != devices:
+        problems.append(f"trainer.devices={devices} but SLURM runs {tasks} task(s) per node "
+                        f"(hydra.launcher.tasks_per_node)")
+    nodes, num_nodes = os.environ.get("SLURM_JOB_NUM_NODES"), cfg.trainer.get("num_nodes", 1)
+    if nodes is not None and int(nodes) != num_nodes:
+        problems.append(f"trainer.num_nodes={num_nodes} but the SLURM job has {nodes} node(s) "
+                        f"(hydra.launcher.nodes)")
+    if problems:
         raise ConfigError(
-            f"invalid config: trainer.devices={devices} but SLURM runs {tasks} task(s) per node "
-            f"(hydra.launcher.tasks_per_node); Lightning needs one task per device. Keep "
-            f"hydra.launcher.tasks_per_node=${{trainer.devices}} (conf/hydra/launcher/slurm.yaml)")
+            f"invalid config: {'; '.join(problems)}; Lightning needs one task per device on every node. Keep "
+            f"hydra.launcher.tasks_per_node=${{trainer.devices}} and hydra.launcher.nodes=${{trainer.num_nodes}} "
+            f"(conf/hydra/launcher/slurm.yaml)")
 
 
 def slurm_plugins(cfg: DictConfig) -> list:

@@ -1,5 +1,6 @@
 """Who a run is: the job id that keys the sweep table and names the Comet experiment."""
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -22,6 +23,30 @@ def job_id(hydra_job_id: str | None = None) -> str:
 
 def slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
+
+
+def node_name() -> str:
+    """The SLURM node this process runs on (SLURMD_NODENAME), else the host name."""
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+
+
+def rank_placement() -> list[dict]:
+    """Where every rank of the run ran: [{"rank", "node"}] in rank order, gathered over the process group
+    (a collective: every rank calls it); one entry for a single-process run."""
+    import torch.distributed as dist
+
+    here = {"rank": dist.get_rank() if dist.is_initialized() else 0, "node": node_name()}
+    if not dist.is_initialized():
+        return [here]
+    placement = [None] * dist.get_world_size()
+    dist.all_gather_object(placement, here)
+    return placement
+
+
+def rendezvous() -> str | None:
+    """The address:port the ranks met at (set by Lightning for multi-process runs), else None."""
+    addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    return f"{addr}:{port}" if addr and port else None
 
 
 def git_commit(cwd: Path | None = None) -> str | None:

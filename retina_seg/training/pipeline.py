@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import resolved_config
 from ..sweeps.slurm_tasks import slurm_plugins
-from ..tracking.job_identity import git_commit, job_id, slurm_job_id
+from ..tracking.job_identity import git_commit, job_id, node_name, rank_placement, rendezvous, slurm_job_id
 from ..tracking.run_tracking import finish_tracking, start_tracking
 from ..utils.atomic import write_atomic
 from .callbacks import RunFolderWriter
@@ -51,7 +51,7 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
 
 def run_record(cfg: DictConfig, hydra_job_id: str | None) -> dict[str, Any]:
     """What identifies the run in the sweep table, known before training starts."""
-    return {"job_id": job_id(hydra_job_id), "slurm_job_id": slurm_job_id(),
+    return {"job_id": job_id(hydra_job_id), "slurm_job_id": slurm_job_id(), "slurm_node": node_name(),
             "epochs": cfg.trainer.max_epochs, "batch_size": cfg.data.batch_size,
             "learning_rate": cfg.optimizer.lr, "seed": cfg.seed, "git_commit": git_commit(),
             "config": resolved_config(cfg)}
@@ -98,6 +98,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, record: dict[str, Any]) -> d
     start_tracking(trainer, record)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
     record["wall_time_s"] = round(time.monotonic() - started, 1)
+    record["ranks"], record["rendezvous"] = rank_placement(), rendezvous()
     best = best_checkpoint(trainer)
     results = _validate_and_choose_threshold(trainer, module, datamodule, best)
     if cfg.test:

@@ -118,3 +118,21 @@ def test_scancel_signal_usr2_reaches_batch_script(slurm_cluster, submit, tmp_pat
     poll(lambda: (tmp_path / "trapped.txt").exists(), 15, "the script to trap USR2")
     assert (tmp_path / "trapped.txt").read_text().strip() == "got USR2"
     assert wait_ended(slurm_cluster, job)[job] == ("COMPLETED", "0:0")
+
+
+def test_a_second_cluster_of_four_nodes_runs_beside_the_first(slurm_cluster, tmp_path):
+    """The node count is a parameter and every daemon has its own port: a 4-node cluster on other ports
+    comes up next to the session's cluster, runs one task on each of its nodes, and goes down again."""
+    from tests.slurm.harness import SlurmCluster
+
+    second = SlurmCluster(tmp_path / "second", nodes=4, port_base=slurm_cluster.port_base + 200)
+    try:
+        assert second.start(export=False)
+        assert second.nodes == ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        out = run(second, "srun", "-N4", "--ntasks-per-node=1", "--time=1", "printenv", "SLURMD_NODENAME",
+                  timeout=60)
+        assert sorted(out.split()) == second.nodes
+        assert slurm_cluster.is_up()  # the first cluster is untouched
+    finally:
+        second.stop()
+    assert not second.is_up() and slurm_cluster.is_up()
