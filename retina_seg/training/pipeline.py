@@ -16,6 +16,7 @@ from ..sweeps.slurm_tasks import slurm_plugins
 from ..tracking.job_identity import git_commit, job_id, node_name, rank_placement, rendezvous, slurm_job_id
 from ..tracking.run_tracking import finish_tracking, start_tracking
 from ..utils.atomic import write_atomic
+from .budget import TimeBudget
 from .callbacks import RunFolderWriter
 from .metrics import summarize
 from .run_folder import CHECKPOINTS, write_metrics
@@ -89,6 +90,9 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, record: dict[str, Any]) -> d
     writer = next((c for c in trainer.callbacks if isinstance(c, RunFolderWriter)), None)
     if writer is not None:
         writer.record = record
+    budgeted = next((c for c in trainer.callbacks if isinstance(c, TimeBudget)), None)
+    if budgeted is not None:
+        record["epochs"], record["time_budget_s"] = None, budgeted.budget_s  # epochs: known when it is spent
     started = time.monotonic()
     ckpt = resume_path(cfg, output_dir)
     if ckpt:
@@ -99,6 +103,8 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, record: dict[str, Any]) -> d
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
     record["wall_time_s"] = round(time.monotonic() - started, 1)
     record["ranks"], record["rendezvous"] = rank_placement(), rendezvous()
+    if budgeted is not None:  # the table's epochs: those the budget allowed, not the unreached max_epochs
+        record["epochs"] = trainer.current_epoch
     best = best_checkpoint(trainer)
     results = _validate_and_choose_threshold(trainer, module, datamodule, best)
     if cfg.test:

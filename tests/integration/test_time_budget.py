@@ -1,0 +1,56 @@
+"""Budgeted training (callbacks=time_budget): the one-cycle schedule runs over wall-clock time, so a run
+finishes its whole schedule within the budget whatever the machine's speed."""
+import time
+
+import pytest
+
+from retina_seg.training.budget import TimeBudget, one_cycle_factor
+from retina_seg.training.run_folder import read_epoch_table, read_metrics
+from tests.conftest import TINY_RUN, run_cli
+
+PEAK_LR, BUDGET_S = 3e-3, 30
+
+
+def test_one_cycle_factor_has_torchs_one_cycle_shape():
+    assert one_cycle_factor(0.0, 0.2, 25, 1e4) == pytest.approx(1 / 25)
+    assert one_cycle_factor(0.2, 0.2, 25, 1e4) == pytest.approx(1.0)
+    assert one_cycle_factor(1.0, 0.2, 25, 1e4) == pytest.approx(1 / 25e4)
+    assert one_cycle_factor(1.7, 0.2, 25, 1e4) == pytest.approx(1 / 25e4)  # past the budget: the final rate
+    rising = [one_cycle_factor(p / 100, 0.2, 25, 1e4) for p in range(0, 21)]
+    falling = [one_cycle_factor(p / 100, 0.2, 25, 1e4) for p in range(20, 101)]
+    assert rising == sorted(rising) and falling == sorted(falling, reverse=True)
+
+
+def test_a_resumed_run_continues_the_schedule_from_its_checkpoint():
+    budget = TimeBudget(budget_s=100)
+    budget.load_state_dict({"spent_s": 60.0, "longest_validation_s": 5.0})
+    # This process has run for a moment only: the checkpoint's 60 s make the progress.
+    assert budget.progress() == pytest.approx(60 / 85, rel=1e-3)  # 3 x the longest validation kept for the end
+    saved = budget.state_dict()
+    assert saved["spent_s"] == pytest.approx(60.0, abs=0.1) and saved["longest_validation_s"] == 5.0
+
+
+@pytest.mark.parametrize("field, value, message", [("budget_s", 0, "budget_s must be > 0"),
+                                                   ("pct_start", 1.0, "pct_start must be in (0, 1)")])
+def test_bad_settings_are_named(field, value, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TimeBudget(**{"budget_s": 10, field: value})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_whole_schedule_fits_the_budget_at_any_speed(threads, tmp_path):
+    started = time.monotonic()
+    result = run_cli("retina_seg.train", *TINY_RUN, "callbacks=time_budget", f"callbacks.time_budget.budget_s={BUDGET_S}",
+                     "callbacks.progress_bar=null", "scheduler=none", "trainer.max_epochs=100000", "logger=none",
+                     f"optimizer.lr={PEAK_LR}", f"hydra.run.dir={tmp_path}", env={"OMP_NUM_THREADS": str(threads)})
+    total_s = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics, rows = read_metrics(tmp_path), read_epoch_table(tmp_path)
+    assert metrics["status"] == "completed" and metrics["time_budget_s"] == BUDGET_S
+    assert metrics["epochs"] == len(rows) > 3  # the epochs the budget allowed, not max_epochs
+    # Training stopped inside the budget, give or take its last step and epoch-end checkpoint writes ...
+    assert metrics["wall_time_s"] <= BUDGET_S + 1
+    assert total_s < BUDGET_S + 25  # ... and the final validation and test fit too (start-up aside)
+    learning_rates = [row["lr"] for row in rows]
+    assert max(learning_rates) > 0.8 * PEAK_LR  # the peak was passed ...
+    assert learning_rates[-1] < 1e-3 * PEAK_LR  # ... and the final rate reached: the whole schedule ran
