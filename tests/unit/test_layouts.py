@@ -9,6 +9,7 @@ from PIL import Image
 from retina_seg.data.errors import DataError
 from retina_seg.data.layouts import (Sample, chase_db1_samples, drive_samples, hrf_samples, kaggle_samples,
                                      stare_samples)
+from retina_seg.data.loading import load_samples
 from retina_seg.data.sources import ChaseDb1Source
 
 TINY = np.zeros((4, 4), dtype=np.uint8)
@@ -274,3 +275,11 @@ def test_stare_second_observer_missing_named(tmp_path):
     assert f"{tmp_path / 'labels-vk' / 'im0044.vk.ppm'}" in str(error.value)
     touch_image(tmp_path / "labels-vk" / "im0044.vk.ppm")
     assert [s.group for s in stare_samples(tmp_path, "test")] == ["0044", "0077"]
+
+
+def test_chase_db1_second_observer_of_another_size_is_named_on_loading(tmp_path):
+    chase_db1_tree(tmp_path, [1])
+    Image.fromarray(np.zeros((5, 6), dtype=np.uint8)).save(tmp_path / "Image_01R_2ndHO.png")
+    with pytest.raises(DataError, match="1 problem") as error:
+        load_samples(chase_db1_samples(tmp_path, "train"), detect_missing_fov=True)
+    assert f"{tmp_path / 'Image_01R_2ndHO.png'}: second-observer mask is 6x5 (WxH) but its image" in str(error.value)
