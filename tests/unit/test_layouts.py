@@ -11,6 +11,7 @@ from retina_seg.data.layouts import (Sample, chase_db1_samples, drive_samples, h
                                      stare_samples)
 from retina_seg.data.loading import load_samples
 from retina_seg.data.sources import ChaseDb1Source
+from retina_seg.data.synthetic import synthesize_fundus
 
 TINY = np.zeros((4, 4), dtype=np.uint8)
 
@@ -40,24 +41,43 @@ def drive_tree(root: Path, kind: str, numbers) -> Path:
     return root
 
 
-def chase_db1_tree(root: Path, children, second: bool = True) -> Path:
+def _write(path: Path, pixels: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+def _photograph_files(seed: int, size: int | None) -> dict[str, np.ndarray]:
+    """Pixels of one photograph's files: blank 4x4 ones, or a synthetic fundus photograph of `size` pixels with
+    its vessels (first and second observer) and FOV."""
+    if size is None:
+        return {role: TINY for role in ("image", "mask", "second", "fov")}
+    image, vessels, fov = synthesize_fundus(seed, size, size)
+    binary = vessels.astype(np.uint8) * 255
+    return {"image": image, "mask": binary, "second": binary, "fov": fov.astype(np.uint8) * 255}
+
+
+def chase_db1_tree(root: Path, children, second: bool = True, size: int | None = None) -> Path:
     """CHASE_DB1's one flat folder: Image_NNE.jpg, Image_NNE_1stHO.png (and _2ndHO.png) for both eyes."""
     for child in children:
         for eye in "LR":
             stem = f"Image_{child:02d}{eye}"
-            for suffix in (".jpg", "_1stHO.png", *(("_2ndHO.png",) if second else ())):
-                touch_image(root / f"{stem}{suffix}")
+            pixels = _photograph_files(child * 2 + (eye == "R"), size)
+            _write(root / f"{stem}.jpg", pixels["image"])
+            _write(root / f"{stem}_1stHO.png", pixels["mask"])
+            if second:
+                _write(root / f"{stem}_2ndHO.png", pixels["second"])
     return root
 
 
-def hrf_tree(root: Path, numbers, categories=("h", "dr", "g")) -> Path:
+def hrf_tree(root: Path, numbers, categories=("h", "dr", "g"), size: int | None = None) -> Path:
     """HRF: images/NN_C.jpg (the glaucoma ones as .JPG, as in the release), manual1/NN_C.tif, mask/NN_C_mask.tif."""
     for number in numbers:
-        for category in categories:
+        for index, category in enumerate(categories):
             key = f"{number:02d}_{category}"
-            touch_image(root / "images" / f"{key}.{'JPG' if category == 'g' else 'jpg'}")
-            touch_image(root / "manual1" / f"{key}.tif")
-            touch_image(root / "mask" / f"{key}_mask.tif")
+            pixels = _photograph_files(number * 3 + index, size)
+            _write(root / "images" / f"{key}.{'JPG' if category == 'g' else 'jpg'}", pixels["image"])
+            _write(root / "manual1" / f"{key}.tif", pixels["mask"])
+            _write(root / "mask" / f"{key}_mask.tif", pixels["fov"])
     return root
 
 
