@@ -72,6 +72,7 @@ def evaluate_on_drive(seed: int, metrics: dict, args) -> dict:
     flips = str(metrics["config"]["module"]["flip_tta"]).lower()
     run_command("retina_seg.eval", [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "data=drive",
                                     f"data.root={args.drive_root.resolve()}", f"flip_tta={flips}", *limit,
+                                    "scale_aware=false",  # the table is DRIVE at its native resolution
                                     f"hydra.run.dir={run_dir / 'drive_test'}", "trainer.enable_progress_bar=false"])
     return read_metrics(run_dir / "drive_test")
 

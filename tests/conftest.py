@@ -37,6 +37,35 @@ def drive_root() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def stare_root() -> Path:
+    root = SHARED_DATA / "STARE"
+    require((root / "images").is_dir(), f"STARE not found at {root}")
+    return root
+
+
+# A small U-Net trained briefly on DRIVE's training photographs at their native scale: 120 steps on 192x192 crops,
+# bf16, one-cycle schedule, validated once at the end (45 s on 2 idle cores, val IoU about 0.52).
+DRIVE_BRIEF_TRAINING = [
+    "data=drive", "augmentation=crops", "data.augmentation.train.crop.height=192",
+    "data.augmentation.train.crop.width=192", "loss=bce_dice", "scheduler=onecycle", "optimizer.lr=2e-3",
+    "data.batch_size=8", "data.train_repeats=8", "trainer.precision=bf16-mixed", "trainer.max_epochs=8",
+    "trainer.check_val_every_n_epoch=8", "callbacks=minimal", "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false", "logger=none", "test=false", "seed=0",
+]
+
+
+@pytest.fixture(scope="session")
+def drive_checkpoint(drive_root, tmp_path_factory) -> Path:
+    """The best checkpoint of DRIVE_BRIEF_TRAINING: a model that segments DRIVE-like photographs reasonably,
+    for the tests that compare scales and the cross-dataset benchmark's quick mode."""
+    from retina_seg.training.pipeline import train
+
+    out = tmp_path_factory.mktemp("drive_run")
+    train(compose([*DRIVE_BRIEF_TRAINING, f"data.root={drive_root}"], out), out, "0")
+    return out / "checkpoints" / "best.ckpt"
+
+
 TINY_RUN = [
     "loss=bce_dice",
     "data.source.n_train=4", "data.source.n_val=2", "data.source.n_test=2",

@@ -5,7 +5,9 @@ from torch.utils.data import Dataset
 
 import albumentations as A
 
+from .fov import fov_diameter
 from .loading import LoadedSample
+from .scale import ScaleRule, rescale
 
 
 def select_channels(image: np.ndarray, channels: str) -> np.ndarray:
@@ -18,13 +20,18 @@ def select_channels(image: np.ndarray, channels: str) -> np.ndarray:
 
 
 class SegmentationDataset(Dataset):
-    """Items are dicts: image [C,H,W] float, mask [1,H,W] float, fov [1,H,W] bool, index."""
+    """Items are dicts: image [C,H,W] float, mask [1,H,W] float, fov [1,H,W] bool, index, scale.
+
+    With a ScaleRule only the image is rescaled (by ``scale``, from its FOV diameter); mask and FOV keep the
+    photograph's own size, where the predictions are mapped back and scored.
+    """
 
     def __init__(self, samples: list[LoadedSample], transform: A.Compose, repeats: int = 1,
-                 channels: str = "rgb"):
+                 channels: str = "rgb", scale: ScaleRule | None = None):
         if repeats < 1:
             raise ValueError(f"data.train_repeats must be >= 1, got {repeats}")
         self.samples, self.transform, self.repeats, self.channels = samples, transform, repeats, channels
+        self.scale = scale
 
     def __len__(self) -> int:
         return len(self.samples) * self.repeats
@@ -33,10 +40,13 @@ class SegmentationDataset(Dataset):
         sample = self.samples[index % len(self.samples)]
         out = self.transform(image=sample.image, mask=sample.mask.astype(np.uint8),
                              fov=sample.fov.astype(np.uint8))
-        image = select_channels(np.asarray(out["image"], dtype=np.float32), self.channels)
+        fov = np.asarray(out["fov"]) > 0
+        factor = self.scale.factor(fov_diameter(fov)) if self.scale is not None else 1.0
+        image = select_channels(rescale(np.asarray(out["image"], dtype=np.float32), factor), self.channels)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
             "mask": torch.from_numpy(np.asarray(out["mask"], dtype=np.float32))[None],
-            "fov": torch.from_numpy(np.asarray(out["fov"]) > 0)[None],
+            "fov": torch.from_numpy(fov)[None],
             "index": index % len(self.samples),
+            "scale": factor,
         }

@@ -69,3 +69,15 @@ def detect_fov(image: np.ndarray) -> np.ndarray:
         return np.ones(brightness.shape, dtype=bool)
     cut = dark_mean + _CUT_FRACTION * (threshold - dark_mean)
     return _fill_holes(_largest_component(brightness > cut))
+
+
+def fov_diameter(fov: np.ndarray) -> float:
+    """The field of view's diameter in pixels: the longer side of its bounding box.
+
+    Fundus cameras crop the circular field at the top and bottom (STARE, HRF) far more often than at the sides,
+    so the longer side is the circle's diameter; an all-True FOV (no border found) gives the image's longer side.
+    """
+    if fov.ndim != 2 or not fov.any():
+        raise ValueError(f"fov_diameter needs a non-empty 2-D field of view, got shape {fov.shape}")
+    rows, cols = np.flatnonzero(fov.any(axis=1)), np.flatnonzero(fov.any(axis=0))
+    return float(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)

@@ -4,22 +4,26 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from retina_seg.data.errors import DataError
 
 SPLITS = ("train", "test")
 KAGGLE_COPIES = 4  # Kaggle train stores each photograph 4 times: original, h-flip, v-flip, rotation
+SECOND_OBSERVER = "second-observer mask"  # the role's name in messages
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One image on disk; `group` names the photograph so augmented copies never straddle train and val."""
+    """One image on disk; `group` names the photograph (or the subject) so that copies of one photograph, or
+    two eyes of one person, never straddle train and val. `second_mask`: a second observer's vessel mask."""
 
     image: Path
     mask: Path
     fov: Path | None = None
     group: str = ""
+    second_mask: Path | None = None
 
 
 def _natural_key(key: str) -> tuple[int, int, str]:
@@ -88,27 +92,113 @@ def kaggle_samples(root: str | Path, split: str) -> list[Sample]:
     return [Sample(found["image"][s], found["mask"][s], None, _kaggle_group(split, s)) for s in stems]
 
 
-def _by_number(folder: Path, template: str) -> dict[str, Path]:
-    """Files named like `template` with its `{}` being the photograph number, keyed by that number."""
-    pattern = r"(\d+)".join(re.escape(part) for part in template.split("{}"))
-    matches = ((re.fullmatch(pattern, path.name), path) for path in folder.iterdir() if path.is_file())
+def _by_key(folder: Path, template: str, key: str = r"\d+", ignore_case: bool = False) -> dict[str, Path]:
+    """Files named like `template`, its `{}` matching the regular expression `key`, keyed by that part."""
+    pattern = f"({key})".join(re.escape(part) for part in template.split("{}"))
+    flags = re.IGNORECASE if ignore_case else 0
+    matches = ((re.fullmatch(pattern, path.name, flags), path) for path in folder.iterdir() if path.is_file())
     return {match.group(1): path for match, path in matches if match}
 
 
+@dataclass(frozen=True)
+class FileNaming:
+    """Where each role's files lie and how they are named: `{}` in a name is the photograph's key."""
+
+    what: str  # the data set's name in messages
+    folders: dict[str, Path]
+    names: dict[str, str]
+    key: str = r"\d+"
+    optional: tuple[str, ...] = ()  # roles whose files may be absent altogether (a second observer)
+    ignore_case: tuple[str, ...] = ()  # roles whose names match in any case (HRF's .jpg and .JPG)
+
+    def expected(self, role: str, key: str) -> Path:
+        return self.folders[role] / self.names[role].format(key)
+
+
+def _find(naming: FileNaming, root: Path, split: str, split_dir: Path) -> dict[str, dict[str, Path]]:
+    """Each role's files by key; raises listing every missing folder and every file without its partners.
+    An optional role counts only where it has files, and then must pair like the others."""
+    what = f"{naming.what} layout at {root}"
+    required = [role for role in naming.folders if role not in naming.optional]
+    _check_folders(root, split, split_dir, sorted({naming.folders[role] for role in required}), what)
+    by_key = {role: _by_key(naming.folders[role], naming.names[role], naming.key, role in naming.ignore_case)
+              for role in naming.folders if naming.folders[role].is_dir()}
+    found = {role: by_key[role] for role in required}
+    if not any(found.values()):
+        expected_names = ", ".join(naming.names[role].format("NN") for role in required)
+        raise DataError(f"{split_dir}: empty split, no {naming.what} files ({expected_names})")
+    found.update({role: by_key[role] for role in naming.optional if by_key.get(role)})
+    _raise_if(_unpaired(found, {role: partial(naming.expected, role) for role in found}), what)
+    return found
+
+
+def _samples(found: dict[str, dict[str, Path]], keys: list[str], group: Callable[[str], str]) -> list[Sample]:
+    optional = {role: found.get(role, {}) for role in ("fov", SECOND_OBSERVER)}
+    return [Sample(found["image"][k], found["mask"][k], optional["fov"].get(k), group(k),
+                   optional[SECOND_OBSERVER].get(k)) for k in keys]
+
+
 def drive_samples(root: str | Path, split: str) -> list[Sample]:
-    """Samples of DRIVE: images/NN_<kind>.tif, 1st_manual/NN_manual1.gif, mask/NN_<kind>_mask.gif (the FOV)."""
+    """Samples of DRIVE: images/NN_<kind>.tif, 1st_manual/NN_manual1.gif, mask/NN_<kind>_mask.gif (the FOV),
+    and in the test split 2nd_manual/NN_manual2.gif (the second observer)."""
     root = Path(root)
-    what = f"DRIVE layout at {root}"
     kind = "training" if split == "train" else "test"
     split_dir = root / kind
-    folders = {"image": split_dir / "images", "mask": split_dir / "1st_manual", "fov": split_dir / "mask"}
-    _check_folders(root, split, split_dir, list(folders.values()), what)
-    names = {"image": f"{{}}_{kind}.tif", "mask": "{}_manual1.gif", "fov": f"{{}}_{kind}_mask.gif"}
-    found = {role: _by_number(folders[role], names[role]) for role in folders}
-    if not any(found.values()):
-        expected_names = ", ".join(name.format("NN") for name in names.values())
-        raise DataError(f"{split_dir}: empty split, no DRIVE files ({expected_names})")
-    expected = {role: (lambda number, role=role: folders[role] / names[role].format(number)) for role in folders}
-    _raise_if(_unpaired(found, expected), what)
-    numbers = sorted(found["image"], key=_natural_key)
-    return [Sample(found["image"][n], found["mask"][n], found["fov"][n], n) for n in numbers]
+    naming = FileNaming("DRIVE", {"image": split_dir / "images", "mask": split_dir / "1st_manual",
+                                  "fov": split_dir / "mask", SECOND_OBSERVER: split_dir / "2nd_manual"},
+                        {"image": f"{{}}_{kind}.tif", "mask": "{}_manual1.gif", "fov": f"{{}}_{kind}_mask.gif",
+                         SECOND_OBSERVER: "{}_manual2.gif"}, optional=(SECOND_OBSERVER,))
+    found = _find(naming, root, split, split_dir)
+    return _samples(found, sorted(found["image"], key=_natural_key), str)
+
+
+@dataclass(frozen=True)
+class UndividedSet:
+    """A benchmark published without a train/test division: which photographs we test on, and the groups."""
+
+    naming: Callable[[Path], FileNaming]
+    test_keys: Callable[[list[str]], set[str]]  # from all keys in natural order
+    group: Callable[[str], str] = str
+
+    def samples(self, root: str | Path, split: str) -> list[Sample]:
+        """Every file is checked whatever the split, so a broken pair is reported before any training."""
+        root = Path(root)
+        found = _find(self.naming(root), root, split, root)
+        keys = sorted(found["image"], key=_natural_key)
+        test = self.test_keys(keys)
+        return _samples(found, [k for k in keys if (k in test) == (split == "test")], self.group)
+
+
+def _second_half(keys: list[str]) -> set[str]:
+    return set(keys[len(keys) // 2:])
+
+
+# STARE: images/imNNNN.ppm, labels-ah/imNNNN.ah.ppm (first observer), labels-vk/imNNNN.vk.ppm (second); no
+# FOV masks. Test: the second half of the photographs by number (10 of the 20), train the first half.
+STARE = UndividedSet(
+    lambda root: FileNaming("STARE", {"image": root / "images", "mask": root / "labels-ah",
+                                      SECOND_OBSERVER: root / "labels-vk"},
+                            {"image": "im{}.ppm", "mask": "im{}.ah.ppm", SECOND_OBSERVER: "im{}.vk.ppm"},
+                            optional=(SECOND_OBSERVER,)),
+    _second_half)
+
+# CHASE_DB1: one folder of Image_NNE.jpg (child NN, eye E = L or R), Image_NNE_1stHO.png (first observer) and
+# Image_NNE_2ndHO.png; no FOV masks. A child's two eyes are one group; children 11-14 test, 01-10 train.
+CHASE_DB1_FIRST_TEST_CHILD = 11
+CHASE_DB1 = UndividedSet(
+    lambda root: FileNaming("CHASE_DB1", {"image": root, "mask": root, SECOND_OBSERVER: root},
+                            {"image": "Image_{}.jpg", "mask": "Image_{}_1stHO.png",
+                             SECOND_OBSERVER: "Image_{}_2ndHO.png"}, key=r"\d+[LR]", optional=(SECOND_OBSERVER,)),
+    lambda keys: {k for k in keys if int(k[:-1]) >= CHASE_DB1_FIRST_TEST_CHILD},
+    group=lambda key: key[:-1])
+
+# HRF: images/NN_C.jpg (or .JPG; C = h healthy, dr diabetic retinopathy, g glaucoma), manual1/NN_C.tif and
+# mask/NN_C_mask.tif (FOV), 3504x2336. Test: numbers 06-15 of each category (30), train 01-05 (15).
+HRF_LAST_TRAIN_NUMBER = 5
+HRF = UndividedSet(
+    lambda root: FileNaming("HRF", {"image": root / "images", "mask": root / "manual1", "fov": root / "mask"},
+                            {"image": "{}.jpg", "mask": "{}.tif", "fov": "{}_mask.tif"},
+                            key=r"\d+_(?:h|dr|g)", ignore_case=("image",)),
+    lambda keys: {k for k in keys if int(k.split("_")[0]) > HRF_LAST_TRAIN_NUMBER})
+
+stare_samples, chase_db1_samples, hrf_samples = STARE.samples, CHASE_DB1.samples, HRF.samples

@@ -25,6 +25,7 @@ class LoadedSample:
     mask: np.ndarray
     fov: np.ndarray
     group: str
+    second_mask: np.ndarray | None = None  # a second observer's vessels, where the data set has one
 
 
 def _read(reader: Callable[[Path], np.ndarray], path: Path, problems: list[str]) -> np.ndarray | None:
@@ -49,15 +50,16 @@ def _load_one(sample: Sample, detect_missing_fov: bool) -> LoadedSample | list[s
     image = _read(read_image, sample.image, problems)
     mask = _read(read_mask, sample.mask, problems)
     fov = _read(read_fov, sample.fov, problems) if sample.fov is not None else None
-    if image is not None and mask is not None:
-        problems += _size_problem(sample.mask, mask, sample.image, image, "mask")
-    if image is not None and fov is not None:
-        problems += _size_problem(sample.fov, fov, sample.image, image, "FOV mask")
+    second = _read(read_mask, sample.second_mask, problems) if sample.second_mask is not None else None
+    if image is not None:
+        for path, array, role in ((sample.mask, mask, "mask"), (sample.fov, fov, "FOV mask"),
+                                  (sample.second_mask, second, "second-observer mask")):
+            problems += _size_problem(path, array, sample.image, image, role) if array is not None else []
     if problems:
         return problems
     if fov is None:
         fov = detect_fov(image) if detect_missing_fov else np.ones(mask.shape, dtype=bool)
-    return LoadedSample(sample.image.stem, image, mask, fov, sample.group)
+    return LoadedSample(sample.image.stem, image, mask, fov, sample.group, second)
 
 
 def load_samples(samples: Sequence[Sample], detect_missing_fov: bool = False) -> list[LoadedSample]:

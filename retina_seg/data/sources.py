@@ -2,9 +2,9 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layouts import drive_samples, kaggle_samples
+from .layouts import chase_db1_samples, drive_samples, hrf_samples, kaggle_samples, stare_samples
 from .loading import LoadedSample, load_samples
-from .splits import split_train_val
+from .splits import MODES, split_train_val
 from .synthetic import synthetic_samples
 
 
@@ -29,23 +29,32 @@ class SyntheticSource:
         return Splits(made[:n_train], made[n_train:n_train + n_val], made[n_train + n_val:])
 
 
+# Every photograph of the set in the test split: for evaluating a model trained elsewhere.
+ALL = "all"
+
+
 class _FileSource:
-    """A data set on disk: a train pool split into train/val, and a fixed test split."""
+    """A data set on disk: a train pool split into train/val, and a fixed test split (or split=all: everything
+    is test)."""
 
     layout = staticmethod(kaggle_samples)
 
     def __init__(self, root: str | Path, split: str = "grouped", n_val: int = 20, split_seed: int = 0,
                  limit_train: int | None = None, limit_test: int | None = None, detect_fov: bool = True):
+        if split not in (*MODES, ALL):
+            raise ValueError(f"data.source.split={split!r} must be one of {(*MODES, ALL)}")
         self.root, self.split, self.n_val, self.split_seed = Path(root), split, n_val, split_seed
         self.limit_train, self.limit_test, self.detect_fov = limit_train, limit_test, detect_fov
 
     def load(self) -> Splits:
         """``limit_*`` keep only the first images of a split (quick checks on a few real images)."""
-        pool = self.layout(self.root, "train")[:self.limit_train]
-        test = self.layout(self.root, "test")[:self.limit_test]
-        train, val = split_train_val(pool, self.n_val, self.split, self.split_seed)
+        pool, test = self.layout(self.root, "train"), self.layout(self.root, "test")
+        if self.split == ALL:
+            pool, test = [], pool + test
+        train, val = (split_train_val(pool[:self.limit_train], self.n_val, self.split, self.split_seed)
+                      if pool else ([], []))
         load = lambda samples: load_samples(samples, detect_missing_fov=self.detect_fov)  # noqa: E731
-        return Splits(load(train), load(val), load(test))
+        return Splits(load(train), load(val), load(test[:self.limit_test]))
 
 
 class KaggleSource(_FileSource):
@@ -58,3 +67,21 @@ class DriveSource(_FileSource):
     """DRIVE at its native 565x584 with FOV masks."""
 
     layout = staticmethod(drive_samples)
+
+
+class StareSource(_FileSource):
+    """STARE's 20 photographs (700x605, FOV detected); test: the second half by number."""
+
+    layout = staticmethod(stare_samples)
+
+
+class ChaseDb1Source(_FileSource):
+    """CHASE_DB1's 28 photographs (999x960, both eyes of 14 children, FOV detected); test: children 11-14."""
+
+    layout = staticmethod(chase_db1_samples)
+
+
+class HrfSource(_FileSource):
+    """HRF's 45 photographs (3504x2336, with FOV masks); test: numbers 06-15 of each category."""
+
+    layout = staticmethod(hrf_samples)

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 FILE_NAMES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx", "safetensors": "model.safetensors"}
 CARD_JSON, CARD_MARKDOWN = "model_card.json", "MODEL_CARD.md"
 INPUT_NAME, OUTPUT_NAME = "image", "probability"
+TORCHSCRIPT_METADATA = "retina_seg.json"
 
 
 class ExportError(RuntimeError):
@@ -66,31 +67,49 @@ def parity_inputs(predictor: VesselPredictor, sizes: list[tuple[int, int]]) -> l
     return inputs
 
 
-def export_torchscript(model: ProbabilityNet, example: torch.Tensor, path: Path) -> None:
+def run_metadata(info: dict[str, Any], checkpoint_sha256: str) -> dict[str, str]:
+    """What a user of any export needs besides the graph, as text: input scaling, channels, threshold and the
+    training FOV diameter (the scale to put photographs at), and the checkpoint it came from."""
+    return {"model": json.dumps(info["model"]), "normalize": json.dumps(info["normalize"]),
+            "channels": str(info["channels"]), "threshold": repr(float(info["threshold"])),
+            "fov_diameter": json.dumps(info.get("fov_diameter")), "checkpoint_sha256": checkpoint_sha256}
+
+
+def export_torchscript(model: ProbabilityNet, example: torch.Tensor, path: Path, metadata: dict[str, str]) -> None:
+    """The metadata rides along as the archive's extra file `retina_seg.json`."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         traced = torch.jit.trace(model, example)
-    write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp)))
+    extra = {TORCHSCRIPT_METADATA: json.dumps(metadata)}
+    write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=extra))
 
 
-def export_onnx(model: ProbabilityNet, example: torch.Tensor, path: Path, opset: int) -> None:
+def _onnx_with_metadata(model: ProbabilityNet, example: torch.Tensor, tmp: Path, opset: int,
+                        metadata: dict[str, str]) -> None:
+    import onnx
+
     dynamic = {0: "batch", 2: "height", 3: "width"}
+    torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+                      output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic})
+    graph = onnx.load(str(tmp))
+    onnx.helper.set_model_props(graph, metadata)
+    onnx.save(graph, str(tmp))
+
+
+def export_onnx(model: ProbabilityNet, example: torch.Tensor, path: Path, opset: int,
+                metadata: dict[str, str]) -> None:
+    """The metadata goes into the model's metadata_props."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
-        write_atomic(path, lambda tmp: torch.onnx.export(
-            model, (example,), str(tmp), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic}))
+        write_atomic(path, lambda tmp: _onnx_with_metadata(model, example, tmp, opset, metadata))
 
 
-def export_safetensors(net: nn.Module, info: dict[str, Any], checkpoint_sha256: str, path: Path) -> None:
+def export_safetensors(net: nn.Module, path: Path, metadata: dict[str, str]) -> None:
     """The weights alone, with the run info as metadata (safetensors metadata is text only)."""
     from safetensors.torch import save_file
 
     tensors = {name: tensor.contiguous() for name, tensor in net.state_dict().items()}
-    metadata = {"model": json.dumps(info["model"]), "normalize": json.dumps(info["normalize"]),
-                "channels": str(info["channels"]), "threshold": repr(float(info["threshold"])),
-                "checkpoint_sha256": checkpoint_sha256}
     write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
@@ -155,15 +174,16 @@ def export_checkpoint(settings: ExportSettings) -> dict[str, Any]:
     expected = reference_outputs(model, inputs)
     example = torch.from_numpy(inputs[0])
     checkpoint_sha256 = sha256(settings.ckpt_path)
+    metadata = run_metadata(predictor.info, checkpoint_sha256)
     exports = {}
     for kind in settings.formats:
         path = settings.output / FILE_NAMES[kind]
         if kind == "torchscript":
-            export_torchscript(model, example, path)
+            export_torchscript(model, example, path, metadata)
         elif kind == "onnx":
-            export_onnx(model, example, path, settings.onnx_opset)
+            export_onnx(model, example, path, settings.onnx_opset, metadata)
         else:
-            export_safetensors(predictor.net, predictor.info, checkpoint_sha256, path)
+            export_safetensors(predictor.net, path, metadata)
         parity = check_parity(runner(kind, path, predictor.info), inputs, expected, settings.parity_tolerance, path)
         exports[kind] = {"file": path.name, "sha256": sha256(path), "parity_max_abs_diff": parity}
         log.info("Exported %s to %s (max abs difference %.1e)", kind, path, max(parity.values()))

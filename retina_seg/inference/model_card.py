@@ -79,6 +79,15 @@ def _threshold(info: dict[str, Any], run: dict[str, Any] | None) -> dict[str, An
             "rule": "a pixel is a vessel when its probability >= the threshold"}
 
 
+def _scale(info: dict[str, Any]) -> dict[str, Any]:
+    diameter = info.get("fov_diameter")
+    how = ("median over the training photographs, measured as the longer side of the FOV's bounding box"
+           if diameter is not None else "unknown: the checkpoint was written before the diameter was stored")
+    return {"fov_diameter": diameter, "how": how,
+            "use": "rescale a photograph by fov_diameter / its own FOV diameter before predicting, and the "
+                   "probabilities back to its size (retina-seg-predict mode=auto does this)"}
+
+
 def build_card(checkpoint: Path, checkpoint_sha256: str, net: nn.Module, info: dict[str, Any],
                run_dir: Path, exports: dict[str, Any]) -> dict[str, Any]:
     run = read_run(run_dir)
@@ -98,6 +107,7 @@ def build_card(checkpoint: Path, checkpoint_sha256: str, net: nn.Module, info: d
                                 "formula": NORMALIZATION_WORDS.get(mode, mode),
                                 "then": f"keep {channels}; layout channels first"},
         "threshold": _threshold(info, run),
+        "scale": _scale(info),
         "training": _training(run, run_dir) if run else None,
         "metrics": _metrics(run) if run else None,
         "config": run.get("config") if run else None,
@@ -119,7 +129,9 @@ def render_markdown(card: dict[str, Any]) -> str:
              f"- Input: {arch['input']}.", f"- Output: {arch['output']}.", "", "## Input normalisation", "",
              f"albumentations `Normalize` {json.dumps(norm['albumentations'])}: {norm['formula']}; then "
              f"{norm['then']}.", "", "## Threshold", "",
-             f"{threshold['value']:.4f}, {threshold['how']}; {threshold['rule']}.", ""]
+             f"{threshold['value']:.4f}, {threshold['how']}; {threshold['rule']}.", "", "## Scale", "",
+             f"Training FOV diameter: {card['scale']['fov_diameter']} pixels ({card['scale']['how']}). To predict, "
+             f"{card['scale']['use']}.", ""]
     training = card["training"]
     lines += ["## Training data and split", ""]
     if training is None:

@@ -10,7 +10,8 @@ from torch.utils.data import Dataset
 
 from ..data.errors import DataError
 from ..data.io import read_fov, read_image, read_mask
-from ..data.fov import detect_fov
+from ..data.fov import detect_fov, fov_diameter
+from ..data.scale import ScaleRule, rescale
 from .inputs import NameIndex
 from .normalization import normalization_tables
 from .settings import Tiling
@@ -23,11 +24,13 @@ class Photograph:
     source: Path
     name: str
     image: np.ndarray  # uint8 HxWx3 as read
-    network_image: np.ndarray  # the image, or in resize mode the image at the training scale
+    network_image: np.ndarray  # the image rescaled to the training scale (auto), resized (resize), or as read
     tables: np.ndarray  # [3, 256] normalisation of network_image (see normalization.py)
     plan_kind: str  # "whole", "tiles" or "resize"
     fov: np.ndarray  # bool HxW; predictions outside are zero
     fov_source: str
+    fov_diameter: float  # pixels, at the input's size
+    scale: float  # network_image / image (1.0 at native scale; per axis in resize mode it may differ)
     truth: np.ndarray | None  # bool HxW vessel mask, when ground truth was given
 
 
@@ -57,9 +60,9 @@ class PhotographDataset(Dataset):
     """Items are Photograph, or FailedInput naming the file and the problem: one bad file stops nothing."""
 
     def __init__(self, images: list[Path], names: dict[Path, str], normalize: A.Normalize, tiling: Tiling,
-                 masks: MaskSources):
+                 masks: MaskSources, scale: ScaleRule):
         self.images, self.names, self.normalize = images, names, normalize
-        self.tiling, self.masks = tiling, masks
+        self.tiling, self.masks, self.scale = tiling, masks, scale
         self.resize = A.Resize(tiling.resize_height, tiling.resize_width)
 
     def __len__(self) -> int:
@@ -89,7 +92,13 @@ class PhotographDataset(Dataset):
             truth_path = self.masks.truth.find(path)
             truth = _check_size(read_mask(truth_path), truth_path, image, path)
         fov, fov_source = self._fov(path, image)
-        kind = self.tiling.plan_kind(*image.shape[:2])
-        network_image = self.resize(image=image)["image"] if kind == "resize" else image
+        diameter = fov_diameter(fov) if fov.any() else float(max(image.shape[:2]))
+        if self.tiling.mode == "resize":
+            network_image, factor = self.resize(image=image)["image"], self.tiling.resize_width / image.shape[1]
+        else:
+            factor = self.scale.factor(diameter) if self.tiling.scale_aware else 1.0
+            network_image = rescale(image, factor)
+        kind = self.tiling.plan_kind(*network_image.shape[:2])
         return Photograph(path, self.names[path], image, network_image,
-                          normalization_tables(self.normalize, network_image), kind, fov, fov_source, truth)
+                          normalization_tables(self.normalize, network_image), kind, fov, fov_source, diameter,
+                          factor, truth)

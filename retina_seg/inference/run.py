@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import albumentations as A
 import numpy as np
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..data.scale import ScaleRule, to_size, training_scale
 from .inputs import NameIndex, output_names, resolve_inputs
 from .photographs import FailedInput, MaskSources, Photograph, PhotographDataset
 from .predictor import VesselPredictor
@@ -25,14 +25,6 @@ log = logging.getLogger(__name__)
 def _as_list(batch: list) -> list:
     """Inputs differ in size, so a loader batch stays a list."""
     return batch
-
-
-def _full_size(photo: Photograph, probability: np.ndarray) -> np.ndarray:
-    """Back to the input's size in resize mode (the same interpolation as the way in)."""
-    height, width = photo.image.shape[:2]
-    if probability.shape == (height, width):
-        return probability
-    return A.Resize(height, width)(image=probability)["image"]
 
 
 class PredictionRun:
@@ -81,18 +73,28 @@ class PredictionRun:
 
     def finish(self, photo: Photograph, probability: np.ndarray) -> None:
         """Zero outside the FOV, threshold, write, score."""
-        probability = _full_size(photo, probability)
+        probability = to_size(probability, *photo.image.shape[:2])
         probability[~photo.fov] = 0
         mask = probability >= self.predictor.threshold
         outputs = write_prediction(self.settings.output, photo.name, photo.image, probability, mask,
                                    self.settings.overlay_color, self.settings.overlay_alpha)
         record = {"input": str(photo.source), "height": photo.image.shape[0], "width": photo.image.shape[1],
-                  "plan": photo.plan_kind, "fov": photo.fov_source, "outputs": outputs}
+                  "plan": photo.plan_kind, "fov": photo.fov_source, "fov_diameter": photo.fov_diameter,
+                  "scale": round(photo.scale, 6), "network_size": list(photo.network_image.shape[:2]),
+                  "outputs": outputs}
         if photo.truth is not None:
             counts = confusion(mask, photo.truth)
             self.scores.append((photo.name, counts))
             record.update(IoU=counts.iou, Dice=counts.dice)
         self.predicted.append(record)
+
+
+def _scale_rule(settings: PredictSettings, predictor: VesselPredictor) -> tuple[ScaleRule, str]:
+    """The training scale in auto mode; whole, tiles and resize never rescale by it."""
+    if not settings.tiling.scale_aware:
+        return ScaleRule(None), f"mode={settings.tiling.mode}: not scale-aware"
+    return training_scale(predictor.info.get("fov_diameter"), settings.scale.train_fov_diameter,
+                          settings.scale.tolerance, settings.ckpt_path)
 
 
 def _mask_sources(settings: PredictSettings) -> MaskSources:
@@ -110,8 +112,9 @@ def predict_files(settings: PredictSettings) -> dict[str, Any]:
     inputs = resolve_inputs(settings.inputs)
     for path in inputs.skipped:
         log.warning("skipped %s: not an image file name (%s)", path, path.suffix or "no extension")
+    rule, scale_source = _scale_rule(settings, predictor)
     dataset = PhotographDataset(inputs.images, output_names(inputs.images), predictor.normalize, settings.tiling,
-                                _mask_sources(settings))
+                                _mask_sources(settings), rule)
     loader = DataLoader(dataset, batch_size=settings.batch_size, num_workers=settings.num_workers,
                         collate_fn=_as_list)
     settings.output.mkdir(parents=True, exist_ok=True)
@@ -126,7 +129,8 @@ def predict_files(settings: PredictSettings) -> dict[str, Any]:
         write_scores(settings.output, run.scores)
     summary = {"checkpoint": str(settings.ckpt_path), "threshold": predictor.threshold,
                "threshold_source": "checkpoint" if settings.threshold is None else "override",
-               "mode": settings.tiling.mode, "device": settings.device, "predicted": len(run.predicted), "failed": run.failed,
+               "mode": settings.tiling.mode, "train_fov_diameter": rule.train_fov_diameter,
+               "scale_source": scale_source, "device": settings.device, "predicted": len(run.predicted), "failed": run.failed,
                "skipped": [str(p) for p in inputs.skipped], "wall_time_s": round(elapsed, 3),
                "images_per_s": round(len(run.predicted) / elapsed, 3) if elapsed > 0 else None,
                "overall": _overall(run.scores), "images": run.predicted}

@@ -8,6 +8,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError
+from ..data.scale import DEFAULT_TOLERANCE
 
 MODES = ("auto", "whole", "tiles", "resize")
 
@@ -23,11 +24,24 @@ class Tiling:
     resize_height: int = 512
     resize_width: int = 512
 
+    @property
+    def scale_aware(self) -> bool:
+        """Only auto puts photographs at the training scale; whole and tiles keep their own scale."""
+        return self.mode == "auto"
+
     def plan_kind(self, height: int, width: int) -> str:
-        """"whole", "tiles" or "resize" for an image of this size."""
+        """"whole", "tiles" or "resize" for a network image of this size (in auto mode: after rescaling)."""
         if self.mode == "auto":
             return "whole" if height * width <= self.whole_image_max_pixels else "tiles"
         return self.mode
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    """Where the training FOV diameter comes from (None: the checkpoint) and the tolerance (conf/predict.yaml)."""
+
+    train_fov_diameter: float | None = None
+    tolerance: float = DEFAULT_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,7 @@ class PredictSettings:
     detect_fov: bool
     threshold: float | None
     tiling: Tiling
+    scale: ScaleSettings
     batch_size: int
     num_workers: int
     device: str
@@ -78,6 +93,23 @@ def _tiling(cfg: DictConfig) -> Tiling:
         raise ConfigError(f"tile.overlap={overlap} must be at most half of tile.size={size}")
     return Tiling(cfg.mode, _int(cfg, "whole_image_max_pixels", 1), size, overlap,
                   _int(cfg, "resize.height", 16), _int(cfg, "resize.width", 16))
+
+
+def _number(cfg: DictConfig, key: str) -> float | None:
+    value = OmegaConf.select(cfg, key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"{key}={value!r} must be a number")
+    return None if value is None else float(value)
+
+
+def scale_settings(cfg: DictConfig) -> ScaleSettings:
+    """`scale.train_fov_diameter` (null or pixels > 0) and `scale.tolerance` (in [0, 1)), shared with eval."""
+    diameter, tolerance = _number(cfg, "scale.train_fov_diameter"), _number(cfg, "scale.tolerance")
+    if diameter is not None and diameter <= 0:
+        raise ConfigError(f"scale.train_fov_diameter={diameter!r} must be null (the checkpoint's) or pixels > 0")
+    if tolerance is None or not 0 <= tolerance < 1:
+        raise ConfigError(f"scale.tolerance={tolerance!r} must be a number in [0, 1)")
+    return ScaleSettings(diameter, tolerance)
 
 
 def _optional_bool(cfg: DictConfig, key: str) -> bool | None:
@@ -120,7 +152,7 @@ def predict_settings(cfg: DictConfig) -> PredictSettings:
         ckpt_path=Path(str(cfg.ckpt_path)), inputs=inputs, output=Path(str(cfg.output)),
         masks=_path(cfg, "masks"), fov_masks=_path(cfg, "fov_masks"),
         detect_fov=bool(cfg.detect_fov), threshold=_threshold(cfg),
-        tiling=_tiling(cfg), batch_size=_int(cfg, "batch_size", 1), num_workers=_int(cfg, "num_workers", 0),
+        tiling=_tiling(cfg), scale=scale_settings(cfg), batch_size=_int(cfg, "batch_size", 1), num_workers=_int(cfg, "num_workers", 0),
         device=_device(cfg), channels_last=bool(cfg.channels_last), flip_tta=_optional_bool(cfg, "flip_tta"),
         progress_bar=bool(cfg.progress_bar),
         overlay_color=color, overlay_alpha=alpha)

@@ -3,6 +3,7 @@ from collections.abc import Callable
 
 import lightning.pytorch as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..models.unet import flip_averaged, vessel_probability
@@ -45,8 +46,10 @@ class VesselSegmentationModule(pl.LightningModule):
     def _evaluate(self, batch: dict, metrics: VesselMetrics, split: str) -> torch.Tensor:
         image = self._layout(batch["image"])
         logits = self.net(image)
-        loss = self.loss(logits, batch["mask"], batch["fov"])
         probs = flip_averaged(self.net, image) if self.flip_tta else vessel_probability(logits)
+        # A photograph evaluated at the training scale (SegmentationDataset's ScaleRule) is scored at its own size.
+        logits, probs = _to_size(logits, batch["mask"]), _to_size(probs, batch["mask"])
+        loss = self.loss(logits, batch["mask"], batch["fov"])
         # Nothing outside the field of view is a vessel (the loss never sees it; the predictor zeroes it too),
         # so the all-pixel scores compare with whole-image numbers such as the reference's.
         probs = probs * batch["fov"]
@@ -105,3 +108,10 @@ class VesselSegmentationModule(pl.LightningModule):
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _to_size(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Bilinear resize of [B,1,h,w] to the [B,1,H,W] of `like`, as the predictor maps probabilities back."""
+    if values.shape[-2:] == like.shape[-2:]:
+        return values
+    return F.interpolate(values, size=like.shape[-2:], mode="bilinear", align_corners=False)

@@ -86,6 +86,8 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, record: dict[str, Any]) -> d
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("fit")  # bad data fails here, before any model is built
     module = build_module(cfg, datamodule.in_channels)
+    # The training photographs' scale, stored in every checkpoint: prediction rescales new photographs to it.
+    module.run_info["fov_diameter"] = datamodule.training_fov_diameter()
     trainer = build_trainer(cfg)
     writer = next((c for c in trainer.callbacks if isinstance(c, RunFolderWriter)), None)
     if writer is not None:

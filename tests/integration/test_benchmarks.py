@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from benchmarks.common import run_in_turns
 from tests.conftest import REPO_ROOT, run_cli
@@ -154,3 +155,43 @@ def test_sweep_parallelism_quick_times_both_local_launchers(tmp_path):
     ratio = results["ratio_to_sequential"]["submitit_local"]
     assert ratio > 0
     assert result.stdout.strip().splitlines()[-1] == f"parallel/sequential wall-time ratio: submitit_local {ratio:.2f}"
+
+
+def test_cross_dataset_quick_evaluates_both_models_at_both_scales_beside_the_human(tmp_path, drive_checkpoint,
+                                                                                  kaggle_root, drive_root, stare_root):
+    """The Kaggle model is trained by the benchmark (one epoch on 8 images); the DRIVE one is given."""
+    out, results_path = tmp_path / "runs", tmp_path / "cross.json"
+    result = run_cli("benchmarks.cross_dataset", "--quick", "--drive-ckpt", str(drive_checkpoint), "--kaggle-root",
+                     str(kaggle_root), "--drive-root", str(drive_root), "--stare-root", str(stare_root), "--out",
+                     str(out), "--json", str(results_path), cwd=REPO_ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(results_path.read_text())
+    assert results["checkpoints"] == {"kaggle": str((out / "kaggle" / "checkpoints" / "best.ckpt").resolve()),
+                                      "drive": str(drive_checkpoint.resolve())}
+    rows = results["rows"]
+    assert len(rows) == 5 and list(rows)[-1] == "second observer (human)"
+    train_diameter = torch.load(drive_checkpoint, weights_only=True)["retina_seg"]["fov_diameter"]
+    for row, by_data in rows.items():
+        for data, metrics in by_data.items():
+            assert metrics["config"]["data"]["source"]["_target_"].endswith({"drive": "DriveSource",
+                                                                              "stare": "StareSource"}[data])
+            assert 0 < metrics["test_Dice"] < 1
+            if row.startswith("second observer"):
+                assert metrics["images"] == 2 and "test_AUC" not in metrics
+            elif row.endswith("native scale"):
+                assert metrics["scale"]["factors"] == [1.0, 1.0] and not metrics["config"]["scale_aware"]
+    stare_aware = rows["recipe on DRIVE (native 565x584), scale-aware"]["stare"]["scale"]
+    assert stare_aware["source"] == "checkpoint" and stare_aware["train_fov_diameter"] == train_diameter
+    assert all(0.75 < factor < 0.9 for factor in stare_aware["factors"])  # STARE's FOV is about 650 px wide
+    assert "| second observer (human) |" in result.stdout and "published F1 (Idiap bob.ip.binseg)" in result.stdout
+    dice = [rows[f"recipe on DRIVE (native 565x584), {how}"]["stare"]["test_Dice"]
+            for how in ("scale-aware", "native scale")]
+    assert result.stdout.strip().splitlines()[-1] == (
+        f"STARE Dice of the DRIVE-trained model: scale-aware {dice[0]:.4f}, native scale {dice[1]:.4f} "
+        "(published U-Net DRIVE->STARE F1 0.807)")
+
+
+def test_cross_dataset_names_a_missing_checkpoint(tmp_path):
+    result = run_cli("benchmarks.cross_dataset", "--drive-ckpt", str(tmp_path / "none.ckpt"), cwd=REPO_ROOT,
+                     timeout=120)
+    assert result.returncode != 0 and f"--drive-ckpt {tmp_path / 'none.ckpt'} is not a file" in result.stderr

@@ -12,6 +12,7 @@ from retina_seg.config import CONF_DIR
 from retina_seg.data.transforms import build_pipeline
 from retina_seg.training.pipeline import build_module, build_trainer
 from tests.conftest import TINY_RUN, compose
+from tests.unit.test_layouts import chase_db1_tree, hrf_tree
 
 GROUPS = ("data", "augmentation", "model", "module", "loss", "optimizer", "scheduler", "trainer", "callbacks",
           "logger", "experiment")
@@ -35,6 +36,15 @@ def real_data_overrides(cfg, request):
     if source.endswith("DriveSource"):
         return [f"data.root={request.getfixturevalue('drive_root')}", "data.source.limit_train=4",
                 "data.source.n_val=2", "data.source.limit_test=2"]
+    if source.endswith("StareSource"):
+        return [f"data.root={request.getfixturevalue('stare_root')}", "data.source.limit_train=4",
+                "data.source.n_val=2", "data.source.limit_test=2"]
+    # Not in ../shared: synthetic photographs written in their layouts (children 01-03 and 11; numbers 01-02 and 06).
+    generated = request.getfixturevalue("tmp_path") / "generated"
+    if source.endswith("ChaseDb1Source"):
+        return [f"data.root={chase_db1_tree(generated, [1, 2, 3, 11], size=96)}", "data.source.n_val=2"]
+    if source.endswith("HrfSource"):
+        return [f"data.root={hrf_tree(generated, [1, 2, 6], size=96)}", "data.source.n_val=3"]
     return []
 
 

@@ -73,6 +73,25 @@ def test_safetensors_hold_the_weights_and_the_run_info(exported):
     assert json.loads(metadata["model"]) == predictor.info["model"]
     assert float(metadata["threshold"]) == predictor.threshold
     assert metadata["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert json.loads(metadata["fov_diameter"]) == predictor.info["fov_diameter"]
+
+
+def test_every_export_carries_the_training_scale(exported):
+    """The FOV diameter of the training photographs (64x64 synthetic ones here) travels with each export."""
+    import onnx
+
+    checkpoint, out = exported
+    diameter = torch.load(checkpoint, weights_only=True)["retina_seg"]["fov_diameter"]
+    assert 50 < diameter <= 64
+    onnx_props = {prop.key: prop.value for prop in onnx.load(str(out / "model.onnx")).metadata_props}
+    extra = {"retina_seg.json": ""}
+    torch.jit.load(str(out / "model.torchscript.pt"), _extra_files=extra)
+    for metadata in (onnx_props, json.loads(extra["retina_seg.json"])):
+        assert json.loads(metadata["fov_diameter"]) == diameter
+        assert float(metadata["threshold"]) == pytest.approx(read_metrics(checkpoint.parents[1])["threshold"])
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["scale"]["fov_diameter"] == diameter
+    assert f"Training FOV diameter: {diameter} pixels" in (out / "MODEL_CARD.md").read_text()
 
 
 def test_model_card_describes_model_data_metrics_and_provenance(exported):
@@ -93,8 +112,8 @@ def test_model_card_describes_model_data_metrics_and_provenance(exported):
     assert set(card["exports"]) == {"torchscript", "onnx", "safetensors"}
     assert all(max(e["parity_max_abs_diff"].values()) < 1e-4 for e in card["exports"].values())
     markdown = (out / "MODEL_CARD.md").read_text()
-    for heading in ("## Architecture", "## Input normalisation", "## Threshold", "## Training data and split",
-                    "## Metrics", "## Exports", "## Resolved training config"):
+    for heading in ("## Architecture", "## Input normalisation", "## Threshold", "## Scale",
+                    "## Training data and split", "## Metrics", "## Exports", "## Resolved training config"):
         assert heading in markdown
     assert card["checkpoint"]["sha256"] in markdown
 

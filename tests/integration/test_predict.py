@@ -1,6 +1,7 @@
 """`retina-seg-predict` end to end on real photographs, with a checkpoint from a real (tiny) training run."""
 import csv
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -11,11 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
+from retina_seg.data.fov import detect_fov, fov_diameter
 from retina_seg.data.io import read_image, read_mask
 from retina_seg.inference.predictor import VesselPredictor
 from retina_seg.inference.run import predict_files
 from retina_seg.inference.settings import predict_settings
 from retina_seg.training.checkpoints import CheckpointError
+from retina_seg.training.evaluation import evaluate
 from retina_seg.training.pipeline import train
 from retina_seg.training.run_folder import read_metrics
 from tests.conftest import REPO_ROOT, TINY_RUN, compose, run_cli
@@ -103,6 +106,28 @@ def test_resize_mode_and_threshold_override(checkpoint, drive_root, tmp_path):
     assert (probability[~fov] == 0).mean() > 0.99  # outside the (detected) FOV predictions are zero
 
 
+def test_a_checkpoint_from_before_the_training_scale_was_stored_still_works(checkpoint, drive_root, tmp_path,
+                                                                            caplog):
+    """No fov_diameter in it: predicted and evaluated at the photographs' own scale, with a warning that says
+    how to give the scale; given it, the photograph is rescaled."""
+    written_before = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    del written_before["retina_seg"]["fov_diameter"]
+    old = tmp_path / "old.ckpt"
+    torch.save(written_before, old)
+    image = drive_root / "test" / "images" / "01_test.tif"
+    with caplog.at_level(logging.WARNING):
+        native = predict_files(_settings(old, image, tmp_path / "native"))
+        record = evaluate(compose([f"ckpt_path={old}", "data.source.n_test=2", "trainer.enable_progress_bar=false"],
+                                  tmp_path / "eval", config_name="eval"), tmp_path / "eval")
+    assert f"checkpoint {old} stores no training FOV diameter" in caplog.text
+    assert native["scale_source"].startswith("none") and native["train_fov_diameter"] is None
+    assert native["images"][0]["scale"] == 1.0 and native["images"][0]["network_size"] == [584, 565]
+    assert record["scale"]["source"].startswith("none") and record["scale"]["factors"] == [1.0, 1.0]
+    given = predict_files(_settings(old, image, tmp_path / "given", "scale.train_fov_diameter=270"))
+    assert given["scale_source"] == "override" and given["train_fov_diameter"] == 270
+    assert given["images"][0]["scale"] == pytest.approx(270 / fov_diameter(detect_fov(read_image(image))), abs=1e-6)
+
+
 def _mixed_folder(folder: Path, drive_root: Path, kaggle_root: Path) -> dict[str, tuple[int, int]]:
     """Real photographs in several formats and sizes, plus bad files: name -> expected (width, height)."""
     folder.mkdir()
@@ -136,7 +161,13 @@ def test_a_folder_of_mixed_formats_and_sizes_with_bad_files(checkpoint, drive_ro
     assert set(records) == set(expected)
     for name, size in expected.items():
         assert {_size(path) for path in records[name]["outputs"].values()} == {size}, name
-    assert records["large"]["plan"] == "tiles" and records["drive"]["plan"] == "whole"
+    # mode=auto puts each at the training scale (64x64 synthetic photographs): the larger its FOV, the smaller
+    # its factor; tiny after rescaling, every one is predicted whole.
+    assert records["large"]["scale"] < records["scan"]["scale"] < records["drive"]["scale"] < 1
+    assert {record["plan"] for record in records.values()} == {"whole"}
+    for record in records.values():
+        assert record["network_size"] == [round(record["height"] * record["scale"]),
+                                          round(record["width"] * record["scale"])]
     assert np.asarray(Image.open(records["grey"]["outputs"]["overlay"])).shape == (280, 300, 3)
 
 
@@ -190,7 +221,7 @@ def test_bad_checkpoints_are_refused_naming_the_file(checkpoint, tmp_path, kind,
     assert str(path) in str(error.value)
 
 
-# Peak memory of one process predicting a large photograph, after a warm-up on a small one with the same tiles
+# Peak memory of one process predicting a large photograph, after a warm-up on a small one with the same settings
 # (so the network, the tile batches and the libraries' own buffers are already counted in the baseline).
 PEAK_MEMORY_PROBE = textwrap.dedent("""
     import json, resource, sys
@@ -201,14 +232,14 @@ PEAK_MEMORY_PROBE = textwrap.dedent("""
     from tests.conftest import compose
     from retina_seg.inference.settings import predict_settings
 
-    checkpoint, folder = sys.argv[1], Path(sys.argv[2])
+    checkpoint, folder, overrides = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
     small, _, _ = synthesize_fundus(0, 500, 750)
     Image.fromarray(small).save(folder / "warm.png")
-    Image.fromarray(small).resize((3000, 2000), Image.BILINEAR).save(folder / "large.png")
+    Image.fromarray(small).resize((3504, 2336), Image.BILINEAR).save(folder / "large.png")
 
     def predict(name):
         cfg = compose([f"ckpt_path={checkpoint}", f"input={folder / name}", f"output={folder / 'out'}",
-                       "progress_bar=false", "num_workers=0", "mode=tiles", "batch_size=2"], config_name="predict")
+                       "progress_bar=false", "num_workers=0", "batch_size=2", *overrides], config_name="predict")
         return predict_files(predict_settings(cfg))
 
     predict("warm.png")
@@ -219,16 +250,22 @@ PEAK_MEMORY_PROBE = textwrap.dedent("""
 """)
 
 
-def test_a_large_photograph_is_predicted_by_tiles_in_bounded_memory(checkpoint, tmp_path):
-    result = subprocess.run([sys.executable, "-c", PEAK_MEMORY_PROBE, str(checkpoint), str(tmp_path)], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=600)
+def test_a_large_photograph_is_rescaled_then_tiled_in_bounded_memory(checkpoint, tmp_path):
+    """An HRF-sized photograph (3504x2336) whose FOV (about 2200 px wide) is a little larger than the training
+    scale given here: auto mode shrinks it by about 0.9, and the result is still large enough to go by tiles."""
+    result = subprocess.run([sys.executable, "-c", PEAK_MEMORY_PROBE, str(checkpoint), str(tmp_path), "mode=auto",
+                             "scale.train_fov_diameter=2000"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     record = report["summary"]["images"][0]
-    assert record["plan"] == "tiles" and {_size(p) for p in record["outputs"].values()} == {(3000, 2000)}
-    image_bytes = 3000 * 2000 * 3
+    assert report["summary"]["scale_source"] == "override"
+    assert record["plan"] == "tiles" and {_size(p) for p in record["outputs"].values()} == {(3504, 2336)}
+    assert record["scale"] == pytest.approx(2000 / record["fov_diameter"], abs=1e-6) and 0.85 < record["scale"] < 0.95
+    image_bytes = 3504 * 2336 * 3
     # Tiles need, per photograph: the decoded image (3 bytes/pixel, briefly more while PIL converts it), the FOV
-    # detection's label map (4), the blended probability map (4), its 16-bit copy (2), the mask (1) and the
-    # overlay (3); measured: about 8x the image's bytes. Whole-image inference of even this 4-channel-wide network
-    # measured 43x (every level's activations at full size). 25x separates the two with room for allocator slack.
+    # detection's label map (4), the rescaled image (3 x 0.8), the blended probability map at the network's and at
+    # the input's size (4 x 0.8 + 4), its 16-bit copy (2), the mask (1) and the overlay (3). Whole-image inference
+    # of even this 4-channel-wide network measured 43x the image's bytes (every level's activations at full size).
+    # 25x separates the two with room for allocator slack.
     assert report["extra_peak_bytes"] < 25 * image_bytes, report["extra_peak_bytes"] / image_bytes

@@ -1,13 +1,17 @@
-"""The real Kaggle and DRIVE copies in ../shared/data: counts, sizes, mask statistics and splits."""
+"""The real Kaggle, DRIVE and STARE copies in ../shared/data: counts, sizes, mask statistics and splits, and the
+second observers scored against the first (the human baseline)."""
+import json
 from collections import Counter
 
 import numpy as np
 import pytest
 
 from retina_seg.data.io import read_mask
-from retina_seg.data.layouts import drive_samples, kaggle_samples
+from retina_seg.data.layouts import drive_samples, kaggle_samples, stare_samples
 from retina_seg.data.loading import load_samples
 from retina_seg.data.splits import split_train_val
+from tests.conftest import REPO_ROOT, run_cli
+from tests.unit.test_layouts import hrf_tree
 
 pytestmark = pytest.mark.real_data
 
@@ -77,3 +81,40 @@ def test_drive_second_observer_zero_one_palette_gif(drive_root):
     second = read_mask(drive_root / "test" / "2nd_manual" / "01_manual2.gif")
     assert 0.05 <= second.mean() <= 0.15
     assert (first == second).mean() > 0.9
+
+
+def test_stare(stare_root):
+    train, test = (load_samples(stare_samples(stare_root, split), detect_missing_fov=True) for split in ("train", "test"))
+    assert [s.name for s in train][:2] == ["im0001", "im0002"] and [s.name for s in test][-1] == "im0324"
+    assert len(train) == len(test) == 10
+    for sample in train + test:
+        assert sample.image.shape == (605, 700, 3)
+        assert sample.mask.shape == sample.second_mask.shape == sample.fov.shape == (605, 700)
+        assert 0.05 <= sample.mask[sample.fov].mean() <= 0.2
+    # Over the set, the second observer marked more vessel pixels (many more thin vessels: see PROVENANCE.md).
+    assert sum(s.second_mask.sum() for s in train + test) > 1.2 * sum(s.mask.sum() for s in train + test)
+
+
+# Published F1 (= Dice) of the second observer against the first inside the FOV (Idiap bob.ip.binseg tables).
+PUBLISHED_SECOND_OBSERVER_F1 = {"drive": 0.788, "stare": 0.759}
+
+
+@pytest.mark.parametrize("data, split", [("drive", []), ("stare", ["data.source.split=all"])])
+def test_second_observer_scores_near_the_published_human_baseline(data, split, request, tmp_path):
+    root = request.getfixturevalue(f"{data}_root")
+    result = run_cli("retina_seg.eval", "second_observer=true", f"data={data}", f"data.root={root}", *split,
+                     f"hydra.run.dir={tmp_path}", cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["images"] == 20 and record["observer"] == "second against first"
+    assert abs(record["test_Dice"] - PUBLISHED_SECOND_OBSERVER_F1[data]) < 0.02, record["test_Dice"]
+    assert 0 < record["test_IoU"] < record["test_Dice"] and 0 < record["test_clDice"] < 1
+    assert "test_AUC" not in record  # a binary mask ranks no pixels
+
+
+def test_a_set_without_a_second_observer_is_named(tmp_path):
+    hrf_tree(tmp_path / "hrf", [1])
+    result = run_cli("retina_seg.eval", "second_observer=true", "data=hrf", f"data.root={tmp_path / 'hrf'}",
+                     "data.source.split=all", f"hydra.run.dir={tmp_path / 'eval'}", cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 2 and "no second-observer masks for ['01_dr', '01_g', '01_h']" in result.stderr
+    assert not (tmp_path / "eval" / "metrics.json").exists()

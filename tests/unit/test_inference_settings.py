@@ -17,13 +17,15 @@ def test_predict_defaults():
     assert settings.flip_tta is None  # as the checkpoint was validated
     assert settings.inputs == ["photos"] and settings.output == Path("out") and settings.device == "cpu"
     assert settings.tiling.plan_kind(584, 565) == "whole" and settings.tiling.plan_kind(2336, 3504) == "tiles"
+    assert settings.tiling.scale_aware and settings.scale.train_fov_diameter is None  # the checkpoint's
 
 
 @pytest.mark.parametrize("override, key", [
     ("mode=sliding", "mode="), ("tile.overlap=300", "tile.overlap=300"), ("tile.size=8", "tile.size=8"),
     ("threshold=1.5", "threshold=1.5"), ("batch_size=0", "batch_size=0"), ("overlay.color=[0,300,0]", "overlay.color"),
     ("overlay.alpha=2", "overlay.alpha=2"), ("device=gpu0", "device='gpu0'"), ("num_workers=-1", "num_workers=-1"),
-    ("flip_tta=sometimes", "flip_tta='sometimes'"),
+    ("flip_tta=sometimes", "flip_tta='sometimes'"), ("scale.tolerance=1.5", "scale.tolerance=1.5"),
+    ("scale.train_fov_diameter=-3", "scale.train_fov_diameter=-3"), ("scale.train_fov_diameter=wide", "wide"),
 ])
 def test_bad_predict_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace("[", r"\[")):

@@ -1,4 +1,5 @@
-"""Finding sample files in the Kaggle and DRIVE layouts, and the errors for broken layouts."""
+"""Finding sample files in the Kaggle, DRIVE, STARE, CHASE_DB1 and HRF layouts, and the errors for broken layouts
+(CHASE_DB1 and HRF are not in ../shared: their layouts are generated here from their published file naming)."""
 from pathlib import Path
 
 import numpy as np
@@ -6,7 +7,11 @@ import pytest
 from PIL import Image
 
 from retina_seg.data.errors import DataError
-from retina_seg.data.layouts import Sample, drive_samples, kaggle_samples
+from retina_seg.data.layouts import (Sample, chase_db1_samples, drive_samples, hrf_samples, kaggle_samples,
+                                     stare_samples)
+from retina_seg.data.loading import load_samples
+from retina_seg.data.sources import ChaseDb1Source
+from retina_seg.data.synthetic import synthesize_fundus
 
 TINY = np.zeros((4, 4), dtype=np.uint8)
 
@@ -33,6 +38,46 @@ def drive_tree(root: Path, kind: str, numbers) -> Path:
         (root / kind / role).mkdir(parents=True, exist_ok=True)
         for number in numbers:
             touch_image(root / kind / role / names[role].format(f"{number:02d}"))
+    return root
+
+
+def _write(path: Path, pixels: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+def _photograph_files(seed: int, size: int | None) -> dict[str, np.ndarray]:
+    """Pixels of one photograph's files: blank 4x4 ones, or a synthetic fundus photograph of `size` pixels with
+    its vessels (first and second observer) and FOV."""
+    if size is None:
+        return {role: TINY for role in ("image", "mask", "second", "fov")}
+    image, vessels, fov = synthesize_fundus(seed, size, size)
+    binary = vessels.astype(np.uint8) * 255
+    return {"image": image, "mask": binary, "second": binary, "fov": fov.astype(np.uint8) * 255}
+
+
+def chase_db1_tree(root: Path, children, second: bool = True, size: int | None = None) -> Path:
+    """CHASE_DB1's one flat folder: Image_NNE.jpg, Image_NNE_1stHO.png (and _2ndHO.png) for both eyes."""
+    for child in children:
+        for eye in "LR":
+            stem = f"Image_{child:02d}{eye}"
+            pixels = _photograph_files(child * 2 + (eye == "R"), size)
+            _write(root / f"{stem}.jpg", pixels["image"])
+            _write(root / f"{stem}_1stHO.png", pixels["mask"])
+            if second:
+                _write(root / f"{stem}_2ndHO.png", pixels["second"])
+    return root
+
+
+def hrf_tree(root: Path, numbers, categories=("h", "dr", "g"), size: int | None = None) -> Path:
+    """HRF: images/NN_C.jpg (the glaucoma ones as .JPG, as in the release), manual1/NN_C.tif, mask/NN_C_mask.tif."""
+    for number in numbers:
+        for index, category in enumerate(categories):
+            key = f"{number:02d}_{category}"
+            pixels = _photograph_files(number * 3 + index, size)
+            _write(root / "images" / f"{key}.{'JPG' if category == 'g' else 'jpg'}", pixels["image"])
+            _write(root / "manual1" / f"{key}.tif", pixels["mask"])
+            _write(root / "mask" / f"{key}_mask.tif", pixels["fov"])
     return root
 
 
@@ -66,7 +111,8 @@ def test_unknown_split():
         kaggle_samples("anywhere", "val")
 
 
-@pytest.mark.parametrize("finder", [kaggle_samples, drive_samples])
+@pytest.mark.parametrize("finder", [kaggle_samples, drive_samples, stare_samples, chase_db1_samples,
+                                    hrf_samples])
 def test_missing_root(tmp_path, finder):
     with pytest.raises(DataError, match="not found") as error:
         finder(tmp_path / "nowhere", "train")
@@ -161,3 +207,99 @@ def test_drive_empty_split(tmp_path):
     with pytest.raises(DataError, match="empty split") as error:
         drive_samples(tmp_path, "test")
     assert str(tmp_path / "test") in str(error.value)
+
+
+def test_drive_second_observer_where_its_folder_exists(tmp_path):
+    drive_tree(tmp_path, "test", range(1, 3))
+    for number in (1, 2):
+        touch_image(tmp_path / "test" / "2nd_manual" / f"{number:02d}_manual2.gif")
+    samples = drive_samples(tmp_path, "test")
+    assert [s.second_mask.name for s in samples] == ["01_manual2.gif", "02_manual2.gif"]
+    (tmp_path / "test" / "2nd_manual" / "02_manual2.gif").unlink()
+    with pytest.raises(DataError) as error:  # once present, the second observer must cover every image
+        drive_samples(tmp_path, "test")
+    expected = tmp_path / "test" / "2nd_manual" / "02_manual2.gif"
+    assert f"no second-observer mask (expected {expected})" in str(error.value)
+
+
+def test_chase_db1_children_11_to_14_test_both_eyes_one_group(tmp_path):
+    chase_db1_tree(tmp_path, [1, 2, 10, 11, 14])
+    train, test = chase_db1_samples(tmp_path, "train"), chase_db1_samples(tmp_path, "test")
+    assert [s.image.name for s in train] == [f"Image_{k}.jpg" for k in ("01L", "01R", "02L", "02R", "10L", "10R")]
+    assert [s.image.name for s in test] == [f"Image_{k}.jpg" for k in ("11L", "11R", "14L", "14R")]
+    assert [s.group for s in train] == ["01", "01", "02", "02", "10", "10"]
+    assert train[0] == Sample(tmp_path / "Image_01L.jpg", tmp_path / "Image_01L_1stHO.png", None, "01",
+                              tmp_path / "Image_01L_2ndHO.png")
+
+
+def test_chase_db1_grouped_split_keeps_a_childs_eyes_together(tmp_path):
+    chase_db1_tree(tmp_path, [1, 2, 3, 4, 11])
+    for seed in range(4):
+        splits = ChaseDb1Source(tmp_path, n_val=2, split_seed=seed).load()
+        assert len(splits.val) == 2 and len({s.group for s in splits.val}) == 1
+        assert {s.group for s in splits.train}.isdisjoint({s.group for s in splits.val})
+    everything = ChaseDb1Source(tmp_path, split="all").load()
+    assert (len(everything.train), len(everything.val), len(everything.test)) == (0, 0, 10)
+
+
+def test_chase_db1_missing_first_observer_named_with_the_file_it_expects(tmp_path):
+    chase_db1_tree(tmp_path, [1, 11], second=False)
+    (tmp_path / "Image_11R_1stHO.png").unlink()
+    touch_image(tmp_path / "Image_03L_1stHO.png")
+    with pytest.raises(DataError, match="2 problem") as error:
+        chase_db1_samples(tmp_path, "train")  # checked whatever the split
+    message = str(error.value)
+    assert f"{tmp_path / 'Image_11R.jpg'}: no mask (expected {tmp_path / 'Image_11R_1stHO.png'})" in message
+    assert f"{tmp_path / 'Image_03L_1stHO.png'}: no image (expected {tmp_path / 'Image_03L.jpg'})" in message
+
+
+def test_chase_db1_empty_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("no photographs")
+    with pytest.raises(DataError, match="empty split, no CHASE_DB1 files") as error:
+        chase_db1_samples(tmp_path, "test")
+    assert "Image_NN.jpg" in str(error.value)
+
+
+def test_hrf_triples_any_case_extension_and_split(tmp_path):
+    hrf_tree(tmp_path, [1, 5, 6, 15])
+    train, test = hrf_samples(tmp_path, "train"), hrf_samples(tmp_path, "test")
+    assert [s.image.name for s in train] == ["01_dr.jpg", "01_g.JPG", "01_h.jpg", "05_dr.jpg", "05_g.JPG", "05_h.jpg"]
+    assert [s.group for s in test] == ["06_dr", "06_g", "06_h", "15_dr", "15_g", "15_h"]
+    assert test[0] == Sample(tmp_path / "images" / "06_dr.jpg", tmp_path / "manual1" / "06_dr.tif",
+                             tmp_path / "mask" / "06_dr_mask.tif", "06_dr")
+
+
+def test_hrf_missing_fov_folder_and_mask(tmp_path):
+    hrf_tree(tmp_path, [1])
+    (tmp_path / "manual1" / "01_h.tif").unlink()
+    with pytest.raises(DataError) as error:
+        hrf_samples(tmp_path, "test")
+    present = f"{tmp_path / 'images' / '01_h.jpg'}, {tmp_path / 'mask' / '01_h_mask.tif'}"
+    assert f"{present}: no mask (expected {tmp_path / 'manual1' / '01_h.tif'})" in str(error.value)
+    for path in (tmp_path / "mask").iterdir():
+        path.unlink()
+    (tmp_path / "mask").rmdir()
+    with pytest.raises(DataError) as error:
+        hrf_samples(tmp_path, "test")
+    assert f"{tmp_path / 'mask'}: folder not found" in str(error.value)
+
+
+def test_stare_second_observer_missing_named(tmp_path):
+    for number in (1, 2, 44, 77):
+        touch_image(tmp_path / "images" / f"im{number:04d}.ppm")
+        touch_image(tmp_path / "labels-ah" / f"im{number:04d}.ah.ppm")
+        if number != 44:
+            touch_image(tmp_path / "labels-vk" / f"im{number:04d}.vk.ppm")
+    with pytest.raises(DataError) as error:
+        stare_samples(tmp_path, "train")
+    assert f"{tmp_path / 'labels-vk' / 'im0044.vk.ppm'}" in str(error.value)
+    touch_image(tmp_path / "labels-vk" / "im0044.vk.ppm")
+    assert [s.group for s in stare_samples(tmp_path, "test")] == ["0044", "0077"]
+
+
+def test_chase_db1_second_observer_of_another_size_is_named_on_loading(tmp_path):
+    chase_db1_tree(tmp_path, [1])
+    Image.fromarray(np.zeros((5, 6), dtype=np.uint8)).save(tmp_path / "Image_01R_2ndHO.png")
+    with pytest.raises(DataError, match="1 problem") as error:
+        load_samples(chase_db1_samples(tmp_path, "train"), detect_missing_fov=True)
+    assert f"{tmp_path / 'Image_01R_2ndHO.png'}: second-observer mask is 6x5 (WxH) but its image" in str(error.value)
