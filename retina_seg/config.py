@@ -1,11 +1,15 @@
 """Config helpers shared by the entrypoints: the reference's hparams JSON files, secret-free dumps, and the
 resolvers that let data loading and DDP follow the accelerator a run is given."""
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
 
 # The Hydra config tree (top-level conf/ of the checkout; the package is installed in editable mode).
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
@@ -63,11 +67,36 @@ class ConfigError(ValueError):
     """A config value that cannot be used; the message names the key or file."""
 
 
-def apply_hparams_file(cfg: DictConfig) -> None:
-    """Map the keys of ``cfg.hparams_file`` onto the config; an unknown key or bad file is an error."""
+def apply_hparams_file(cfg: DictConfig, command_line_keys: set[str] = frozenset()) -> None:
+    """Map the keys of ``cfg.hparams_file`` onto the config, except where the command line set the same key
+    (the explicit, later word wins). An unknown key, a key given twice, a wrong type or a bad file is an error."""
     if not cfg.get("hparams_file"):
         return
     path = Path(cfg.hparams_file)
+    values = _read_hparams(path)
+    unknown = sorted(set(values) - set(HPARAMS_KEYS))
+    if unknown:
+        raise ConfigError(f"hparams_file {path}: unknown key(s) {unknown}; known: {sorted(HPARAMS_KEYS)}")
+    targets: dict[str, str] = {}
+    for key in values:
+        if HPARAMS_KEYS[key] in targets:
+            raise ConfigError(f"hparams_file {path}: keys {targets[HPARAMS_KEYS[key]]!r} and {key!r} both set "
+                              f"{HPARAMS_KEYS[key]}; keep one")
+        targets[HPARAMS_KEYS[key]] = key
+    problems = [f"{key}={values[key]!r} must be {_problem(target, values[key])}" for target, key in targets.items()
+                if _problem(target, values[key])]
+    if problems:
+        raise ConfigError(f"hparams_file {path}: " + "; ".join(problems))
+    with open_dict(cfg):
+        for target, key in targets.items():
+            if target in command_line_keys:
+                log.info("hparams_file %s: %s=%r ignored, the command line sets %s=%r", path, key, values[key],
+                         target, OmegaConf.select(cfg, target))
+            else:
+                OmegaConf.update(cfg, target, values[key], merge=False)
+
+
+def _read_hparams(path: Path) -> dict[str, Any]:
     try:
         values = json.loads(path.read_text())
     except OSError as error:
@@ -76,12 +105,12 @@ def apply_hparams_file(cfg: DictConfig) -> None:
         raise ConfigError(f"hparams_file {path}: not valid JSON ({error})") from error
     if not isinstance(values, dict):
         raise ConfigError(f"hparams_file {path}: expected a JSON object of hyperparameters")
-    unknown = sorted(set(values) - set(HPARAMS_KEYS))
-    if unknown:
-        raise ConfigError(f"hparams_file {path}: unknown key(s) {unknown}; known: {sorted(HPARAMS_KEYS)}")
-    with open_dict(cfg):
-        for key, value in values.items():
-            OmegaConf.update(cfg, HPARAMS_KEYS[key], value, merge=False)
+    return values
+
+
+def command_line_keys(overrides: list[str]) -> set[str]:
+    """The config keys that command-line overrides (Hydra's ``overrides.task``) set explicitly."""
+    return {override.key_or_group for override in OverridesParser.create().parse_overrides(overrides)}
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
@@ -90,26 +119,48 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
 
 
-# Keys whose type and range are checked before anything is built: (key, type, check, what it must be).
-_CHECKS = (
-    ("seed", int, lambda v: True, "an integer"),
-    ("trainer.max_epochs", int, lambda v: v >= 1, "an integer >= 1"),
-    ("data.batch_size", int, lambda v: v >= 1, "an integer >= 1"),
-    ("data.num_workers", int, lambda v: v >= 0, "an integer >= 0"),
-    ("data.train_repeats", int, lambda v: v >= 1, "an integer >= 1"),
-    ("optimizer.lr", (int, float), lambda v: v > 0, "a number > 0"),
-    ("module.threshold", (int, float, type(None)), lambda v: v is None or 0 < v < 1, "null or in (0, 1)"),
-)
+# Keys whose type and range are checked before anything is built: key -> (type, check, what it must be).
+# A check may look at the rest of the config (an image must survive the network's poolings).
+_CHECKS = {
+    "seed": (int, lambda v, cfg: True, "an integer"),
+    "trainer.max_epochs": (int, lambda v, cfg: v >= 1, "an integer >= 1"),
+    "data.batch_size": (int, lambda v, cfg: v >= 1, "an integer >= 1"),
+    "data.num_workers": (int, lambda v, cfg: v >= 0, "an integer >= 0"),
+    "data.train_repeats": (int, lambda v, cfg: v >= 1, "an integer >= 1"),
+    "data.source.n_train": (int, lambda v, cfg: v >= 1, "an integer >= 1"),
+    "data.source.n_val": (int, lambda v, cfg: v >= 1, "an integer >= 1"),
+    "data.source.n_test": (int, lambda v, cfg: v >= 1, "an integer >= 1"),
+    "data.source.height": (int, lambda v, cfg: v >= _smallest_side(cfg), "an integer >= 2**model.depth"),
+    "data.source.width": (int, lambda v, cfg: v >= _smallest_side(cfg), "an integer >= 2**model.depth"),
+    "data.source.limit_train": ((int, type(None)), lambda v, cfg: v is None or v >= 1, "null or an integer >= 1"),
+    "data.source.limit_test": ((int, type(None)), lambda v, cfg: v is None or v >= 1, "null or an integer >= 1"),
+    "optimizer.lr": ((int, float), lambda v, cfg: v > 0, "a number > 0"),
+    "module.threshold": ((int, float, type(None)), lambda v, cfg: v is None or 0 < v < 1, "null or in (0, 1)"),
+}
+
+
+def _smallest_side(cfg: DictConfig | None) -> int:
+    depth = OmegaConf.select(cfg, "model.depth", default=4) if cfg is not None else 4
+    return 2 ** depth if isinstance(depth, int) and not isinstance(depth, bool) and 0 <= depth <= 16 else 1
+
+
+def _problem(key: str, value: Any, cfg: DictConfig | None = None) -> str | None:
+    """What ``value`` must be for ``key`` when it is not that, else None."""
+    kind, check, expected = _CHECKS[key]
+    if isinstance(value, bool) or not isinstance(value, kind) or not check(value, cfg):
+        return expected
+    return None
 
 
 def validate_config(cfg: DictConfig) -> None:
     """Reject wrong types and ranges of the keys users override most, naming the key and the value."""
     problems = []
-    for key, kind, check, expected in _CHECKS:
+    for key, (kind, _, _) in _CHECKS.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is None and type(None) not in (kind if isinstance(kind, tuple) else (kind,)):
             continue
-        if isinstance(value, bool) or not isinstance(value, kind) or not check(value):
+        expected = _problem(key, value, cfg)
+        if expected:
             problems.append(f"{key}={value!r} must be {expected}")
     if problems:
         raise ConfigError("invalid config: " + "; ".join(problems))

@@ -3,8 +3,9 @@
 Selected by conf/train.yaml (``override hydra/sweeper: resumable``); the logic lives in
 retina_seg.sweeps.resume, this module only makes it a plugin Hydra accepts.
 """
+import sys
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
@@ -32,3 +33,13 @@ class ResumableSweeper(BasicSweeper):
             from retina_seg.sweeps.resume import SkipCompletedLauncher
 
             self.launcher = SkipCompletedLauncher(self.launcher, hydra_context.config_loader, config)
+
+    def sweep(self, arguments: List[str]) -> Any:
+        """A sweep refused by skip_completed exits 1 with its message alone (no traceback)."""
+        from retina_seg.config import ConfigError
+
+        try:
+            return super().sweep(arguments)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(1) from None

@@ -1,6 +1,7 @@
 """Find image/mask(/FOV) file triples in the supported on-disk layouts, reporting all problems at once."""
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,9 +43,22 @@ def _check_folders(root: Path, split: str, split_dir: Path, subfolders: list[Pat
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     if not root.is_dir():
-        raise DataError(f"{root}: data root not found")
+        raise DataError(f"{root}: data root {'is a file, not a folder' if root.exists() else 'not found'}")
     folders = [split_dir] if not split_dir.is_dir() else subfolders
-    _raise_if([f"{folder}: folder not found" for folder in folders if not folder.is_dir()], what)
+    _raise_if([problem for folder in folders for problem in _folder_problem(folder)], what)
+
+
+def _folder_problem(folder: Path) -> list[str]:
+    """Why ``folder`` cannot be listed (missing, a file, permission denied), or nothing."""
+    try:
+        with os.scandir(folder):
+            return []
+    except FileNotFoundError:
+        return [f"{folder}: folder not found"]
+    except NotADirectoryError:
+        return [f"{folder}: is a file, not a folder"]
+    except PermissionError:
+        return [f"{folder}: permission denied (cannot list its files)"]
 
 
 def _unpaired(found: dict[str, dict[str, Path]], expected: dict[str, Callable[[str], Path]]) -> list[str]:

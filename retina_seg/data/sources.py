@@ -1,11 +1,16 @@
 """Where images come from: each source yields loaded train/val/test splits, validated before training."""
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+from .errors import DataError
 from .layouts import chase_db1_samples, drive_samples, hrf_samples, kaggle_samples, stare_samples
 from .loading import LoadedSample, load_samples
 from .splits import MODES, split_train_val
 from .synthetic import synthetic_samples
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -47,14 +52,37 @@ class _FileSource:
         self.limit_train, self.limit_test, self.detect_fov = limit_train, limit_test, detect_fov
 
     def load(self) -> Splits:
-        """``limit_*`` keep only the first images of a split (quick checks on a few real images)."""
-        pool, test = self.layout(self.root, "train"), self.layout(self.root, "test")
-        if self.split == ALL:
+        """``limit_*`` keep only the first images of a split (quick checks on a few real images); with
+        ``split=all`` every photograph is a test image.
+
+        Every problem of every split is reported in one DataError, not the first split's alone."""
+        problems: list[str] = []
+        pool = _collect(problems, lambda: self.layout(self.root, "train"))
+        test = _collect(problems, lambda: self.layout(self.root, "test"))
+        if self.split == ALL and pool is not None and test is not None:
             pool, test = [], pool + test
-        train, val = (split_train_val(pool[:self.limit_train], self.n_val, self.split, self.split_seed)
-                      if pool else ([], []))
-        load = lambda samples: load_samples(samples, detect_missing_fov=self.detect_fov)  # noqa: E731
-        return Splits(load(train), load(val), load(test[:self.limit_test]))
+        split = None
+        if pool:
+            split = _collect(problems, lambda: split_train_val(pool[:self.limit_train], self.n_val, self.split,
+                                                               self.split_seed))
+        elif pool is not None:
+            split = ([], [])
+        train, val = split if split is not None else (None, None)
+        test = test[:self.limit_test] if test is not None else None
+        loaded = [_collect(problems, lambda: load_samples(samples, detect_missing_fov=self.detect_fov))
+                  if samples is not None else None for samples in (train, val, test)]
+        if problems:
+            raise DataError("\n".join(dict.fromkeys(problems)))  # a missing root is every split's problem
+        return Splits(*loaded)
+
+
+def _collect(problems: list[str], step: Callable[[], T]) -> T | None:
+    """The step's result, or None with its DataError's message added to ``problems``."""
+    try:
+        return step()
+    except DataError as error:
+        problems.append(str(error))
+        return None
 
 
 class KaggleSource(_FileSource):

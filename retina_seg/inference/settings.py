@@ -143,13 +143,20 @@ def _overlay(cfg: DictConfig) -> tuple[tuple[int, int, int], float]:
     return tuple(color), float(alpha)
 
 
+def _output(cfg: DictConfig) -> Path:
+    output = Path(str(cfg.output))
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"output={output} is a file; it must be a folder (existing or to create)")
+    return output
+
+
 def predict_settings(cfg: DictConfig) -> PredictSettings:
     """Every key checked, each problem naming its key and value."""
     inputs = cfg.input
     inputs = [str(i) for i in inputs] if OmegaConf.is_list(inputs) else [str(inputs)]
     color, alpha = _overlay(cfg)
     return PredictSettings(
-        ckpt_path=Path(str(cfg.ckpt_path)), inputs=inputs, output=Path(str(cfg.output)),
+        ckpt_path=Path(str(cfg.ckpt_path)), inputs=inputs, output=_output(cfg),
         masks=_path(cfg, "masks"), fov_masks=_path(cfg, "fov_masks"),
         detect_fov=bool(cfg.detect_fov), threshold=_threshold(cfg),
         tiling=_tiling(cfg), scale=scale_settings(cfg), batch_size=_int(cfg, "batch_size", 1), num_workers=_int(cfg, "num_workers", 0),
@@ -192,5 +199,5 @@ def export_settings(cfg: DictConfig) -> ExportSettings:
         raise ConfigError(f"parity.tolerance={tolerance!r} must be a number > 0")
     ckpt_path = Path(str(cfg.ckpt_path))
     run_dir = _path(cfg, "run_dir") or ckpt_path.resolve().parent.parent
-    return ExportSettings(ckpt_path, Path(str(cfg.output)), formats, run_dir, _int(cfg, "onnx_opset", 9),
+    return ExportSettings(ckpt_path, _output(cfg), formats, run_dir, _int(cfg, "onnx_opset", 9),
                           _sizes(cfg), float(tolerance))

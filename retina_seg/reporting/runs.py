@@ -9,6 +9,8 @@ What a row shows, by status (the table's rule "``-`` where a value does not exis
 - ``completed``: the values of metrics.json.
 - ``running``: the hyperparameters and the best val_IoU / val_loss so far (the run rewrites metrics.json
   after every epoch); test values are ``-`` because the test has not run yet.
+- ``stale``: shown as ``running``, but its process is gone (killed, or its node lost): on this host its
+  pid is no longer alive; on another host, its heartbeat is older than ``STALE_AFTER_S``. Rerun it to resume.
 - ``failed``: the hyperparameters; every metric is ``-`` (a failed run has no result).
 - ``pending``: ``.hydra/`` but no metrics.json yet (the job has not begun training, or was killed before):
   only the job id, taken from ``.hydra/hydra.yaml`` (``hydra.job.id``) or else the folder name.
@@ -22,8 +24,10 @@ import csv
 import json
 import math
 import os
+import socket
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -32,7 +36,7 @@ import yaml
 from .comet_archives import ArchiveError, read_archive_records
 from ..training.run_folder import CHECKPOINTS, HEADLINE_KEYS, METRICS_CSV, METRICS_JSON, read_epoch_table
 
-COMPLETED, RUNNING, FAILED, PENDING, CORRUPT = "completed", "running", "failed", "pending", "corrupt"
+COMPLETED, RUNNING, FAILED, PENDING, CORRUPT, STALE = "completed", "running", "failed", "pending", "corrupt", "stale"
 RECORDED_STATUSES = (RUNNING, COMPLETED, FAILED)
 
 # The table's value columns, in the order of the run folder contract.
@@ -40,6 +44,9 @@ VALUE_KEYS = HEADLINE_KEYS[2:]
 INTEGER_KEYS = ("epochs", "batch_size")
 HYPERPARAMETER_KEYS = ("epochs", "batch_size", "learning_rate")
 VAL_KEYS = ("val_IoU", "val_loss")
+# A running run on another host (its pid cannot be checked) is stale when its heartbeat is this old: far
+# beyond the writer's heartbeat interval, and beyond a validation or test pass of the real data sets.
+STALE_AFTER_S = 15 * 60
 
 
 class ReportError(Exception):
@@ -104,7 +111,38 @@ def read_run(run_dir: Path) -> Run:
     except MetricsError as error:
         return Run(hydra_job_id(run_dir), CORRUPT, str(run_dir), problems=[f"{path}: corrupt metrics.json: {error}"])
     history, problems = _read_history(run_dir, metrics["status"])
-    return run_from_metrics(metrics, str(run_dir), history, problems, default_id=hydra_job_id(run_dir))
+    run = run_from_metrics(metrics, str(run_dir), history, problems, default_id=hydra_job_id(run_dir))
+    if run.status == RUNNING and is_stale(metrics):
+        run.status = STALE
+        run.problems.append(f"{path}: stale: status running, but its process (pid {metrics.get('pid')} on "
+                            f"{metrics.get('host')}, last heartbeat {metrics.get('heartbeat')}) is gone; "
+                            "rerun the same command to resume it from its last checkpoint")
+    return run
+
+
+def is_stale(metrics: dict[str, Any]) -> bool:
+    """A running record whose writer is gone (see the module docstring); False when it cannot be told."""
+    if metrics.get("host") == socket.gethostname() and isinstance(metrics.get("pid"), int):
+        return not process_alive(metrics["pid"])
+    try:
+        beat = datetime.fromisoformat(str(metrics["heartbeat"]))
+    except (KeyError, ValueError):
+        return False
+    return (datetime.now(timezone.utc) - beat).total_seconds() > STALE_AFTER_S
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs on this host (a zombie, killed but not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _load_json(path: Path) -> Any:

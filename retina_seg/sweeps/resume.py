@@ -4,6 +4,13 @@ A run counts as done when its folder's metrics.json says ``completed``; such a f
 all (Hydra does not even rewrite its ``.hydra/``). Missing, failed, corrupt or still-``running`` runs are
 launched again into the same folders, where ``resume=auto`` continues each from its last.ckpt.
 
+A folder belongs to a job only when it ran the same overrides (its ``.hydra/overrides.yaml``). When they
+differ (new values in the same ``hydra.sweep.dir``), the sweep is refused before anything is launched,
+naming each folder and the keys that differ: skipping would show old results as answers to the new
+command, and resuming would continue a checkpoint trained with other values. Refusing (rather than moving
+the job to a new folder) keeps one folder per job number and leaves the choice of a new
+``hydra.sweep.dir`` to the user.
+
 The folder of a job is ``hydra.sweep.dir/hydra.sweep.subdir``, computed here exactly as the launcher will,
 so the re-run must use the same ``hydra.sweep.dir`` (and the same sweep) as the first run.
 """
@@ -12,7 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import yaml
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
@@ -21,6 +31,9 @@ from ..training.run_folder import METRICS_JSON
 from .completed_runs import is_completed
 
 log = logging.getLogger(__name__)
+
+# Overrides that say how a sweep is launched or resumed, not what a run is.
+IGNORED_KEYS = ("skip_completed",)
 
 
 @dataclass
@@ -55,18 +68,18 @@ class SkipCompletedLauncher:
 
     def _jobs(self, job_overrides: Sequence[Sequence[str]], first: int) -> list[PendingJob | None]:
         """One PendingJob per job still to run, None for a completed one (logged as skipped)."""
+        folders = [(num, list(overrides), *self.run_folder(list(overrides), num))
+                   for num, overrides in enumerate(job_overrides, start=first)]
+        refuse_other_runs(folders)
         jobs: list[PendingJob | None] = []
-        seen_metrics = False
-        for num, overrides in enumerate(job_overrides, start=first):
-            sweep_dir, subdir = self.run_folder(list(overrides), num)
-            seen_metrics |= (sweep_dir / subdir / METRICS_JSON).exists()
+        for num, overrides, sweep_dir, subdir in folders:
             if is_completed(sweep_dir / subdir):
                 log.info("skip_completed: job #%d already completed in %s", num, sweep_dir / subdir)
                 jobs.append(None)
             else:
-                jobs.append(PendingJob(num, list(overrides), subdir))
+                jobs.append(PendingJob(num, overrides, subdir))
         log.info("skip_completed: %d of %d run(s) to launch", sum(j is not None for j in jobs), len(jobs))
-        if not seen_metrics:
+        if not any((sweep_dir / subdir / METRICS_JSON).exists() for _, _, sweep_dir, subdir in folders):
             log.warning("skip_completed: no run of this sweep has a metrics.json yet; to resume an earlier "
                         "sweep, pass its hydra.sweep.dir")
         return jobs
@@ -83,6 +96,44 @@ class SkipCompletedLauncher:
                 "skip_completed: hydra.sweep.subdir must name a run by what is known before launch "
                 f"(e.g. ${{hydra.job.num}} or ${{hydra.job.override_dirname}}), not the launcher's job id: "
                 f"{error}") from error
+
+
+def refuse_other_runs(folders: list[tuple[int, list[str], Path, str]]) -> None:
+    """ConfigError naming every job folder that holds a run of other overrides than its job's."""
+    mismatches = []
+    for num, overrides, sweep_dir, subdir in folders:
+        differing = differing_keys(sweep_dir / subdir, overrides)
+        if differing:
+            mismatches.append(f"{sweep_dir / subdir} (job #{num}): {', '.join(differing)}")
+    if mismatches:
+        raise ConfigError("skip_completed: these run folders hold runs of other overrides than this sweep's jobs, "
+                          "so they are neither skipped nor resumed; use a new hydra.sweep.dir for new values:\n"
+                          + "\n".join(f"  - {line}" for line in mismatches))
+
+
+def override_values(overrides: Sequence[str]) -> dict[str, tuple[Any, str]]:
+    """``{key: (value, as typed)}`` of Hydra overrides, values parsed (``1e-3`` equals ``0.001``), without
+    IGNORED_KEYS."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return {o.get_key_element(): (None, "(deleted)") if o.is_delete() else (o.value(), o.get_value_element_as_str())
+            for o in parsed if o.key_or_group not in IGNORED_KEYS}
+
+
+def differing_keys(run_dir: Path, overrides: Sequence[str]) -> list[str]:
+    """The override keys (``key: old -> new``) in which the run recorded in ``run_dir`` differs from a job;
+    nothing when the folder holds no run yet. A run whose overrides cannot be read differs in all of them."""
+    recorded_file = run_dir / ".hydra" / "overrides.yaml"
+    if not recorded_file.exists():
+        return [] if not (run_dir / METRICS_JSON).exists() else [f"{recorded_file} missing"]
+    try:
+        recorded = override_values(yaml.safe_load(recorded_file.read_text()) or [])
+    except (OSError, yaml.YAMLError, TypeError, ValueError, OverrideParseException) as error:
+        return [f"{recorded_file} unreadable ({error})"]
+    wanted = override_values(overrides)
+    unset = (None, "(unset)")
+    return [f"{key}: {recorded.get(key, unset)[1]} -> {wanted.get(key, unset)[1]}"
+            for key in sorted(set(recorded) | set(wanted))
+            if recorded.get(key, unset)[0] != wanted.get(key, unset)[0] or (key in recorded) != (key in wanted)]
 
 
 def consecutive_chunks(jobs: list[PendingJob]) -> list[tuple[int, list[list[str]]]]:

@@ -1,11 +1,19 @@
-"""Loading our checkpoints safely (weights_only) and rebuilding the network they were trained with."""
-import pickle
+"""Checkpoints: written atomically beside their target, loaded safely (weights_only), the newest readable one
+chosen as the resume point, and the network they were trained with rebuilt."""
+import logging
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import nn
+
+from ..utils.atomic import write_atomic
+
+log = logging.getLogger(__name__)
 
 
 # The only networks a checkpoint may ask to build: its model entry goes to hydra's instantiate, which would
@@ -17,22 +25,74 @@ LOSS_MODULE = "retina_seg.training.losses."
 TRANSFORM_MODULE = "albumentations."
 
 
+# How torch's weights_only unpickler names the object it refused to build.
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and the reason."""
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load with ``weights_only=True``: a checkpoint holding arbitrary pickled objects is refused."""
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made crash-safe: the file is written beside its target and renamed.
+
+    Lightning's own writer stages the file in TMPDIR; on another filesystem its final move is a copy, and a
+    kill during that copy leaves a truncated ``last.ckpt``. Here a kill leaves the previous file intact.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        write_atomic(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def load_checkpoint_file(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)``, its failures turned into a CheckpointError that says what the file is."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(f"checkpoint {path}: refused, it holds pickled objects that are not plain "
-                              f"data (loaded with weights_only=True): {str(error).splitlines()[0]}") from error
-    except Exception as error:  # garbage makes the unpickler fail in many ways (KeyError, RuntimeError, EOFError...)
-        raise CheckpointError(f"checkpoint {path}: corrupt or not a PyTorch checkpoint ({error})") from error
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # garbage makes the unpickler fail in many ways (KeyError, IndexError, EOFError...)
+        refused = _REFUSED_GLOBAL.search(str(error))
+        if refused:  # torch's own message advises weights_only=False: exactly what must not be done here
+            raise CheckpointError(f"checkpoint {path}: refused, it holds pickled objects that are not plain data "
+                                  f"({refused[1]}; loaded with weights_only=True)") from None
+        what = "an empty file" if path.stat().st_size == 0 else (
+            "a damaged torch.save archive" if zipfile.is_zipfile(path) else "not a torch.save archive")
+        raise CheckpointError(f"checkpoint {path}: corrupt or not a PyTorch checkpoint ({what}: "
+                              f"{type(error).__name__})") from None
+
+
+def epochs_done(path: str | Path) -> int:
+    """Epochs a Lightning checkpoint has finished (its fit loop's counter, valid mid-run and at the end)."""
+    checkpoint = load_checkpoint_file(path)
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(f"checkpoint {path}: not a Lightning training checkpoint (no fit loop state)") from error
+
+
+def resume_point(folder: Path) -> tuple[Path, int] | None:
+    """The readable checkpoint of ``folder`` with the most epochs done (last.ckpt unless it is damaged), and
+    those epochs; None when there is none. Every unreadable checkpoint is named in a warning."""
+    readable = []
+    for path in sorted(folder.glob("*.ckpt"), key=lambda p: p.name != "last.ckpt"):
+        try:
+            readable.append((epochs_done(path), path.name == "last.ckpt", path))
+        except CheckpointError as error:
+            log.warning("Cannot resume from %s: %s", path, error)
+    if not readable:
+        return None
+    done, _, path = max(readable)
+    if path.name != "last.ckpt":
+        log.warning("Resuming from %s instead of the damaged or missing %s", path, folder / "last.ckpt")
+    return path, done
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load with ``weights_only=True``: a checkpoint holding arbitrary pickled objects is refused."""
+    checkpoint = load_checkpoint_file(path)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "retina_seg" not in checkpoint:
         raise CheckpointError(f"checkpoint {path}: not a retina-seg checkpoint (no state_dict/retina_seg entry)")
     return checkpoint

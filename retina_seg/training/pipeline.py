@@ -11,15 +11,18 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import resolved_config
+from ..config import ConfigError, apply_hparams_file, command_line_keys, resolved_config, validate_config
+from ..sweeps.run_settings import apply_epoch_scale, limit_threads
 from ..sweeps.slurm_tasks import slurm_plugins
 from ..tracking.job_identity import git_commit, job_id, node_name, rank_placement, rendezvous, slurm_job_id
 from ..tracking.run_tracking import finish_tracking, start_tracking
-from ..utils.atomic import write_atomic
+from ..utils.atomic import remove_partial_writes, write_atomic, write_text_atomic
+from ..utils.folder_lock import lock_folder, unlock_folder
 from .budget import TimeBudget
 from .callbacks import RunFolderWriter
+from .checkpoints import AtomicCheckpointIO, epochs_done, load_checkpoint_file, resume_point
 from .metrics import summarize
-from .run_folder import CHECKPOINTS, write_metrics
+from .run_folder import CHECKPOINTS, METRICS_JSON, recorded_job_id, write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -47,31 +50,26 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                       plugins=slurm_plugins(cfg) or None)
+                       plugins=[*slurm_plugins(cfg), AtomicCheckpointIO()])
 
 
-def run_record(cfg: DictConfig, hydra_job_id: str | None) -> dict[str, Any]:
+def run_record(cfg: DictConfig, run_job_id: str) -> dict[str, Any]:
     """What identifies the run in the sweep table, known before training starts."""
-    return {"job_id": job_id(hydra_job_id), "slurm_job_id": slurm_job_id(), "slurm_node": node_name(),
+    return {"job_id": run_job_id, "slurm_job_id": slurm_job_id(), "slurm_node": node_name(),
             "epochs": cfg.trainer.max_epochs, "batch_size": cfg.data.batch_size,
             "learning_rate": cfg.optimizer.lr, "seed": cfg.seed, "git_commit": git_commit(),
             "config": resolved_config(cfg)}
 
 
-def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
-    """``resume=auto`` continues from this run folder's last.ckpt (a requeued or re-run job)."""
+def resume_from(cfg: DictConfig, output_dir: Path) -> tuple[str, int] | None:
+    """(checkpoint, epochs done) to continue from. ``resume=auto``: the run folder's newest readable checkpoint
+    (last.ckpt, or the newest other one when last.ckpt is damaged); a path: that checkpoint."""
     if cfg.resume in (None, False, "none"):
         return None
     if cfg.resume == "auto":
-        last = output_dir / CHECKPOINTS / "last.ckpt"
-        return str(last) if last.exists() else None
-    return str(cfg.resume)
-
-
-def epochs_done(ckpt_path: str) -> int:
-    """Epochs a checkpoint has finished (Lightning's own loop counter, valid mid-run and at the end)."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+        found = resume_point(output_dir / CHECKPOINTS)
+        return (str(found[0]), found[1]) if found else None
+    return str(cfg.resume), epochs_done(cfg.resume)
 
 
 def store_threshold(ckpt_path: str, threshold: float) -> None:
@@ -81,7 +79,7 @@ def store_threshold(ckpt_path: str, threshold: float) -> None:
     write_atomic(ckpt_path, lambda tmp: torch.save(checkpoint, tmp))
 
 
-def fit_and_test(cfg: DictConfig, output_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+def fit_and_test(cfg: DictConfig, record: dict[str, Any], resume: tuple[str, int] | None) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("fit")  # bad data fails here, before any model is built
@@ -96,14 +94,15 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, record: dict[str, Any]) -> d
     if budgeted is not None:
         record["epochs"], record["time_budget_s"] = None, budgeted.budget_s  # epochs: known when it is spent
     started = time.monotonic()
-    ckpt = resume_path(cfg, output_dir)
+    ckpt, done = resume or (None, 0)
     if ckpt:
-        done = epochs_done(ckpt)
         log.info("Resuming from checkpoint %s: %d epoch(s) done, continuing at epoch %d", ckpt, done, done)
         record["resumed_from_epoch"] = done
     start_tracking(trainer, record)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
-    record["wall_time_s"] = round(time.monotonic() - started, 1)
+    # The training time of every process that led here (the writer carries it from checkpoint to checkpoint).
+    record["wall_time_s"] = writer.wall_time_s() if writer else round(time.monotonic() - started, 1)
+    record["epochs_done"] = trainer.current_epoch
     record["ranks"], record["rendezvous"] = rank_placement(), rendezvous()
     if budgeted is not None:  # the table's epochs: those the budget allowed, not the unreached max_epochs
         record["epochs"] = trainer.current_epoch
@@ -111,7 +110,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, record: dict[str, Any]) -> d
     results = _validate_and_choose_threshold(trainer, module, datamodule, best)
     if cfg.test:
         results.update(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
-    results["best_epoch"] = torch.load(best, map_location="cpu", weights_only=True)["epoch"] if best else None
+    results["best_epoch"] = load_checkpoint_file(best)["epoch"] if best else None
     results["best_checkpoint"] = best
     finish_tracking(trainer, {**record, **results, "status": "completed"})
     return results
@@ -135,11 +134,61 @@ def _validate_and_choose_threshold(trainer, module, datamodule, best: str | None
     return {"val_loss": val["val_loss"], "threshold": threshold, **summarize(module.val_metrics, threshold, "val")}
 
 
+def claim_run_folder(output_dir: Path, hydra_job_id: str | None) -> str:
+    """Lock the run folder for this process (rank 0: other ranks share it) and remove what a killed writer
+    left half-written; returns the run's job id, the one its folder already records when it is resumed."""
+    run_job_id = job_id(hydra_job_id)
+    if rank_zero_only.rank == 0:
+        lock_folder(output_dir, run_job_id)
+        remove_partial_writes(output_dir, output_dir / CHECKPOINTS)
+    return run_job_id
+
+
+def prepare_config(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+    """Settle the values the run uses (hparams file under the command line, epoch scale), check them, and
+    make ``.hydra/config.yaml`` say them: Hydra wrote it before any of this."""
+    apply_hparams_file(cfg, command_line_keys(list(hydra_cfg.overrides.task)))
+    apply_epoch_scale(cfg)
+    limit_threads(hydra_cfg.launcher)
+    validate_config(cfg)
+    if hydra_cfg.output_subdir is not None and rank_zero_only.rank == 0:
+        hydra_dir = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir
+        write_text_atomic(hydra_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+
+
+def train_job(cfg: DictConfig, hydra_cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """The entrypoint's job: own the run folder, settle the config, train. A rejected config is recorded as
+    ``status: failed`` with the error, so the report (and a sweep's table) says why the run did not train."""
+    hydra_job_id = hydra_cfg.job.get("id")
+    run_job_id = claim_run_folder(output_dir, hydra_job_id)
+    try:
+        try:
+            prepare_config(cfg, hydra_cfg)
+        except ConfigError as error:
+            if rank_zero_only.rank == 0 and not (output_dir / METRICS_JSON).exists():  # never over an earlier run's
+                write_metrics(output_dir, {"job_id": run_job_id, "status": "failed", "error": f"ConfigError: {error}"})
+            raise
+        return train(cfg, output_dir, hydra_job_id)
+    finally:
+        unlock_folder(output_dir)
+
+
 def train(cfg: DictConfig, output_dir: Path, hydra_job_id: str | None = None) -> dict[str, Any]:
     """Run training and leave a complete metrics.json; a failure is recorded as status "failed"."""
-    record = run_record(cfg, hydra_job_id)
+    run_job_id = claim_run_folder(output_dir, hydra_job_id)
     try:
-        results = fit_and_test(cfg, output_dir, record)
+        return _train_locked(cfg, output_dir, run_job_id)
+    finally:
+        unlock_folder(output_dir)
+
+
+def _train_locked(cfg: DictConfig, output_dir: Path, run_job_id: str) -> dict[str, Any]:
+    record = run_record(cfg, run_job_id)
+    try:
+        resume = resume_from(cfg, output_dir)
+        if resume:  # a resumed run keeps its identity (a single run's id is the pid of the process that began it)
+            record["job_id"] = recorded_job_id(output_dir) or run_job_id
+        results = fit_and_test(cfg, record, resume)
     except SystemExit:
         # submitit's preemption/timeout handler requeues the job, then exits: the run is not over, so
         # metrics.json keeps the "running" state of its last epoch until the requeued job resumes.

@@ -21,6 +21,15 @@ def read_metrics(run_dir: Path | str) -> dict[str, Any]:
     return json.loads((Path(run_dir) / METRICS_JSON).read_text())
 
 
+def recorded_job_id(run_dir: Path | str) -> str | None:
+    """The job id the run folder's metrics.json already holds (None when it has none or cannot be read)."""
+    try:
+        job = read_metrics(run_dir).get("job_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(job) if job not in (None, "") else None
+
+
 def write_metrics(run_dir: Path | str, record: dict[str, Any]) -> Path:
     """Headline keys first (null when missing), then everything else; atomically."""
     ordered = {key: record.get(key) for key in HEADLINE_KEYS}

@@ -1,25 +1,39 @@
-"""Atomic file writes: a reader (the report, a resumed sweep) never sees half a file."""
+"""Atomic file writes: a reader (the report, a resumed sweep) never sees half a file, and a kill at any moment
+leaves either the old file or the new one. The temporary file is made beside its target (never in TMPDIR,
+which may be another filesystem, where a rename is a copy), flushed to disk, then renamed."""
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+TEMPORARY_SUFFIX = ".tmp"
+
 
 def write_atomic(path: Path | str, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
+        _fsync(tmp, os.O_RDONLY)
         os.replace(tmp, path)
+        _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)  # the rename itself survives a power loss
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _fsync(path: Path | str, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -34,3 +48,11 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
 
 def write_json_atomic(path: Path | str, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def remove_partial_writes(*folders: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``folders`` (call it only while owning them)."""
+    partial = [path for folder in folders for path in Path(folder).glob(f".*{TEMPORARY_SUFFIX}")]
+    for path in partial:
+        path.unlink(missing_ok=True)
+    return partial

@@ -94,6 +94,21 @@ def test_resume_reruns_failed_and_missing_runs_only(basic_sweep):
     assert [file_mtimes(d) for d in run_dirs(sweep_dir)] == everything
 
 
+def test_resume_with_other_values_is_refused_naming_folders_and_keys(basic_sweep):
+    """The same sweep folder with new values: nothing is skipped (old results would answer the new command)
+    and nothing resumed (a checkpoint of other values); the refusal names each folder and what differs."""
+    sweep_dir, _ = basic_sweep
+    first, second = run_dirs(sweep_dir)
+    before = [file_mtimes(d) for d in (first, second)]
+    result = multirun(sweep_dir, *SWEEP_RUN, "optimizer.lr=0.05,1e-4", "trainer.max_epochs=3", "skip_completed=true")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"{first} (job #0): optimizer.lr: 0.001 -> 0.05, trainer.max_epochs: 1 -> 3" in output, output[-2000:]
+    assert f"{second} (job #1): trainer.max_epochs: 1 -> 3" in output
+    assert "already completed" not in output
+    assert [file_mtimes(d) for d in (first, second)] == before
+
+
 def test_submitit_local_runs_in_parallel_processes_keyed_by_pid(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = multirun(sweep_dir, *SWEEP_RUN, "optimizer.lr=1e-3,1e-4", "hydra/launcher=local")

@@ -3,9 +3,11 @@ import json
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from retina_seg.config import apply_hparams_file
+from retina_seg.reporting.runs import read_run
 from retina_seg.training.pipeline import train
 from retina_seg.training.run_folder import HEADLINE_KEYS, read_epoch_table, read_metrics
 from tests.conftest import TINY_RUN, compose, run_cli
@@ -121,17 +123,38 @@ def test_hparams_file_maps_reference_keys(tmp_path):
     assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.optimizer.lr, cfg.module.threshold) == (3, 16, 5e-5, 0.4)
 
 
+def test_command_line_beats_hparams_file_and_every_record_says_the_value_used(tmp_path):
+    hparams = tmp_path / "hp.json"
+    hparams.write_text(json.dumps({"lr": 0.001, "threshold": 0.4}))
+    run_dir = tmp_path / "run"
+    result = run_cli("retina_seg.train", *TINY_RUN, "logger=none", "optimizer.lr=0.05", f"hparams_file={hparams}",
+                     f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"hparams_file {hparams}: lr=0.001 ignored, the command line sets optimizer.lr=0.05" in result.stdout
+    metrics = read_metrics(run_dir)
+    saved = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert metrics["learning_rate"] == metrics["config"]["optimizer"]["lr"] == saved["optimizer"]["lr"] == 0.05
+    assert last["optimizer_states"][0]["param_groups"][0]["lr"] == 0.05
+    # The file's other key is not on the command line: it applies, and the records say so too.
+    assert metrics["threshold"] == saved["module"]["threshold"] == last["retina_seg"]["threshold"] == 0.4
+
+
 @pytest.mark.parametrize("content, message", [
     ('{"epochs": 1, "momentum": 0.9}', "unknown key(s) ['momentum']"),
     ("{not json", "not valid JSON"),
     ("[1, 2]", "expected a JSON object"),
+    ('{"lr": 0.1, "learning_rate": 0.2}', "keys 'lr' and 'learning_rate' both set optimizer.lr"),
+    ('{"epochs": "ten"}', "epochs='ten' must be an integer >= 1"),
 ])
 def test_bad_hparams_file_fails_naming_file_and_key(tmp_path, content, message):
     path = tmp_path / "hparams.json"
     path.write_text(content)
     result = run_cli("retina_seg.train", f"hparams_file={path}", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode != 0
-    assert message in result.stderr and str(path) in result.stderr
+    assert f"hparams_file {path}: " in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert read_run(tmp_path / "run").status == "failed"
 
 
 @pytest.mark.parametrize("override, message", [
@@ -140,12 +163,19 @@ def test_bad_hparams_file_fails_naming_file_and_key(tmp_path, content, message):
     ("trainer.max_epochs=abc", "trainer.max_epochs='abc' must be an integer >= 1"),
     ("optimizer.lr=-1", "optimizer.lr=-1 must be a number > 0"),
     ("module.threshold=1.5", "module.threshold=1.5 must be null or in (0, 1)"),
+    ("data.source.height=-5", "data.source.height=-5 must be an integer >= 2**model.depth"),
+    ("data.source.n_train=0", "data.source.n_train=0 must be an integer >= 1"),
 ])
 def test_bad_overrides_are_rejected(tmp_path, override, message):
-    result = run_cli("retina_seg.train", override, f"hydra.run.dir={tmp_path}")
+    """Hydra's own refusals come before any folder exists; ours leave a folder the report calls failed."""
+    run_dir = tmp_path / "run"
+    result = run_cli("retina_seg.train", override, f"hydra.run.dir={run_dir}")
     assert result.returncode != 0
     assert message in result.stderr
-    assert not (tmp_path / "checkpoints").exists()
+    assert not (run_dir / "checkpoints").exists()
+    if run_dir.exists():
+        assert "Traceback" not in result.stderr
+        assert read_run(run_dir).status == "failed" and message in read_metrics(run_dir)["error"]
 
 
 def test_bad_data_fails_before_training_naming_the_folder(tmp_path):
@@ -153,7 +183,8 @@ def test_bad_data_fails_before_training_naming_the_folder(tmp_path):
     result = run_cli("retina_seg.train", "data=retina_kaggle", f"data.root={missing}",
                      f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode != 0
-    assert str(missing) in result.stderr
+    assert f"retina-seg-train: error: {missing}: data root not found" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
     assert read_metrics(tmp_path / "run")["status"] == "failed"
 
