@@ -1,7 +1,6 @@
 """Sweeps and runs across the nodes of the real test cluster: array tasks on every node, one DDP run on two
 nodes (two at once), a node that dies under a sweep, and preemption of a two-node run."""
 import datetime
-import re
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import pytest
 from retina_seg.training.run_folder import read_epoch_table, read_metrics
 from tests.integration.test_sweeps import SWEEP_RUN, evaluate_in_process, multirun, report_rows, run_dirs
 from tests.slurm.test_cluster import poll, run, wait_ended
-from tests.slurm.test_sweeps import ON_SLURM, submitit_logs
+from tests.slurm.test_sweeps import ON_SLURM, preempt_once, submitit_logs
 
 TWO_NODES = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.num_nodes=2", "trainer.devices=1"]
 COMET_OFFLINE = ["logger=comet", "logger.comet.mode=offline"]
@@ -121,23 +120,9 @@ def test_usr2_requeues_a_two_node_run_once_and_it_resumes(slurm_cluster, tmp_pat
     ranks on both nodes (rank 1 may be blocked in a collective and never see the signal); the job resumes
     from last.ckpt on both nodes and completes with one metrics.json."""
     sweep_dir, epochs = tmp_path / "sweep", 12
-    command = [sys.executable, "-m", "retina_seg.train", "-m", *SWEEP_RUN, *ON_SLURM, *TWO_NODES,
-               f"trainer.max_epochs={epochs}", f"hydra.sweep.dir={sweep_dir}"]
-    with open(tmp_path / "launcher.log", "w") as log:
-        launcher = subprocess.Popen(command, env=slurm_cluster.env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        run_dir = sweep_dir / "0"
-        poll(lambda: (run_dir / "checkpoints" / "last.ckpt").exists(), 180, "the first last.ckpt")
-        job = next(p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit())
-        done_when_signalled = len(read_epoch_table(run_dir))
-        run(slurm_cluster, "scancel", "--signal=USR2", job)
-        poll(lambda: re.search(r"JobState=PENDING Reason=BeginTime.*Restarts=1",
-                               run(slurm_cluster, "scontrol", "-o", "show", "job", job)), 60, "the requeue")
-        run(slurm_cluster, "scontrol", "update", f"jobid={job}", "StartTime=now")
-        assert launcher.wait(timeout=300) == 0, (tmp_path / "launcher.log").read_text()[-3000:]
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
+    run_dir = sweep_dir / "0"
+    job, done_when_signalled = preempt_once(slurm_cluster, sweep_dir, tmp_path / "launcher.log", *TWO_NODES,
+                                            f"trainer.max_epochs={epochs}")
     logs = submitit_logs(sweep_dir)
     # Rank 0's handler requeues (the job's Restarts=1 above, REQUEUED once below); its own "Requeued job"
     # line may be cut off by the requeue's SIGTERM, so SLURM's record is what is asserted.

@@ -110,6 +110,30 @@ def test_failing_run_never_loses_the_others(slurm_cluster, tmp_path):
     assert "trainer.devices=2 but SLURM runs 1 task(s) per node" in failed["error"]
 
 
+def preempt_once(cluster, sweep_dir: Path, log_path: Path, *overrides: str) -> tuple[str, int]:
+    """Launch a one-run SLURM sweep, send its job USR2 once it has a last.ckpt, release the requeued job
+    and wait for the launcher to succeed. Returns the job id and the epochs done when it was signalled."""
+    command = [sys.executable, "-m", "retina_seg.train", "-m", *SWEEP_RUN, *ON_SLURM, *overrides,
+               f"hydra.sweep.dir={sweep_dir}"]
+    with open(log_path, "w") as log:
+        launcher = subprocess.Popen(command, env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        run_dir = sweep_dir / "0"
+        poll(lambda: (run_dir / "checkpoints" / "last.ckpt").exists(), 180, "the first last.ckpt")
+        job = next(p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit())
+        done_when_signalled = len(read_epoch_table(run_dir))
+        run(cluster, "scancel", "--signal=USR2", job)
+        poll(lambda: re.search(r"JobState=PENDING Reason=BeginTime.*Restarts=1",
+                               run(cluster, "scontrol", "-o", "show", "job", job)), 60, "the requeue")
+        # SLURM holds a requeued job for about two minutes (BeginTime); release it now.
+        run(cluster, "scontrol", "update", f"jobid={job}", "StartTime=now")
+        assert launcher.wait(timeout=300) == 0, log_path.read_text()[-3000:]
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    return job, done_when_signalled
+
+
 def test_usr2_requeues_and_the_run_resumes_from_last_checkpoint(slurm_cluster, tmp_path):
     """submitit's USR2 handler requeues the job (Lightning's USR1 auto-requeue is off); the run continues
     from its last.ckpt in the same folder and ends with every epoch and a complete metrics.json.
@@ -120,24 +144,9 @@ def test_usr2_requeues_and_the_run_resumes_from_last_checkpoint(slurm_cluster, t
     a timeout, so this also proves ``max_num_timeout > 0`` (the plugin's default 0 would not requeue).
     """
     sweep_dir, epochs = tmp_path / "sweep", 12
-    command = [sys.executable, "-m", "retina_seg.train", "-m", *SWEEP_RUN, *ON_SLURM, f"trainer.max_epochs={epochs}",
-               f"hydra.sweep.dir={sweep_dir}"]
-    with open(tmp_path / "launcher.log", "w") as log:
-        launcher = subprocess.Popen(command, env=slurm_cluster.env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        run_dir = sweep_dir / "0"
-        poll(lambda: (run_dir / "checkpoints" / "last.ckpt").exists(), 180, "the first last.ckpt")
-        job = next(p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit())
-        done_when_signalled = len(read_epoch_table(run_dir))
-        run(slurm_cluster, "scancel", "--signal=USR2", job)
-        poll(lambda: re.search(r"JobState=PENDING Reason=BeginTime.*Restarts=1",
-                               run(slurm_cluster, "scontrol", "-o", "show", "job", job)), 60, "the requeue")
-        # SLURM holds a requeued job for about two minutes (BeginTime); release it now.
-        run(slurm_cluster, "scontrol", "update", f"jobid={job}", "StartTime=now")
-        assert launcher.wait(timeout=300) == 0, (tmp_path / "launcher.log").read_text()[-3000:]
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
+    run_dir = sweep_dir / "0"
+    job, done_when_signalled = preempt_once(slurm_cluster, sweep_dir, tmp_path / "launcher.log",
+                                            f"trainer.max_epochs={epochs}")
     logs = submitit_logs(sweep_dir)
     assert "Caught signal SIGUSR2" in logs and f"Requeued job {job}" in logs
     assert "SLURM auto-requeueing enabled" not in logs
