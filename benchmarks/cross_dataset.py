@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import argument_parser, fail, machine_line, markdown_table, run_command, save_results
-from benchmarks.quality import completed_metrics
-from retina_seg.training.run_folder import read_metrics
+from retina_seg.records.run_folder import completed_metrics, read_metrics
 
 SCORES = ("IoU", "Dice", "clDice", "AUC", "sensitivity", "specificity")
 DATA_SETS = {"drive": ("DRIVE test split (565x584)", []),

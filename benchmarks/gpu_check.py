@@ -416,7 +416,7 @@ def quality(scale: Scale, budget_s: float, kaggle_root: Path | None, dry_run: bo
 
 
 def quality_run(overrides: list[str], share_s: float, run_dir: Path) -> dict:
-    from retina_seg.training.run_folder import read_epoch_table, read_metrics
+    from retina_seg.records.run_folder import read_epoch_table, read_metrics
 
     train_s = max(10, int(share_s * 0.8))  # the rest: start-up, the final validation and test
     limit = f"00:00:{train_s // 60:02d}:{train_s % 60:02d}"

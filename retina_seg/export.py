@@ -18,7 +18,7 @@ def main(cfg: DictConfig) -> None:
     from .config import ConfigError
     from .inference.export import ExportError, export_checkpoint
     from .inference.settings import export_settings
-    from .training.checkpoints import CheckpointError
+    from .records.checkpoint import CheckpointError
 
     try:
         settings = export_settings(cfg)

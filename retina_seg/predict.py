@@ -21,7 +21,7 @@ def main(cfg: DictConfig) -> None:
     from .data.errors import DataError
     from .inference.run import predict_files
     from .inference.settings import predict_settings
-    from .training.checkpoints import CheckpointError
+    from .records.checkpoint import CheckpointError
 
     try:
         summary = predict_files(predict_settings(cfg))

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def main(cfg: DictConfig) -> float | None:
     """Train one run into Hydra's output folder; returns test IoU (or val IoU) for sweepers."""
     from .data.errors import DataError
-    from .training.checkpoints import CheckpointError
+    from .records.checkpoint import CheckpointError
     from .training.pipeline import train_job
     from .utils.folder_lock import FolderLockedError
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..data.synthetic import synthesize_fundus
 from ..models.unet import vessel_probability
+from ..records.checkpoint import RunInfo
 from ..utils.atomic import write_atomic, write_json_atomic, write_text_atomic
 from .model_card import build_card, render_markdown
 from .predictor import VesselPredictor
@@ -67,12 +68,12 @@ def parity_inputs(predictor: VesselPredictor, sizes: list[tuple[int, int]]) -> l
     return inputs
 
 
-def run_metadata(info: dict[str, Any], checkpoint_sha256: str) -> dict[str, str]:
+def run_metadata(info: RunInfo, checkpoint_sha256: str) -> dict[str, str]:
     """What a user of any export needs besides the graph, as text: input scaling, channels, threshold and the
     training FOV diameter (the scale to put photographs at), and the checkpoint it came from."""
-    return {"model": json.dumps(info["model"]), "normalize": json.dumps(info["normalize"]),
-            "channels": str(info["channels"]), "threshold": repr(float(info["threshold"])),
-            "fov_diameter": json.dumps(info.get("fov_diameter")), "checkpoint_sha256": checkpoint_sha256}
+    return {"model": json.dumps(info.model), "normalize": json.dumps(info.normalize),
+            "channels": str(info.channels), "threshold": repr(float(info.threshold)),
+            "fov_diameter": json.dumps(info.fov_diameter), "checkpoint_sha256": checkpoint_sha256}
 
 
 def export_torchscript(model: ProbabilityNet, example: torch.Tensor, path: Path, metadata: dict[str, str]) -> None:
@@ -113,7 +114,7 @@ def export_safetensors(net: nn.Module, path: Path, metadata: dict[str, str]) -> 
     write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def runner(kind: str, path: Path, info: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+def runner(kind: str, path: Path, info: RunInfo) -> Callable[[np.ndarray], np.ndarray]:
     """A function from a normalised [B, C, H, W] array to probabilities, running the exported file."""
     if kind == "torchscript":
         module = torch.jit.load(str(path))
@@ -125,7 +126,7 @@ def runner(kind: str, path: Path, info: dict[str, Any]) -> Callable[[np.ndarray]
         return lambda batch: session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
     from safetensors.torch import load_file
 
-    net = instantiate(info["model"], _recursive_=False).eval()  # the checkpoint's own model, its target already checked
+    net = instantiate(info.model, _recursive_=False).eval()  # the checkpoint's own model, its target already checked
     net.load_state_dict(load_file(str(path)))
     model = ProbabilityNet(net)
     return lambda batch: model(torch.from_numpy(batch)).detach().numpy()

@@ -11,7 +11,8 @@ from typing import Any
 from torch import nn
 
 from ..models.unet import count_parameters
-from ..training.run_folder import METRICS_JSON
+from ..records.checkpoint import RunInfo
+from ..records.run_folder import METRICS_JSON, read_metrics
 
 # The base name of each metric in metrics.json (f"{split}_{name}", "_all" for all pixels instead of the FOV).
 METRIC_DEFINITIONS = {
@@ -43,8 +44,7 @@ NORMALIZATION_WORDS = {
 
 def read_run(run_dir: Path) -> dict[str, Any] | None:
     """The training run's metrics.json, or None when the folder has none (a checkpoint copied elsewhere)."""
-    path = run_dir / METRICS_JSON
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_metrics(run_dir) if (run_dir / METRICS_JSON).is_file() else None
 
 
 def _metrics(run: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def _training(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             "learning_rate": run.get("learning_rate"), "wall_time_s": run.get("wall_time_s")}
 
 
-def _threshold(info: dict[str, Any], run: dict[str, Any] | None) -> dict[str, Any]:
+def _threshold(info: RunInfo, run: dict[str, Any] | None) -> dict[str, Any]:
     fixed = (((run or {}).get("config") or {}).get("module") or {}).get("threshold")
     if run is None:
         how = "as stored in the checkpoint"
@@ -75,12 +75,12 @@ def _threshold(info: dict[str, Any], run: dict[str, Any] | None) -> dict[str, An
         how = "fixed in the training config (module.threshold)"
     else:
         how = "chosen on the validation split to maximise val_IoU"
-    return {"value": float(info["threshold"]), "how": how,
+    return {"value": float(info.threshold), "how": how,
             "rule": "a pixel is a vessel when its probability >= the threshold"}
 
 
-def _scale(info: dict[str, Any]) -> dict[str, Any]:
-    diameter = info.get("fov_diameter")
+def _scale(info: RunInfo) -> dict[str, Any]:
+    diameter = info.fov_diameter
     how = ("median over the training photographs, measured as the longer side of the FOV's bounding box"
            if diameter is not None else "unknown: the checkpoint was written before the diameter was stored")
     return {"fov_diameter": diameter, "how": how,
@@ -88,22 +88,22 @@ def _scale(info: dict[str, Any]) -> dict[str, Any]:
                    "probabilities back to its size (retina-seg-predict mode=auto does this)"}
 
 
-def build_card(checkpoint: Path, checkpoint_sha256: str, net: nn.Module, info: dict[str, Any],
+def build_card(checkpoint: Path, checkpoint_sha256: str, net: nn.Module, info: RunInfo,
                run_dir: Path, exports: dict[str, Any]) -> dict[str, Any]:
     run = read_run(run_dir)
-    mode = info["normalize"].get("normalization", "standard")
-    channels = "3 channels R, G, B" if info["channels"] == "rgb" else "1 channel: green"
+    mode = info.normalize.get("normalization", "standard")
+    channels = "3 channels R, G, B" if info.channels == "rgb" else "1 channel: green"
     return {
         "name": "retina-seg U-Net for retinal vessel segmentation",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "checkpoint": {"path": str(checkpoint), "sha256": checkpoint_sha256, "bytes": checkpoint.stat().st_size},
-        "architecture": {"class": info["model"].get("_target_"), "parameters": count_parameters(net),
-                         "config": info["model"],
-                         "input": f"float32 [batch, {1 if info['channels'] == 'green' else 3}, height, width] "
+        "architecture": {"class": info.model.get("_target_"), "parameters": count_parameters(net),
+                         "config": info.model,
+                         "input": f"float32 [batch, {1 if info.channels == 'green' else 3}, height, width] "
                                   f"({channels}), any height and width of at least "
                                   f"{getattr(net, 'min_side', 1)} pixels, normalised as below",
                          "output": "float32 [batch, 1, height, width]: vessel probability per pixel"},
-        "input_normalization": {"albumentations": info["normalize"], "mode": mode,
+        "input_normalization": {"albumentations": info.normalize, "mode": mode,
                                 "formula": NORMALIZATION_WORDS.get(mode, mode),
                                 "then": f"keep {channels}; layout channels first"},
         "threshold": _threshold(info, run),

@@ -47,6 +47,7 @@ class MaskSources:
     fov: NameIndex | None = None
     truth: NameIndex | None = None
     detect_fov: bool = True
+    truth_rule: str = "half"  # how ground-truth masks are binarised: the checkpoint's training rule
 
 
 def _check_size(mask: np.ndarray, mask_path: Path, image: np.ndarray, image_path: Path) -> np.ndarray:
@@ -90,7 +91,7 @@ class PhotographDataset(Dataset):
         truth = None
         if self.masks.truth is not None:
             truth_path = self.masks.truth.find(path)
-            truth = _check_size(read_mask(truth_path), truth_path, image, path)
+            truth = _check_size(read_mask(truth_path, self.masks.truth_rule), truth_path, image, path)
         fov, fov_source = self._fov(path, image)
         diameter = fov_diameter(fov) if fov.any() else float(max(image.shape[:2]))
         if self.tiling.mode == "resize":

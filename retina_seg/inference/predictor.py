@@ -11,42 +11,38 @@ from torch import nn
 
 from ..data.datasets import select_channels
 from ..models.unet import flip_averaged, vessel_probability
-from ..training.checkpoints import CheckpointError, network_from_checkpoint
+from ..records.checkpoint import CheckpointError, RunInfo, network_from_checkpoint
 from .normalization import build_normalize, normalization_tables, normalized_crop
 from .tiling import BlendedMap, TilePlan, Window
 
-RUN_INFO_KEYS = ("normalize", "channels", "threshold")
 CHANNELS = ("rgb", "green")
 
 
 class VesselPredictor:
     """The network with the normalisation, channels and threshold it was trained with."""
 
-    def __init__(self, net: nn.Module, info: dict[str, Any], threshold: float | None = None, batch_size: int = 4,
+    def __init__(self, net: nn.Module, info: RunInfo, threshold: float | None = None, batch_size: int = 4,
                  channels_last: bool = True, flip_tta: bool | None = None, device: str = "cpu"):
         self.device = torch.device(device)
         self.net, self.info = net.eval().to(self.device), info
-        self.normalize = build_normalize(info["normalize"])
-        self.channels = info["channels"]
+        self.normalize = build_normalize(info.normalize)
+        self.channels = info.channels
         if self.channels not in CHANNELS:
             raise ValueError(f"channels must be one of {CHANNELS}, got {self.channels!r}")
-        if info.get("eval_transforms"):
+        if info.eval_transforms:
             # Evaluation applies them; prediction applies only the normalisation, so its maps would differ.
-            raise ValueError(f"trained with eval transforms {sorted(info['eval_transforms'])} "
+            raise ValueError(f"trained with eval transforms {sorted(info.eval_transforms)} "
                              "(data.augmentation.eval), which prediction does not apply; evaluate it with "
                              "retina-seg-eval instead")
-        self.threshold = float(info["threshold"] if threshold is None else threshold)
+        self.threshold = float(info.threshold if threshold is None else threshold)
         self.batch_size, self.channels_last = batch_size, channels_last
-        self.flip_tta = bool(info.get("flip_tta", False)) if flip_tta is None else flip_tta
+        self.flip_tta = info.flip_tta if flip_tta is None else flip_tta
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **options: Any) -> VesselPredictor:
         net, info = network_from_checkpoint(path)
-        missing = [key for key in RUN_INFO_KEYS if key not in info]
-        if missing:
-            raise CheckpointError(f"checkpoint {path}: its retina_seg entry lacks {missing}")
         try:
             return cls(net, info, **options)
         except ValueError as error:

@@ -93,14 +93,14 @@ def _scale_rule(settings: PredictSettings, predictor: VesselPredictor) -> tuple[
     """The training scale in auto mode; whole, tiles and resize never rescale by it."""
     if not settings.tiling.scale_aware:
         return ScaleRule(None), f"mode={settings.tiling.mode}: not scale-aware"
-    return training_scale(predictor.info.get("fov_diameter"), settings.scale.train_fov_diameter,
+    return training_scale(predictor.info.fov_diameter, settings.scale.train_fov_diameter,
                           settings.scale.tolerance, settings.ckpt_path)
 
 
-def _mask_sources(settings: PredictSettings) -> MaskSources:
+def _mask_sources(settings: PredictSettings, truth_rule: str) -> MaskSources:
     return MaskSources(fov=NameIndex(settings.fov_masks, "FOV mask") if settings.fov_masks else None,
                        truth=NameIndex(settings.masks, "ground-truth mask") if settings.masks else None,
-                       detect_fov=settings.detect_fov)
+                       detect_fov=settings.detect_fov, truth_rule=truth_rule)
 
 
 def predict_files(settings: PredictSettings) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def predict_files(settings: PredictSettings) -> dict[str, Any]:
         log.warning("skipped %s: not an image file name (%s)", path, path.suffix or "no extension")
     rule, scale_source = _scale_rule(settings, predictor)
     dataset = PhotographDataset(inputs.images, output_names(inputs.images), predictor.normalize, settings.tiling,
-                                _mask_sources(settings), rule)
+                                _mask_sources(settings, predictor.info.mask_rule), rule)
     loader = DataLoader(dataset, batch_size=settings.batch_size, num_workers=settings.num_workers,
                         collate_fn=_as_list)
     settings.output.mkdir(parents=True, exist_ok=True)

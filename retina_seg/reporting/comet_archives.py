@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..records.run_folder import RunStatus
+
 log = logging.getLogger(__name__)
 
 EXPERIMENT_JSON, MESSAGES_JSON = "experiment.json", "messages.json"
@@ -108,7 +110,7 @@ def table_record(experiment: Experiment, archive: Path) -> dict[str, Any]:
                for step, row in sorted(experiment.steps.items())
                if (done is None or step < done) and ("val_IoU" in row or "val_loss" in row)]
     val = final if "val_IoU" in final else _best(history)
-    status = experiment.others.get("status") or ("completed" if "test_IoU" in final else "running")
+    status = experiment.others.get("status") or (RunStatus.COMPLETED if "test_IoU" in final else RunStatus.RUNNING)
     record = {"job_id": experiment.others.get("Name"), "status": status,
               **{key: experiment.parameters.get(name) for key, name in HYPERPARAMETERS.items()},
               "val_IoU": val.get("val_IoU"), "val_loss": val.get("val_loss"),

@@ -16,7 +16,7 @@ What a row shows, by status (the table's rule "``-`` where a value does not exis
   only the job id, taken from ``.hydra/hydra.yaml`` (``hydra.job.id``) or else the folder name.
 - ``corrupt``: metrics.json unreadable, not JSON, or holding a value of the wrong type: only the job id.
 
-Pending and corrupt runs, a completed run without metrics.csv, an unreadable metrics.csv and a job id found
+Pending and corrupt runs, a completed run without epochs.csv, an unreadable epochs.csv and a job id found
 in more than one folder are listed as problems, each naming the file and what is wrong. A score that is
 not finite (a diverged run) counts as a value that does not exist.
 """
@@ -33,14 +33,21 @@ from typing import Any, Iterable
 
 import yaml
 
+from ..records.run_folder import (CHECKPOINTS, HEADLINE_KEYS, METRICS_JSON, RunStatus, epoch_table_path,
+                                  read_epoch_table, read_metrics)
+from ..records.protocols import PER_IMAGE_SCORES, PROTOCOLS
 from .comet_archives import ArchiveError, read_archive_records
-from ..training.run_folder import CHECKPOINTS, HEADLINE_KEYS, METRICS_CSV, METRICS_JSON, read_epoch_table
 
-COMPLETED, RUNNING, FAILED, PENDING, CORRUPT, STALE = "completed", "running", "failed", "pending", "corrupt", "stale"
-RECORDED_STATUSES = (RUNNING, COMPLETED, FAILED)
+COMPLETED, RUNNING, FAILED = RunStatus.COMPLETED, RunStatus.RUNNING, RunStatus.FAILED
+# What the report makes of a folder whose record does not say (or no longer says) its state.
+PENDING, CORRUPT, STALE = "pending", "corrupt", "stale"
+RECORDED_STATUSES = tuple(RunStatus)
 
 # The table's value columns, in the order of the run folder contract.
 VALUE_KEYS = HEADLINE_KEYS[2:]
+# Scores of other evaluation protocols, shown as extra columns when asked for (retina-seg-report --protocol).
+PROTOCOL_KEYS = {protocol.name: tuple(protocol.key("test", score) for score in PER_IMAGE_SCORES)
+                 for protocol in PROTOCOLS.values() if protocol.key_suffix}
 INTEGER_KEYS = ("epochs", "batch_size")
 HYPERPARAMETER_KEYS = ("epochs", "batch_size", "learning_rate")
 VAL_KEYS = ("val_IoU", "val_loss")
@@ -147,7 +154,7 @@ def process_alive(pid: int) -> bool:
 
 def _load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return read_metrics(path.parent)
     except OSError as error:
         raise MetricsError(f"cannot be read ({error.strerror})") from error
     except UnicodeDecodeError as error:
@@ -178,8 +185,10 @@ def run_from_metrics(metrics: dict[str, Any], source: str, history: list[tuple[i
                      problems: list[str], default_id: str) -> Run:
     """A row from a checked record, showing only the values its status allows (see the module docstring)."""
     status = metrics["status"]
-    shown = {COMPLETED: VALUE_KEYS, RUNNING: HYPERPARAMETER_KEYS + VAL_KEYS, FAILED: HYPERPARAMETER_KEYS}[status]
-    values = {key: _finite(metrics.get(key)) if key in shown else None for key in VALUE_KEYS}
+    protocol_keys = tuple(key for keys in PROTOCOL_KEYS.values() for key in keys)
+    shown = {COMPLETED: VALUE_KEYS + protocol_keys, RUNNING: HYPERPARAMETER_KEYS + VAL_KEYS,
+             FAILED: HYPERPARAMETER_KEYS}[status]
+    values = {key: _finite(metrics.get(key)) if key in shown else None for key in VALUE_KEYS + protocol_keys}
     job = metrics.get("job_id")
     return Run(default_id if job in (None, "") else str(job), status, source, values, history, problems)
 
@@ -189,15 +198,15 @@ def _finite(value: float | int | None) -> float | int | None:
 
 
 def _read_history(run_dir: Path, status: str) -> tuple[list[tuple[int, float]], list[str]]:
-    """(epoch, val_IoU) pairs from metrics.csv; a problem when a completed run lacks it or it is unreadable."""
-    path = run_dir / METRICS_CSV
+    """(epoch, val_IoU) pairs from epochs.csv; a problem when a completed run lacks it or it is unreadable."""
+    path = epoch_table_path(run_dir)
     if not path.exists():
         return [], [f"{path}: missing, so no val_IoU curve for this completed run"] if status == COMPLETED else []
     try:
         rows = read_epoch_table(run_dir)
         return [(int(r["epoch"]), float(r["val_IoU"])) for r in rows if r.get("val_IoU") is not None], []
     except (OSError, ValueError, TypeError, KeyError, csv.Error) as error:
-        return [], [f"{path}: corrupt metrics.csv, so no val_IoU curve ({type(error).__name__}: {error})"]
+        return [], [f"{path}: corrupt {path.name}, so no val_IoU curve ({type(error).__name__}: {error})"]
 
 
 def hydra_job_id(run_dir: Path) -> str:

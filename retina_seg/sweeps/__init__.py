@@ -1,1 +1,1 @@
-"""Sweeps: settings a run takes from its sweep (epoch scale, CPU share, SLURM tasks) and sweep resumption."""
+"""Sweeps: resuming a sweep without redoing its completed runs, and the locks that keep two jobs out of one folder."""

@@ -6,7 +6,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ..tracking.job_identity import job_id
+from ..launch.job_identity import job_id
 from ..utils.folder_lock import FolderLockedError, lock_folder, unlock_folder
 
 

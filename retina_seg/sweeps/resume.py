@@ -27,8 +27,7 @@ from omegaconf import DictConfig, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from ..config import ConfigError
-from ..training.run_folder import METRICS_JSON
-from .completed_runs import is_completed
+from ..records.run_folder import METRICS_JSON, completed_metrics
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ class SkipCompletedLauncher:
         refuse_other_runs(folders)
         jobs: list[PendingJob | None] = []
         for num, overrides, sweep_dir, subdir in folders:
-            if is_completed(sweep_dir / subdir):
+            if completed_metrics(sweep_dir / subdir) is not None:
                 log.info("skip_completed: job #%d already completed in %s", num, sweep_dir / subdir)
                 jobs.append(None)
             else:

@@ -38,6 +38,7 @@ from lightning.pytorch.trainer.states import TrainerFn  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
 from ..config import ConfigError  # noqa: E402
+from ..records.run_folder import PROGRESS_PNG, RunStatus  # noqa: E402
 from .secrets import mask_in_comet_logs  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ class CometRunLogger(CometLogger):
         experiment.add_tags(run_tags(record, self._sweep_name))
         self.log_hyperparams(record.get("config") or {})
         self._config_logged = True
-        experiment.log_others({"status": "running", "job_id": record["job_id"], "git_commit": record.get("git_commit"),
+        experiment.log_others({"status": RunStatus.RUNNING, "job_id": record["job_id"], "git_commit": record.get("git_commit"),
                                "slurm_job_id": record.get("slurm_job_id"), "run_dir": str(self._run_dir)})
 
     @rank_zero_only
@@ -217,18 +218,18 @@ class CometRunLogger(CometLogger):
                                "best_epoch": record.get("best_epoch"), "wall_time_s": record.get("wall_time_s"),
                                "best_checkpoint": record.get("best_checkpoint"),
                                "best_checkpoint_score": best_checkpoint_score(trainer)})
-        plot = self._run_dir / "progress.png"
+        plot = self._run_dir / PROGRESS_PNG
         if plot.exists():
             experiment.log_image(str(plot), name="progress", step=step)
-        self._end(record.get("status", "completed"))
+        self._end(record.get("status", RunStatus.COMPLETED))
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
         """Lightning calls this after fit, validate and test; a failure ends the experiment (archive kept)."""
         if self._experiment is None or self._ended:
             return
-        if status == "failed":
-            self._end("failed")
+        if status == RunStatus.FAILED:
+            self._end(RunStatus.FAILED)
         else:
             self._experiment.flush()
 
@@ -252,7 +253,7 @@ def end_leftover_experiment() -> None:
     leftover = comet_ml.get_running_experiment()
     if leftover is not None and not leftover.ended:
         log.warning("Comet: ending experiment %s left running by an earlier run in this process", leftover.get_key())
-        leftover.log_other("status", "failed")
+        leftover.log_other("status", str(RunStatus.FAILED))
         leftover.end()
 
 

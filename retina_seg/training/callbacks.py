@@ -11,7 +11,7 @@ from typing import Any
 import lightning.pytorch as pl
 
 from .plots import plot_progress
-from .run_folder import PROGRESS_PNG, read_epoch_table, write_epoch_table, write_metrics
+from ..records.run_folder import PROGRESS_PNG, RunStatus, read_epoch_table, write_epoch_table, write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ HEARTBEAT_S = 30.0
 
 
 class RunFolderWriter(pl.Callback):
-    """After every epoch: a row in metrics.csv, progress.png, and metrics.json with status "running".
+    """After every epoch: a row in epochs.csv, progress.png, and metrics.json with status "running".
 
     A killed run therefore still shows how far it got; a resumed run continues the same table.
     ``record`` holds what the pipeline knows about the run (job id, hyperparameters, config).
@@ -64,14 +64,14 @@ class RunFolderWriter(pl.Callback):
         """The previous epoch's checkpoints are written by now: it counts as done."""
         self.epochs_done = trainer.current_epoch
         if trainer.is_global_zero:
-            self.write_status("running")
+            self.write_status(RunStatus.RUNNING)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.on_train_epoch_start(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         if trainer.is_global_zero and time.monotonic() - self.last_write > HEARTBEAT_S:
-            self.write_status("running")
+            self.write_status(RunStatus.RUNNING)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -89,7 +89,7 @@ class RunFolderWriter(pl.Callback):
         write_epoch_table(self.output_dir, self.rows)
         if self.plot:
             plot_progress(self.rows, self.output_dir / PROGRESS_PNG)
-        self.write_status("running")
+        self.write_status(RunStatus.RUNNING)
 
     def best_so_far(self) -> dict[str, Any]:
         """The epoch row with the highest val_IoU, or an empty dict before the first validation."""

@@ -236,3 +236,38 @@ class CentrelineDice(Metric):
     def compute(self) -> dict[str, float]:
         """{"fov": clDice inside the FOV, "all": clDice over all pixels}."""
         return {region: _cldice_from_counts(getattr(self, f"counts_{region}")) for region in REGIONS}
+
+
+class PerImageScores(Metric):
+    """The mean over images of each image's own IoU and Dice at a fixed threshold (a per-image protocol such as
+    the reference's, retina_seg.records.protocols), inside a region mask or over all pixels. Sums of the
+    per-image scores and the image count add up across batches and DDP ranks."""
+
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(self, threshold: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.threshold = threshold
+        for name in ("iou_sum", "dice_sum", "images"):
+            self.add_state(name, default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, probs: torch.Tensor, target: torch.Tensor, region: torch.Tensor | None = None) -> None:
+        """Add a batch of probabilities [B, 1, H, W] and 0/1 truths; ``region`` (bool, same shape) or None = all."""
+        probs, target = _as_map(probs, "probs"), _as_map(target, "target").bool()
+        region = torch.ones_like(target) if region is None else _as_map(region, "region").bool()
+        predicted = (probs > self.threshold) & region
+        target = target & region
+        tp = (predicted & target).flatten(1).sum(1).double()
+        fp = (predicted & ~target).flatten(1).sum(1).double()
+        fn = (~predicted & target).flatten(1).sum(1).double()
+        self.iou_sum += _ratio(tp, tp + fp + fn).sum()
+        self.dice_sum += _ratio(2 * tp, 2 * tp + fp + fn).sum()
+        self.images += len(tp)
+
+    def compute(self) -> dict[str, float]:
+        """{"IoU": mean per-image IoU, "Dice": mean per-image Dice} (NaN before any image)."""
+        count = self.images.item()
+        if count == 0:
+            return {"IoU": math.nan, "Dice": math.nan}
+        return {"IoU": self.iou_sum.item() / count, "Dice": self.dice_sum.item() / count}

@@ -7,17 +7,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.unet import flip_averaged, vessel_probability
-from .metrics import CentrelineDice, VesselMetrics, summarize
+from ..records.checkpoint import PAYLOAD_KEY, RunInfo
+from ..records.protocols import PER_IMAGE_SCORES, REFERENCE
+from .metrics import CentrelineDice, PerImageScores, VesselMetrics, summarize
 
 
 class VesselSegmentationModule(pl.LightningModule):
     """Fit with the configured loss; validate/test with histogram metrics over the whole split."""
 
     def __init__(self, net: nn.Module, loss: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
-                 threshold: float | None = None, flip_tta: bool = False, channels_last: bool = True):
+                 threshold: float | None = None, flip_tta: bool = False, channels_last: bool = True,
+                 run_info: RunInfo | None = None, reference_protocol: bool = False):
+        """``reference_protocol``: the test split is also scored under the reference's protocol (its masks must
+        then be binarised by that protocol's rule, retina_seg.records.protocols.REFERENCE)."""
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
-        self.run_info: dict = {}
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "run_info", "reference_protocol"])
+        self.run_info = run_info  # the checkpoint payload; None for a module that only evaluates
         self.net, self.loss = net, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.fixed_threshold = threshold
@@ -26,6 +31,7 @@ class VesselSegmentationModule(pl.LightningModule):
         self.val_metrics, self.test_metrics = VesselMetrics(), VesselMetrics()
         # Topology needs binary masks, so clDice waits for the test split, when the threshold is settled.
         self.test_centrelines = CentrelineDice()
+        self.test_per_image = PerImageScores(REFERENCE.threshold) if reference_protocol else None
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -63,6 +69,8 @@ class VesselSegmentationModule(pl.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         probs = self._evaluate(batch, self.test_metrics, "test")
         self.test_centrelines.update(self.test_metrics.predicted(probs, self.threshold), batch["mask"], batch["fov"])
+        if self.test_per_image is not None:  # every pixel: outside the FOV the probabilities are already zero
+            self.test_per_image.update(probs, batch["mask"])
 
     def _publish(self, metrics: VesselMetrics, split: str) -> None:
         """Sum the histograms over DDP ranks once, then log every score at the current threshold."""
@@ -79,6 +87,8 @@ class VesselSegmentationModule(pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         self.test_metrics.reset()
         self.test_centrelines.reset()
+        if self.test_per_image is not None:
+            self.test_per_image.reset()
 
     def on_validation_epoch_end(self) -> None:
         self._publish(self.val_metrics, "val")
@@ -87,6 +97,9 @@ class VesselSegmentationModule(pl.LightningModule):
         self._publish(self.test_metrics, "test")
         centrelines = self.test_centrelines.compute()
         self.log_dict({"test_clDice": centrelines["fov"], "test_clDice_all": centrelines["all"]})
+        if self.test_per_image is not None:
+            scores = self.test_per_image.compute()
+            self.log_dict({REFERENCE.key("test", name): scores[name] for name in PER_IMAGE_SCORES})
 
     def choose_threshold(self) -> float:
         """After validating the best checkpoint: the threshold that maximises val IoU (unless fixed)."""
@@ -96,10 +109,11 @@ class VesselSegmentationModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Plain data only (no pickled objects): the predictor rebuilds the net from it, weights_only."""
-        checkpoint["retina_seg"] = {**self.run_info, "threshold": self.threshold}
+        if self.run_info is not None:
+            checkpoint[PAYLOAD_KEY] = self.run_info.with_threshold(self.threshold).to_payload()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.threshold = float(checkpoint.get("retina_seg", {}).get("threshold", self.threshold))
+        self.threshold = float(checkpoint.get(PAYLOAD_KEY, {}).get("threshold", self.threshold))
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

@@ -12,38 +12,51 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, apply_hparams_file, command_line_keys, resolved_config, validate_config
-from ..sweeps.run_settings import apply_epoch_scale, limit_threads
-from ..sweeps.slurm_tasks import slurm_plugins
-from ..tracking.job_identity import git_commit, job_id, node_name, rank_placement, rendezvous, slurm_job_id
+from ..launch.job_identity import git_commit, job_id, node_name, rank_placement, rendezvous, slurm_job_id
+from ..launch.run_settings import apply_epoch_scale, limit_threads
+from ..launch.slurm_job import slurm_plugins
+from ..records.checkpoint import (AtomicCheckpointIO, RunInfo, epochs_done, load_checkpoint_file, resume_point,
+                                  store_threshold)
+from ..records.protocols import REFERENCE
+from ..records.run_folder import CHECKPOINTS, METRICS_JSON, RunStatus, recorded_job_id, write_metrics
 from ..tracking.run_tracking import finish_tracking, start_tracking
-from ..utils.atomic import remove_partial_writes, write_atomic, write_text_atomic
+from ..utils.atomic import remove_partial_writes, write_text_atomic
 from ..utils.folder_lock import lock_folder, unlock_folder
 from .budget import TimeBudget
 from .callbacks import RunFolderWriter
-from .checkpoints import AtomicCheckpointIO, epochs_done, load_checkpoint_file, resume_point
 from .metrics import summarize
-from .run_folder import CHECKPOINTS, METRICS_JSON, recorded_job_id, write_metrics
 
 log = logging.getLogger(__name__)
 
 
-def build_module(cfg: DictConfig, in_channels: int) -> pl.LightningModule:
+def build_module(cfg: DictConfig, in_channels: int, fov_diameter: float | None = None) -> pl.LightningModule:
+    """The LightningModule with the checkpoint payload it will save (its threshold is settled on validation;
+    ``fov_diameter``: the training photographs' scale, None where nothing will be predicted at another)."""
     net_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     net_cfg["in_channels"] = in_channels
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    module = instantiate(cfg.module, net=instantiate(net_cfg), loss=instantiate(cfg.loss),
-                         optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
     augmentation = OmegaConf.to_container(cfg.data.augmentation, resolve=True)
-    module.run_info = {"model": net_cfg, "loss": OmegaConf.to_container(cfg.loss, resolve=True),
-                       "channels": cfg.data.get("channels", "rgb"),
-                       "normalize": augmentation["normalize"], "eval_transforms": augmentation.get("eval") or {},
+    run_info = RunInfo(model=net_cfg, threshold=0.5, loss=OmegaConf.to_container(cfg.loss, resolve=True),
+                       channels=cfg.data.get("channels", "rgb"), normalize=augmentation["normalize"],
+                       eval_transforms=augmentation.get("eval") or {},
                        # The threshold is chosen on these probabilities: eval and predict repeat the same flips.
-                       "flip_tta": bool(cfg.module.get("flip_tta", False))}
-    return module
+                       flip_tta=bool(cfg.module.get("flip_tta", False)),
+                       # The training photographs' scale: prediction rescales new photographs to it.
+                       fov_diameter=fov_diameter, mask_rule=mask_rule(cfg))
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    module_factory = instantiate(cfg.module, _partial_=True)  # called directly: Hydra would copy run_info
+    return module_factory(net=instantiate(net_cfg), loss=instantiate(cfg.loss), optimizer=instantiate(cfg.optimizer),
+                          scheduler=scheduler, run_info=run_info,
+                          # test masks binarised as the reference's are: its protocol can be measured too
+                          reference_protocol=run_info.mask_rule == REFERENCE.mask_rule)
+
+
+def mask_rule(cfg: DictConfig) -> str:
+    """How the run's vessel masks are binarised (the synthetic set's masks are exact: "half" leaves them as they are)."""
+    return cfg.data.get("source", {}).get("mask_rule", "half")
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
-    """Under SLURM: one task per device, and requeueing left to submitit (sweeps/slurm_tasks.py).
+    """Under SLURM: one task per device, and requeueing left to submitit (launch/slurm_job.py).
     `trainer.enable_progress_bar=false` also drops the callbacks group's progress bar."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar it was told to hide
@@ -57,7 +70,7 @@ def run_record(cfg: DictConfig, run_job_id: str) -> dict[str, Any]:
     """What identifies the run in the sweep table, known before training starts."""
     return {"job_id": run_job_id, "slurm_job_id": slurm_job_id(), "slurm_node": node_name(),
             "epochs": cfg.trainer.max_epochs, "batch_size": cfg.data.batch_size,
-            "learning_rate": cfg.optimizer.lr, "seed": cfg.seed, "git_commit": git_commit(),
+            "learning_rate": cfg.optimizer.lr, "seed": cfg.seed, "mask_rule": mask_rule(cfg), "git_commit": git_commit(),
             "config": resolved_config(cfg)}
 
 
@@ -72,20 +85,11 @@ def resume_from(cfg: DictConfig, output_dir: Path) -> tuple[str, int] | None:
     return str(cfg.resume), epochs_done(cfg.resume)
 
 
-def store_threshold(ckpt_path: str, threshold: float) -> None:
-    """Write the threshold chosen on validation into the best checkpoint, atomically."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    checkpoint.setdefault("retina_seg", {})["threshold"] = threshold
-    write_atomic(ckpt_path, lambda tmp: torch.save(checkpoint, tmp))
-
-
 def fit_and_test(cfg: DictConfig, record: dict[str, Any], resume: tuple[str, int] | None) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("fit")  # bad data fails here, before any model is built
-    module = build_module(cfg, datamodule.in_channels)
-    # The training photographs' scale, stored in every checkpoint: prediction rescales new photographs to it.
-    module.run_info["fov_diameter"] = datamodule.training_fov_diameter()
+    module = build_module(cfg, datamodule.in_channels, datamodule.training_fov_diameter())
     trainer = build_trainer(cfg)
     writer = next((c for c in trainer.callbacks if isinstance(c, RunFolderWriter)), None)
     if writer is not None:
@@ -112,7 +116,7 @@ def fit_and_test(cfg: DictConfig, record: dict[str, Any], resume: tuple[str, int
         results.update(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
     results["best_epoch"] = load_checkpoint_file(best)["epoch"] if best else None
     results["best_checkpoint"] = best
-    finish_tracking(trainer, {**record, **results, "status": "completed"})
+    finish_tracking(trainer, {**record, **results, "status": RunStatus.COMPLETED})
     return results
 
 
@@ -166,7 +170,7 @@ def train_job(cfg: DictConfig, hydra_cfg: DictConfig, output_dir: Path) -> dict[
             prepare_config(cfg, hydra_cfg)
         except ConfigError as error:
             if rank_zero_only.rank == 0 and not (output_dir / METRICS_JSON).exists():  # never over an earlier run's
-                write_metrics(output_dir, {"job_id": run_job_id, "status": "failed", "error": f"ConfigError: {error}"})
+                write_metrics(output_dir, {"job_id": run_job_id, "status": RunStatus.FAILED, "error": f"ConfigError: {error}"})
             raise
         return train(cfg, output_dir, hydra_job_id)
     finally:
@@ -195,9 +199,9 @@ def _train_locked(cfg: DictConfig, output_dir: Path, run_job_id: str) -> dict[st
         raise
     except BaseException as error:
         if rank_zero_only.rank == 0:
-            write_metrics(output_dir, {**record, "status": "failed", "error": f"{type(error).__name__}: {error}"})
+            write_metrics(output_dir, {**record, "status": RunStatus.FAILED, "error": f"{type(error).__name__}: {error}"})
         raise
-    final = {**record, **{k: _plain(v) for k, v in results.items()}, "status": "completed"}
+    final = {**record, **{k: _plain(v) for k, v in results.items()}, "status": RunStatus.COMPLETED}
     if rank_zero_only.rank == 0:
         write_metrics(output_dir, final)
     return final

@@ -15,7 +15,7 @@ import pytest
 from retina_seg.report import main as report_main
 from retina_seg.reporting.comet_archives import read_archive, read_archive_records
 from retina_seg.training.pipeline import train
-from retina_seg.training.run_folder import HEADLINE_KEYS, read_epoch_table, read_metrics
+from retina_seg.records.run_folder import HEADLINE_KEYS, read_epoch_table, read_metrics
 from tests.conftest import TINY_RUN, compose, run_cli
 
 FAKE_KEY = f"retinaSegFakeCometKey{uuid.uuid4().hex}"
@@ -74,7 +74,7 @@ def test_offline_archive_holds_config_epochs_test_metrics_and_images(offline_run
     assert experiment.parameters["trainer.max_epochs"] == 2 and experiment.parameters["optimizer.lr"] == 1e-4
     assert experiment.parameters["data.source.height"] == 64 and experiment.parameters["logger.comet.mode"] == "offline"
     rows = read_epoch_table(run_dir)
-    for row in rows:  # every epoch, with the epoch as step, equal to the run folder's metrics.csv
+    for row in rows:  # every epoch, with the epoch as step, equal to the run folder's epochs.csv
         logged = experiment.steps[row["epoch"]]
         for key in ("val_IoU", "val_loss", "train_loss"):
             assert logged[key] == pytest.approx(row[key]), (row["epoch"], key)

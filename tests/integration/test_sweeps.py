@@ -11,9 +11,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from retina_seg.config import CONF_DIR
-from retina_seg.training.evaluation import evaluate
+from retina_seg.evaluation.checkpoint_eval import evaluate
 from retina_seg.training.pipeline import train
-from retina_seg.training.run_folder import read_epoch_table, read_metrics
+from retina_seg.records.run_folder import read_epoch_table, read_metrics
 from tests.conftest import TINY_RUN, compose as compose_train, run_cli
 
 # A run of a few seconds: TINY_RUN's data, one epoch, no logger, no progress bar.

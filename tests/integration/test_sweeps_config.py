@@ -6,7 +6,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from retina_seg.config import CONF_DIR, ConfigError
-from retina_seg.sweeps.run_settings import apply_epoch_scale, scaled_epochs
+from retina_seg.launch.run_settings import apply_epoch_scale, scaled_epochs
 from retina_seg.sweeps.resume import quote_override
 
 SWEEPS_DIR = Path(CONF_DIR).parent / "sweeps"

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from retina_seg.training.run_folder import read_epoch_table, read_metrics
+from retina_seg.records.run_folder import read_epoch_table, read_metrics
 from tests.integration.test_sweeps import SWEEP_RUN, evaluate_in_process, multirun, report_rows, run_dirs
 from tests.slurm.test_cluster import poll, run, wait_ended
 from tests.slurm.test_sweeps import ON_SLURM, preempt_once, submitit_logs

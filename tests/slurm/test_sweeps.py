@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from retina_seg.training.run_folder import read_epoch_table, read_metrics
+from retina_seg.records.run_folder import read_epoch_table, read_metrics
 from tests.conftest import REPO_ROOT
 from tests.integration.test_sweeps import (SWEEP_RUN, assert_completed_rows, evaluate_in_process, file_mtimes,
                                            multirun, report_rows, run_dirs)

@@ -6,6 +6,7 @@ from torch import nn
 
 from retina_seg.data.synthetic import synthesize_fundus
 from retina_seg.inference.predictor import VesselPredictor
+from retina_seg.records.checkpoint import RunInfo
 from retina_seg.inference.tiling import TilePlan, axis_tiles
 
 PER_IMAGE = {"_target_": "albumentations.Normalize", "normalization": "image_per_channel"}
@@ -46,7 +47,7 @@ def test_blended_tiles_equal_the_whole_image_for_a_pointwise_network():
     per-tile normalisation with whole-image statistics and the weight normalisation together."""
     torch.manual_seed(0)
     net = nn.Conv2d(3, 1, kernel_size=1)
-    predictor = VesselPredictor(net, {"normalize": PER_IMAGE, "channels": "rgb", "threshold": 0.5}, batch_size=3,
+    predictor = VesselPredictor(net, RunInfo(model={}, normalize=PER_IMAGE, threshold=0.5), batch_size=3,
                                 channels_last=False)
     image, _, _ = synthesize_fundus(1, 301, 403)
     whole = predictor.predict(image, "whole")

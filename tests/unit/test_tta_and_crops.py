@@ -1,4 +1,6 @@
 """Test-time flips invert correctly, and random crops keep mask and FOV aligned with the image."""
+from dataclasses import replace
+
 import albumentations as A
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ from torch import nn
 
 from retina_seg.data.transforms import build_pipeline
 from retina_seg.inference.predictor import VesselPredictor
+from retina_seg.records.checkpoint import RunInfo
 from retina_seg.models.unet import flip_averaged, vessel_probability
 
 
@@ -50,22 +53,22 @@ def test_random_crops_keep_mask_and_fov_aligned():
 
 def test_predictor_repeats_the_flips_its_checkpoint_was_validated_with():
     logits = torch.randn(1, 1, 16, 16)
-    info = {"normalize": {"_target_": "albumentations.Normalize", "normalization": "image_per_channel"},
-            "channels": "rgb", "threshold": 0.5}
+    info = RunInfo(model={}, normalize={"_target_": "albumentations.Normalize", "normalization": "image_per_channel"},
+                   threshold=0.5)
     batch = np.zeros((1, 3, 16, 16), dtype=np.float32)
-    with_flips = VesselPredictor(FixedLogits(logits), {**info, "flip_tta": True}, channels_last=False)
+    with_flips = VesselPredictor(FixedLogits(logits), replace(info, flip_tta=True), channels_last=False)
     expected = flip_averaged(FixedLogits(logits), torch.zeros(1, 3, 16, 16))[:, 0].numpy()
     np.testing.assert_allclose(with_flips._forward(batch), expected, atol=1e-6)
     plain = VesselPredictor(FixedLogits(logits), info, channels_last=False)  # older checkpoints: no flips
     np.testing.assert_allclose(plain._forward(batch), torch.sigmoid(logits)[:, 0].numpy(), atol=1e-6)
-    overridden = VesselPredictor(FixedLogits(logits), {**info, "flip_tta": True}, flip_tta=False, channels_last=False)
+    overridden = VesselPredictor(FixedLogits(logits), replace(info, flip_tta=True), flip_tta=False, channels_last=False)
     np.testing.assert_allclose(overridden._forward(batch), plain._forward(batch))
 
 
 def test_predictor_refuses_a_checkpoint_validated_with_eval_transforms():
     """Prediction applies only the normalisation; silently skipping e.g. a CLAHE step would give other maps."""
-    info = {"normalize": {"_target_": "albumentations.Normalize"}, "channels": "rgb", "threshold": 0.5,
-            "eval_transforms": {"clahe": {"_target_": "albumentations.CLAHE", "p": 1.0}}}
+    info = RunInfo(model={}, normalize={"_target_": "albumentations.Normalize"}, threshold=0.5,
+                   eval_transforms={"clahe": {"_target_": "albumentations.CLAHE", "p": 1.0}})
     with pytest.raises(ValueError, match="clahe"):
         VesselPredictor(FixedLogits(torch.zeros(1, 1, 4, 4)), info, channels_last=False)
-    VesselPredictor(FixedLogits(torch.zeros(1, 1, 4, 4)), {**info, "eval_transforms": {}}, channels_last=False)
+    VesselPredictor(FixedLogits(torch.zeros(1, 1, 4, 4)), replace(info, eval_transforms={}), channels_last=False)

@@ -1,8 +1,10 @@
-"""Checkpoints: written atomically beside their target, loaded safely (weights_only), the newest readable one
-chosen as the resume point, and the network they were trained with rebuilt."""
+"""The checkpoint contract: what a retina-seg checkpoint carries besides its weights (one typed payload,
+``RunInfo``), written atomically beside its target, loaded safely (weights_only), the newest readable one chosen
+as the resume point, and the network it was trained with rebuilt."""
 import logging
 import re
 import zipfile
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import nn
 
 from ..utils.atomic import write_atomic
+from .run_folder import LAST_CKPT
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +32,51 @@ TRANSFORM_MODULE = "albumentations."
 _REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
+# The checkpoint entry that holds the RunInfo payload (beside Lightning's own state_dict, loops, ...).
+PAYLOAD_KEY = "retina_seg"
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What evaluation, prediction and export need to repeat training's view of a photograph: plain data only,
+    so a checkpoint loads with weights_only. Optional fields have the defaults older checkpoints imply."""
+
+    model: dict[str, Any]  # the network's constructor config (a ``_target_`` among NETWORK_TARGETS)
+    normalize: dict[str, Any]  # the albumentations Normalize of training
+    threshold: float  # 0.5 while training; the one chosen on validation once the best checkpoint is known
+    channels: str = "rgb"
+    loss: dict[str, Any] = field(default_factory=dict)
+    eval_transforms: dict[str, Any] = field(default_factory=dict)
+    flip_tta: bool = False  # the threshold was chosen on flip-averaged probabilities
+    fov_diameter: float | None = None  # the training photographs' typical FOV diameter (scale-aware prediction)
+    mask_rule: str = "half"  # how its training masks were binarised (retina_seg.data.io.MASK_RULES)
+
+    def to_payload(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_threshold(self, threshold: float) -> "RunInfo":
+        return replace(self, threshold=float(threshold))
+
+    @classmethod
+    def from_payload(cls, payload: Any, path: str | Path) -> "RunInfo":
+        """The checkpoint's payload checked: a CheckpointError names the file and the missing or foreign entry."""
+        if not isinstance(payload, dict):
+            raise CheckpointError(f"checkpoint {path}: its {PAYLOAD_KEY} entry is not a mapping")
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+                   and payload.get(f.name) is None]
+        if missing:
+            raise CheckpointError(f"checkpoint {path}: its {PAYLOAD_KEY} entry lacks {missing}")
+        for key in ("model", "normalize"):
+            if not isinstance(payload[key], dict):
+                raise CheckpointError(f"checkpoint {path}: its {PAYLOAD_KEY} entry's {key} is not a mapping")
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in payload.items() if k in known and v is not None}
+        values["eval_transforms"] = values.get("eval_transforms") or {}
+        return cls(**values)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -77,38 +123,47 @@ def resume_point(folder: Path) -> tuple[Path, int] | None:
     """The readable checkpoint of ``folder`` with the most epochs done (last.ckpt unless it is damaged), and
     those epochs; None when there is none. Every unreadable checkpoint is named in a warning."""
     readable = []
-    for path in sorted(folder.glob("*.ckpt"), key=lambda p: p.name != "last.ckpt"):
+    for path in sorted(folder.glob("*.ckpt"), key=lambda p: p.name != LAST_CKPT):
         try:
-            readable.append((epochs_done(path), path.name == "last.ckpt", path))
+            readable.append((epochs_done(path), path.name == LAST_CKPT, path))
         except CheckpointError as error:
             log.warning("Cannot resume from %s: %s", path, error)
     if not readable:
         return None
     done, _, path = max(readable)
-    if path.name != "last.ckpt":
-        log.warning("Resuming from %s instead of the damaged or missing %s", path, folder / "last.ckpt")
+    if path.name != LAST_CKPT:
+        log.warning("Resuming from %s instead of the damaged or missing %s", path, folder / LAST_CKPT)
     return path, done
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load with ``weights_only=True``: a checkpoint holding arbitrary pickled objects is refused."""
     checkpoint = load_checkpoint_file(path)
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "retina_seg" not in checkpoint:
-        raise CheckpointError(f"checkpoint {path}: not a retina-seg checkpoint (no state_dict/retina_seg entry)")
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or PAYLOAD_KEY not in checkpoint:
+        raise CheckpointError(f"checkpoint {path}: not a retina-seg checkpoint (no state_dict/{PAYLOAD_KEY} entry)")
     return checkpoint
 
 
-def network_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+def read_run_info(path: str | Path) -> RunInfo:
+    return RunInfo.from_payload(read_checkpoint(path)[PAYLOAD_KEY], path)
+
+
+def store_threshold(path: str | Path, threshold: float) -> None:
+    """Write the threshold chosen on validation into a saved checkpoint's payload, atomically."""
+    checkpoint = read_checkpoint(path)
+    checkpoint[PAYLOAD_KEY]["threshold"] = float(threshold)
+    write_atomic(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def network_from_checkpoint(path: str | Path) -> tuple[nn.Module, RunInfo]:
     """The trained U-Net in eval mode, and the checkpoint's run info (threshold, normalisation, ...)."""
     checkpoint = read_checkpoint(path)
-    info = checkpoint["retina_seg"]
-    if "model" not in info:
-        raise CheckpointError(f"checkpoint {path}: no model description in its retina_seg entry")
-    target = info["model"].get("_target_") if isinstance(info["model"], dict) else None
+    info = RunInfo.from_payload(checkpoint[PAYLOAD_KEY], path)
+    target = info.model.get("_target_")
     if target not in NETWORK_TARGETS:
         raise CheckpointError(f"checkpoint {path}: model {target!r} is not one of {NETWORK_TARGETS}")
     try:
-        net = instantiate(info["model"], _recursive_=False)
+        net = instantiate(info.model, _recursive_=False)
     except Exception as error:  # hydra wraps the constructor's own error (a bad depth, width, ...)
         raise CheckpointError(f"checkpoint {path}: cannot build its model ({error})") from error
     weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
@@ -119,9 +174,9 @@ def network_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]
     return net.eval(), info
 
 
-def loss_from_checkpoint(info: dict[str, Any], default: Any) -> Any:
+def loss_from_checkpoint(info: RunInfo, default: Any) -> Any:
     """The loss the checkpoint was trained with (so eval's test_loss equals the run's), else ``default``."""
-    loss = info.get("loss")
+    loss = info.loss
     if not loss or not str(loss.get("_target_", "")).startswith(LOSS_MODULE):
         return default
     return instantiate(loss, _recursive_=False)
@@ -137,11 +192,9 @@ def _targets(config: Any) -> list[str]:
     return []
 
 
-def transforms_from_checkpoint(info: dict[str, Any], path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def transforms_from_checkpoint(info: RunInfo, path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The checkpoint's normalisation and eval transforms, refused unless every target is an albumentations one."""
-    entries = {"normalize": info.get("normalize"), "eval_transforms": info.get("eval_transforms") or {}}
-    if not isinstance(entries["normalize"], dict):
-        raise CheckpointError(f"checkpoint {path}: its retina_seg entry has no normalize transform")
+    entries = {"normalize": info.normalize, "eval_transforms": info.eval_transforms}
     for key, config in entries.items():
         foreign = [target for target in _targets(config) if not target.startswith(TRANSFORM_MODULE)]
         if foreign:

@@ -1,0 +1,1 @@
+"""Scoring a saved checkpoint on a split (retina-seg-eval), with the metrics and run-folder format of training."""

@@ -1,0 +1,109 @@
+"""Evaluating a saved checkpoint on a split, with the metrics and run-folder format of training."""
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from ..config import resolved_config
+from ..data.errors import DataError
+from ..data.scale import ScaleRule, training_scale
+from ..inference.settings import scale_settings
+from ..records.checkpoint import RunInfo, loss_from_checkpoint, network_from_checkpoint, transforms_from_checkpoint
+from ..records.protocols import PER_IMAGE_SCORES, Protocol, protocol_named
+from ..records.run_folder import RunStatus, write_metrics
+from ..training.metrics import CentrelineDice, VesselMetrics, summarize
+from ..training.module import VesselSegmentationModule
+
+
+def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Score the checkpoint under each protocol of ``cfg.protocols``; one metrics.json with every protocol's keys."""
+    net, info = network_from_checkpoint(cfg.ckpt_path)
+    protocols = [protocol_named(name) for name in cfg.protocols]
+    record = {"status": RunStatus.COMPLETED, "checkpoint": str(cfg.ckpt_path), "split": cfg.split,
+              "protocols": {p.name: p.describe() for p in protocols}}
+    for protocol in protocols:
+        record.update(_score(cfg, net, info, protocol))
+    record["config"] = resolved_config(cfg)
+    if pl.utilities.rank_zero_only.rank == 0:
+        write_metrics(output_dir, record)
+    return record
+
+
+def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> dict[str, Any]:
+    """The split's scores under one protocol: strict gives the training run's keys (test_IoU, ...), a per-image
+    protocol its own suffixed keys, at its own threshold and with masks binarised by its own rule."""
+    normalize, eval_transforms = transforms_from_checkpoint(info, cfg.ckpt_path)
+    fixed = protocol.threshold
+    threshold = fixed if fixed is not None else info.threshold if cfg.threshold is None else float(cfg.threshold)
+    flip_tta = info.flip_tta if cfg.flip_tta is None else bool(cfg.flip_tta)
+    rule = protocol.mask_rule or cfg.mask_rule or info.mask_rule
+    with open_dict(cfg):  # the input scaling the checkpoint was trained with, not the config's default
+        cfg.data.augmentation.normalize = normalize
+        cfg.data.augmentation.eval = eval_transforms
+        cfg.data.channels = info.channels
+        if "source" in cfg.data and "mask_rule" in cfg.data.source:  # the synthetic set's masks are exact
+            cfg.data.source.mask_rule = rule
+    datamodule = instantiate(cfg.data, _convert_="object")
+    datamodule.setup("test")
+    datamodule.eval_scale, scale_source = _scale_rule(cfg, info)
+    per_image = protocol.averaging == "per_image"
+    module = VesselSegmentationModule(net, loss_from_checkpoint(info, instantiate(cfg.loss)), optimizer=None,
+                                      threshold=threshold, flip_tta=flip_tta, reference_protocol=per_image)
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, callbacks=[])
+    split = cfg.split
+    if per_image:  # the per-image scores are the test loop's, whichever split is scored
+        results = trainer.test(module, dataloaders=_loader(datamodule, split), verbose=False)[0]
+        return {"mask_rule" + protocol.key_suffix: rule,
+                **{protocol.key(split, name): results[protocol.key("test", name)] for name in PER_IMAGE_SCORES}}
+    run = trainer.validate if split == "val" else trainer.test
+    results = run(module, dataloaders=_loader(datamodule, split), verbose=False)[0]
+    metrics = module.val_metrics if split == "val" else module.test_metrics
+    return {"threshold": threshold, "flip_tta": flip_tta, "mask_rule": rule,
+            "scale": _scale_record(datamodule, split, scale_source),
+            f"{split}_loss": results[f"{split}_loss"], **summarize(metrics, threshold, split),
+            **{name: value for name, value in results.items() if "clDice" in name}}
+
+
+def _loader(datamodule, split: str):
+    return datamodule.val_dataloader() if split == "val" else datamodule.test_dataloader()
+
+
+def _scale_rule(cfg: DictConfig, info: RunInfo) -> tuple[ScaleRule, str]:
+    if not cfg.scale_aware:
+        return ScaleRule(None), "scale_aware=false: native scale"
+    settings = scale_settings(cfg)
+    return training_scale(info.fov_diameter, settings.train_fov_diameter, settings.tolerance, cfg.ckpt_path)
+
+
+def _scale_record(datamodule, split: str, source: str) -> dict[str, Any]:
+    """The training diameter, where it came from, and the factor each photograph was rescaled by."""
+    rule = datamodule.eval_scale
+    return {"train_fov_diameter": rule.train_fov_diameter, "source": source,
+            "factors": [round(rule.factor(d), 6) for d in datamodule.fov_diameters(split)]}
+
+
+def score_second_observer(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """The second observer's masks scored against the first's with the metrics of a model (the human baseline).
+    A binary mask ranks no pixels, so there is no AUC; the rest are the model's scores at any threshold."""
+    datamodule = instantiate(cfg.data, _convert_="object")
+    datamodule.setup("test")
+    samples = getattr(datamodule.splits, cfg.split)
+    lacking = [s.name for s in samples if s.second_mask is None]
+    if lacking or not samples:
+        raise DataError(f"second_observer=true: no second-observer masks for {lacking or 'an empty split'} in "
+                        f"{cfg.data.root} ({cfg.split} split)")
+    pixels, centrelines = VesselMetrics(), CentrelineDice()
+    for sample in samples:
+        human, truth, fov = (torch.from_numpy(a)[None] for a in (sample.second_mask, sample.mask, sample.fov))
+        pixels.update(human.float(), truth, fov)
+        centrelines.update(human, truth, fov)
+    scores = {k: v for k, v in summarize(pixels, 0.5, cfg.split).items() if "AUC" not in k}
+    cl = centrelines.compute()
+    record = {"status": RunStatus.COMPLETED, "observer": "second against first", "split": cfg.split,
+              "images": len(samples), **scores, f"{cfg.split}_clDice": cl["fov"], f"{cfg.split}_clDice_all": cl["all"],
+              "config": resolved_config(cfg)}
+    write_metrics(output_dir, record)
+    return record

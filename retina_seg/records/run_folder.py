@@ -1,0 +1,102 @@
+"""The run folder contract (docs/run-folder.md): the files a run leaves, its statuses, and metrics.json read and
+written one way for every package that looks at a run."""
+import csv
+import io
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from ..utils.atomic import write_json_atomic, write_text_atomic
+
+METRICS_JSON = "metrics.json"
+EPOCHS_CSV = "epochs.csv"
+# The per-epoch table's name before it became epochs.csv; still read, for one release, from older run folders.
+LEGACY_EPOCHS_CSV = "metrics.csv"
+PROGRESS_PNG = "progress.png"
+CHECKPOINTS = "checkpoints"
+LAST_CKPT = "last.ckpt"
+
+# The reference's table columns come first in metrics.json, in this order.
+HEADLINE_KEYS = ("job_id", "status", "epochs", "batch_size", "learning_rate",
+                 "val_IoU", "val_loss", "test_IoU", "test_loss")
+
+
+class RunStatus(StrEnum):
+    """The ``status`` a run writes into its metrics.json."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+def read_metrics(run_dir: Path | str) -> Any:
+    """The parsed metrics.json; OSError when it cannot be read, ValueError when it is not JSON."""
+    return json.loads((Path(run_dir) / METRICS_JSON).read_text())
+
+
+def metrics_or_none(run_dir: Path | str) -> dict[str, Any] | None:
+    """The run's metrics.json as a dict, or None when it is missing, unreadable or not a JSON object."""
+    try:
+        record = read_metrics(run_dir)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def run_status(run_dir: Path | str) -> str | None:
+    """The status in the run's metrics.json, or None when there is no readable record."""
+    record = metrics_or_none(run_dir)
+    return None if record is None else record.get("status")
+
+
+def completed_metrics(run_dir: Path | str) -> dict[str, Any] | None:
+    """The run's metrics.json when the run finished, else None."""
+    record = metrics_or_none(run_dir)
+    return record if record is not None and record.get("status") == RunStatus.COMPLETED else None
+
+
+def recorded_job_id(run_dir: Path | str) -> str | None:
+    """The job id the run folder's metrics.json already holds (None when it has none or cannot be read)."""
+    job = (metrics_or_none(run_dir) or {}).get("job_id")
+    return str(job) if job not in (None, "") else None
+
+
+def write_metrics(run_dir: Path | str, record: dict[str, Any]) -> Path:
+    """Headline keys first (null when missing), then everything else; atomically."""
+    ordered = {key: record.get(key) for key in HEADLINE_KEYS}
+    ordered.update({k: v for k, v in record.items() if k not in ordered})
+    return write_json_atomic(Path(run_dir) / METRICS_JSON, ordered)
+
+
+def epoch_table_path(run_dir: Path | str) -> Path:
+    """epochs.csv, or the metrics.csv an older run folder holds instead."""
+    run_dir = Path(run_dir)
+    legacy = run_dir / LEGACY_EPOCHS_CSV
+    return legacy if legacy.exists() and not (run_dir / EPOCHS_CSV).exists() else run_dir / EPOCHS_CSV
+
+
+def write_epoch_table(run_dir: Path | str, rows: list[dict[str, Any]]) -> Path:
+    """epochs.csv: one row per epoch; columns are the union of keys, epoch first."""
+    columns = ["epoch"] + sorted({k for row in rows for k in row} - {"epoch"})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text_atomic(Path(run_dir) / EPOCHS_CSV, buffer.getvalue())
+
+
+def read_epoch_table(run_dir: Path | str) -> list[dict[str, Any]]:
+    """Rows of the per-epoch table with numbers parsed; an empty list when the file does not exist yet."""
+    path = epoch_table_path(run_dir)
+    if not path.exists():
+        return []
+    with path.open() as handle:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def _number(text: str) -> float | int | None:
+    if text in ("", None):
+        return None
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text else value
