@@ -20,8 +20,8 @@ EXIT_UNUSABLE = 2  # the checkpoint, a setting or the data cannot be used (as fo
 def main(cfg: DictConfig) -> float:
     from .config import ConfigError
     from .data.errors import DataError
-    from .training.checkpoints import CheckpointError
-    from .training.evaluation import evaluate, score_second_observer
+    from .records.checkpoint import CheckpointError
+    from .evaluation.checkpoint_eval import evaluate, score_second_observer
 
     if cfg.split not in SPLITS:
         raise SystemExit(f"split={cfg.split!r} is not one of {SPLITS}")
@@ -31,9 +31,9 @@ def main(cfg: DictConfig) -> float:
     except (CheckpointError, ConfigError, DataError) as error:
         print(f"retina-seg-eval: error: {error}", file=sys.stderr)
         raise SystemExit(EXIT_UNUSABLE) from None
-    how = "second observer" if cfg.second_observer else f"threshold {record['threshold']:.3f}"
-    log.info("%s_IoU=%.4f, %s (%s)", cfg.split, record[f"{cfg.split}_IoU"], how, output_dir)
-    return record[f"{cfg.split}_IoU"]
+    scores = {key: value for key, value in record.items() if key.startswith(f"{cfg.split}_IoU") and "_all" not in key}
+    log.info("%s (%s)", ", ".join(f"{key}={value:.4f}" for key, value in scores.items()), output_dir)
+    return next(iter(scores.values()))
 
 
 if __name__ == "__main__":

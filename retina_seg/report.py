@@ -1,4 +1,4 @@
-"""`retina-seg-report SWEEP_DIR... [--out DIR] [--comet]`: the job-id table of one or more sweeps.
+"""`retina-seg-report SWEEP_DIR... [--out DIR] [--comet] [--protocol reference]`: the job-id table of one or more sweeps.
 
 Writes report.md, report.csv, report.json, val_iou_curves.png and final_iou.png into --out (default: the
 first path, or the folder holding it when it is a file) and prints the table and its problems. Exit 0
@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .records.protocols import PROTOCOLS
 from .reporting.plots import FINAL_IOU_PNG, VAL_IOU_CURVES_PNG, plot_final_iou, plot_val_iou_curves
 from .reporting.runs import ReportError, Run, duplicate_id_problems, read_comet_runs, read_runs
 from .reporting.table import REPORT_CSV, REPORT_JSON, REPORT_MD, sort_runs, to_csv, to_json, to_markdown
@@ -21,6 +22,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="sweep folders, run folders, or folders holding them (Comet archives with --comet)")
     parser.add_argument("--out", type=Path, help="folder for the report files (default: the first SWEEP_DIR)")
     parser.add_argument("--comet", action="store_true", help="read Comet offline archives instead of run folders")
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="strict",
+                        help="also show the test scores of this evaluation protocol (docs/results.md); strict: "
+                             "the table's own columns only")
     return parser.parse_args(argv)
 
 
@@ -33,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     problems = [problem for run in runs for problem in run.problems] + duplicate_id_problems(runs)
     out = args.out or (args.paths[0] if args.paths[0].is_dir() else args.paths[0].parent)
-    markdown = to_markdown(runs, problems)
+    markdown = to_markdown(runs, problems, args.protocol)
     try:
-        write_report(out, markdown, runs, problems)
+        write_report(out, markdown, runs, problems, args.protocol)
     except OSError as error:
         print(f"retina-seg-report: error: cannot write the report to {out}: {error}", file=sys.stderr)
         return 1
@@ -45,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_report(out: Path, markdown: str, runs: list[Run], problems: list[str]) -> None:
+def write_report(out: Path, markdown: str, runs: list[Run], problems: list[str], protocol: str) -> None:
     write_text_atomic(out / REPORT_MD, markdown)
-    write_text_atomic(out / REPORT_CSV, to_csv(runs))
-    write_text_atomic(out / REPORT_JSON, to_json(runs, problems))
+    write_text_atomic(out / REPORT_CSV, to_csv(runs, protocol))
+    write_text_atomic(out / REPORT_JSON, to_json(runs, problems, protocol))
     plot_val_iou_curves(runs, out / VAL_IOU_CURVES_PNG)
     plot_final_iou(runs, out / FINAL_IOU_PNG)
 

@@ -67,12 +67,28 @@ def _mask_values(image: Image.Image, path: Path) -> np.ndarray:
     raise DataError(f"{path}: unsupported pixel mode {image.mode!r} for a mask")
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """Read a binary mask as bool HxW: above half of its scale (0/1, 8-bit or 16-bit, told by its maximum)."""
+# How a mask file's values become vessel / not vessel. "half": above half of its scale (0/1, 8-bit or 16-bit,
+# told by its maximum), so the grey edge a resized mask gets counts by how much of a vessel it covers.
+# "nonzero": every non-zero pixel is a vessel, the reference project's rule (`mask[mask > 0] = 1`).
+MASK_RULES = ("half", "nonzero")
+
+
+def check_mask_rule(rule: str) -> str:
+    if rule not in MASK_RULES:
+        raise DataError(f"data.source.mask_rule={rule!r} must be one of {MASK_RULES}")
+    return rule
+
+
+def read_mask(path: str | Path, rule: str = "half") -> np.ndarray:
+    """Read a binary mask as bool HxW, binarised by ``rule`` (see MASK_RULES)."""
     path = Path(path)
     values = _mask_values(_load(path), path)
+    if check_mask_rule(rule) == "nonzero":
+        return values > 0
     largest = values.max(initial=0)
     return values > (0 if largest <= 1 else 127 if largest <= 255 else 32767)
 
 
-read_fov = read_mask
+def read_fov(path: str | Path) -> np.ndarray:
+    """An FOV mask: inside where above half of its scale."""
+    return read_mask(path, "half")

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import DataError
+from .io import check_mask_rule
 from .layouts import chase_db1_samples, drive_samples, hrf_samples, kaggle_samples, stare_samples
 from .loading import LoadedSample, load_samples
 from .splits import MODES, split_train_val
@@ -45,11 +46,13 @@ class _FileSource:
     layout = staticmethod(kaggle_samples)
 
     def __init__(self, root: str | Path, split: str = "grouped", n_val: int = 20, split_seed: int = 0,
-                 limit_train: int | None = None, limit_test: int | None = None, detect_fov: bool = True):
+                 limit_train: int | None = None, limit_test: int | None = None, detect_fov: bool = True,
+                 mask_rule: str = "half"):
         if split not in (*MODES, ALL):
             raise ValueError(f"data.source.split={split!r} must be one of {(*MODES, ALL)}")
         self.root, self.split, self.n_val, self.split_seed = Path(root), split, n_val, split_seed
         self.limit_train, self.limit_test, self.detect_fov = limit_train, limit_test, detect_fov
+        self.mask_rule = check_mask_rule(mask_rule)
 
     def load(self) -> Splits:
         """``limit_*`` keep only the first images of a split (quick checks on a few real images); with
@@ -69,7 +72,7 @@ class _FileSource:
             split = ([], [])
         train, val = split if split is not None else (None, None)
         test = test[:self.limit_test] if test is not None else None
-        loaded = [_collect(problems, lambda: load_samples(samples, detect_missing_fov=self.detect_fov))
+        loaded = [_collect(problems, lambda: load_samples(samples, self.detect_fov, self.mask_rule))
                   if samples is not None else None for samples in (train, val, test)]
         if problems:
             raise DataError("\n".join(dict.fromkeys(problems)))  # a missing root is every split's problem

@@ -13,9 +13,9 @@ import io
 import json
 import re
 
-from .runs import COMPLETED, INTEGER_KEYS, VALUE_KEYS, Run
+from .runs import COMPLETED, INTEGER_KEYS, PROTOCOL_KEYS, VALUE_KEYS, Run
 
-COLUMNS = ("Job id", *VALUE_KEYS)
+COLUMNS = ("Job id", *VALUE_KEYS)  # the table's columns; a protocol asked for adds its scores after them
 REPORT_MD, REPORT_CSV, REPORT_JSON = "report.md", "report.csv", "report.json"
 
 _SLURM_ID = re.compile(r"(\d+)(?:_(\d+))?")
@@ -48,15 +48,21 @@ def job_cell(run: Run) -> str:
     return run.job_id if run.status == COMPLETED else f"{run.job_id} ({run.status})"
 
 
-def cells(run: Run) -> list[str]:
+def columns(protocol: str = "strict") -> tuple[str, ...]:
+    """The table's columns: the job id, the run folder contract's values, then the protocol's own scores."""
+    return (*COLUMNS, *PROTOCOL_KEYS.get(protocol, ()))
+
+
+def cells(run: Run, protocol: str = "strict") -> list[str]:
     """The row as text, exactly as Markdown and CSV show it."""
-    return [job_cell(run), *(format_value(key, run.values.get(key)) for key in VALUE_KEYS)]
+    return [job_cell(run), *(format_value(key, run.values.get(key)) for key in columns(protocol)[1:])]
 
 
-def to_markdown(runs: list[Run], problems: list[str]) -> str:
+def to_markdown(runs: list[Run], problems: list[str], protocol: str = "strict") -> str:
     """An aligned pipe table (readable as plain text too), then the problems as a list."""
-    rows = [list(COLUMNS), *([c.replace("|", r"\|") for c in cells(run)] for run in runs)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    header = columns(protocol)
+    rows = [list(header), *([c.replace("|", r"\|") for c in cells(run, protocol)] for run in runs)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [_markdown_line(rows[0], widths),
              "| " + " | ".join(("-" * (w - 1) + (":" if i else "-")) for i, w in enumerate(widths)) + " |",
              *(_markdown_line(row, widths) for row in rows[1:])]
@@ -70,18 +76,20 @@ def _markdown_line(row: list[str], widths: list[int]) -> str:
     return "| " + " | ".join(padded) + " |"
 
 
-def to_csv(runs: list[Run]) -> str:
+def to_csv(runs: list[Run], protocol: str = "strict") -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(cells(run) for run in runs)
+    writer.writerow(columns(protocol))
+    writer.writerows(cells(run, protocol) for run in runs)
     return buffer.getvalue()
 
 
-def to_json(runs: list[Run], problems: list[str]) -> str:
-    rows = [{COLUMNS[0]: run.job_id, **{key: _parsed(key, cell) for key, cell in zip(VALUE_KEYS, cells(run)[1:])},
+def to_json(runs: list[Run], problems: list[str], protocol: str = "strict") -> str:
+    header = columns(protocol)
+    rows = [{header[0]: run.job_id,
+             **{key: _parsed(key, cell) for key, cell in zip(header[1:], cells(run, protocol)[1:])},
              "status": run.status} for run in runs]
-    return json.dumps({"columns": list(COLUMNS), "rows": rows, "problems": problems}, indent=2) + "\n"
+    return json.dumps({"columns": list(header), "rows": rows, "problems": problems}, indent=2) + "\n"
 
 
 def _parsed(key: str, cell: str) -> float | int | None:

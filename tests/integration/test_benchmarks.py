@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from benchmarks.common import run_in_turns
+from retina_seg.records.protocols import REFERENCE
 from tests.conftest import REPO_ROOT, run_cli
 
 NUMBER = r"(\d+\.\d+)"
@@ -121,20 +122,27 @@ def test_a_loop_that_ends_early_is_named():
 def test_quality_quick_trains_each_seed_evaluates_on_drive_and_resumes(tmp_path, drive_root):
     out, results_path = tmp_path / "runs", tmp_path / "quality.json"
     args = ["--quick", "--seeds", "0", "1", "--drive-root", str(drive_root), "--out", str(out),
-            "--json", str(results_path)]
+            "--json", str(results_path), "--protocols", "strict", "reference"]
     result = run_cli("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(results_path.read_text())
-    ious = [results["kaggle"][seed]["test_IoU"] for seed in ("0", "1")]
-    mean, spread = sum(ious) / 2, abs(ious[0] - ious[1]) / 2 ** 0.5
-    last = result.stdout.strip().splitlines()[-1]
-    assert last == f"mean test IoU over 2 seeds (Kaggle test split, threshold from val): {mean:.4f} +- {spread:.4f}"
+    claims = result.stdout.strip().splitlines()[-2:]
+    for claim, protocol, key, source in ((claims[0], "strict protocol: in the FOV, threshold from val", "test_IoU",
+                                          "kaggle"),
+                                         (claims[1], "the reference's protocol", "test_IoU_reference_protocol",
+                                          "kaggle_reference_protocol")):
+        ious = [results[source][seed][key] for seed in ("0", "1")]
+        mean, spread = sum(ious) / 2, abs(ious[0] - ious[1]) / 2 ** 0.5
+        assert claim == f"mean test IoU over 2 seeds (Kaggle test split, {protocol}): {mean:.4f} +- {spread:.4f}"
+    assert results["kaggle_reference_protocol"]["0"]["protocols"] == {"reference": REFERENCE.describe()}
+    assert "the reference's own best: IoU 0.701" in result.stdout
+    last = claims[1]
     for seed in ("0", "1"):
         drive = results["drive"][seed]
         assert drive["config"]["data"]["source"]["_target_"].endswith("DriveSource")
         assert 0 <= drive["test_clDice"] <= 1 and 0 <= drive["test_IoU_all"] <= 1
         assert results["kaggle"][seed]["seed"] == int(seed) and "test_clDice_all" in results["kaggle"][seed]
-    assert "DRIVE test set" in result.stdout and result.stdout.count("| **mean** |") == 5
+    assert "DRIVE test set" in result.stdout and result.stdout.count("| **mean** |") == 6
     again = run_cli("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing the completed run") == 2 and again.stdout.strip().splitlines()[-1] == last

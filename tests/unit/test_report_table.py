@@ -4,7 +4,7 @@ import json
 import pytest
 
 from retina_seg.reporting.runs import (COMPLETED, CORRUPT, FAILED, MetricsError, Run, check_metrics,
-                                       duplicate_id_problems, run_from_metrics)
+                                       VALUE_KEYS, duplicate_id_problems, run_from_metrics)
 from retina_seg.reporting.table import COLUMNS, format_value, job_sort_key, sort_runs, to_csv, to_json, to_markdown
 
 
@@ -30,7 +30,7 @@ def completed(job_id: str, **values) -> Run:
 
 def test_failed_run_shows_hyperparameters_only_and_diverged_scores_are_dashes():
     failed = completed("5", status=FAILED)
-    assert [format_value(k, v) for k, v in failed.values.items()] == ["2", "4", "0.001", "-", "-", "-", "-"]
+    assert [format_value(k, failed.values[k]) for k in VALUE_KEYS] == ["2", "4", "0.001", "-", "-", "-", "-"]
     assert completed("6", val_loss=float("nan")).values["val_loss"] is None
 
 
