@@ -407,15 +407,33 @@ def quality(scale: Scale, budget_s: float, kaggle_root: Path | None, dry_run: bo
     if kaggle_root is None and not dry_run:
         return {"not measured": "the Kaggle set is needed: --kaggle-root ROOT"}
     runs = quality_runs(scale, kaggle_root, dry_run)
+    # The test split again for the reference's protocol (retina-seg-eval protocols=[reference]).
+    test_data = (["data.source.n_train=4", "data.source.n_val=2", "data.source.n_test=2", "data.source.height=64",
+                  "data.source.width=64", "trainer.accelerator=cpu"] if dry_run else
+                 ["data=retina_kaggle", f"data.root={kaggle_root}", "trainer=gpu"])
     results = {}
     for index, (name, overrides) in enumerate(runs.items()):
         share = budget_s / (len(runs) - index)
-        results[name] = quality_run(overrides, share, scratch / f"quality{index}")
+        results[name] = quality_run(overrides, share, scratch / f"quality{index}", test_data)
         budget_s -= results[name]["seconds"]
     return results
 
 
-def quality_run(overrides: list[str], share_s: float, run_dir: Path) -> dict:
+def reference_protocol_iou(run_dir: Path, test_data: list[str]) -> float | str:
+    """The run's best checkpoint scored on the test split under the reference project's protocol."""
+    from retina_seg.records.protocols import REFERENCE
+    from retina_seg.records.run_folder import read_metrics
+
+    out = run_dir / "reference_protocol"
+    command = [sys.executable, "-m", "retina_seg.eval", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
+               *test_data, "protocols=[reference]", f"hydra.run.dir={out}", "trainer.enable_progress_bar=false"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        return f"failed: {result.stderr[-1000:]}"
+    return read_metrics(out)[REFERENCE.key("test", "IoU")]
+
+
+def quality_run(overrides: list[str], share_s: float, run_dir: Path, test_data: list[str]) -> dict:
     from retina_seg.records.run_folder import read_epoch_table, read_metrics
 
     train_s = max(10, int(share_s * 0.8))  # the rest: start-up, the final validation and test
@@ -438,6 +456,8 @@ def quality_run(overrides: list[str], share_s: float, run_dir: Path) -> dict:
             "seconds_per_epoch": round(metrics["wall_time_s"] / epochs, 2) if epochs else None,
             "projected_s_for_all_epochs": round(metrics["wall_time_s"] / epochs * metrics["epochs"]) if epochs else None,
             "test_IoU (ours: pooled, in FOV, threshold from val)": metrics.get("test_IoU"),
+            "test_IoU (the reference's protocol: masks > 0, per-image at 0.5, all pixels)":
+                reference_protocol_iou(run_dir, test_data),
             "val_IoU": metrics.get("val_IoU"), "threshold": metrics.get("threshold")}
 
 

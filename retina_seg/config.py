@@ -58,7 +58,25 @@ def gpus_per_node(accelerator: str, devices) -> int | None:
     return int(devices) if str(accelerator) in ("gpu", "cuda") and isinstance(devices, int) else None
 
 
+def cpu_has_amx(cpuinfo: str | None = None) -> bool:
+    """True when the CPU has AMX tile units for bf16 (Intel Sapphire Rapids and later; Linux's amx_bf16 flag)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    return any(line.startswith("flags") and "amx_bf16" in line.split() for line in cpuinfo.splitlines())
+
+
+def cpu_precision() -> str:
+    """The CPU recipe's precision: bf16 autocast where AMX runs it (2.3x the fp32 steps/s on a Xeon),
+    fp32 elsewhere, where bf16 is emulated or runs on vector units no faster than fp32 (docs/results.md has
+    the measurements, from benchmarks/throughput.py)."""
+    return "bf16-mixed" if cpu_has_amx() else "32-true"
+
+
 OmegaConf.register_new_resolver("retina_seg.on_gpu", on_gpu, replace=True)
+OmegaConf.register_new_resolver("retina_seg.cpu_precision", cpu_precision, replace=True)
 OmegaConf.register_new_resolver("retina_seg.loader_workers", loader_workers, replace=True)
 OmegaConf.register_new_resolver("retina_seg.gpus_per_node", gpus_per_node, replace=True)
 

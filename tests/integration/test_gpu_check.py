@@ -51,6 +51,7 @@ def test_dry_run_trains_both_quality_runs_and_writes_the_table(dry_run):
         assert "failed" not in run, run
         assert run["epochs_reached"] == run["epochs_asked"] == 1
         assert 0 <= run["test_IoU (ours: pooled, in FOV, threshold from val)"] <= 1
+        assert 0 <= run["test_IoU (the reference's protocol: masks > 0, per-image at 0.5, all pixels)"] <= 1
     for heading in ("## 1. Correctness: passed", "## 2. Throughput", "## 3. Quality against time"):
         assert heading in markdown
 
