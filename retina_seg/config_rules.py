@@ -4,8 +4,10 @@ Types are Hydra's: each entrypoint's schema (config_schemas.py) makes an unknown
 where none is allowed Hydra's own error. Values are ours: each entrypoint lists its Rules (a key, a test, what
 the value must be) and ``check_config`` reports every broken one at once, in one format:
 ``invalid config: threshold=1.5 must be null (the checkpoint's) or a number in (0, 1)``.
-A null value passes every rule (whether null is allowed is a question of type). Train's config groups have no
-schema, so its rules test the type too, which the helpers below do for every rule.
+``check_config`` lets a null pass: whether one is allowed is a question of type, and under train's config
+groups, which have no schema, a null means unset. Those groups have no types either, so every rule tests the
+type of its value too (the helpers below do). ``rule_problem`` checks one value against one rule, a null included
+(train's hparams file, which is JSON, not Hydra).
 """
 from dataclasses import dataclass
 from pathlib import Path

@@ -15,7 +15,7 @@ import functools
 import sys
 from typing import Any, Callable, NoReturn
 
-from hydra.errors import HydraException
+from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
 EXIT_OK = 0
@@ -33,17 +33,21 @@ def fail(program: str, error: Exception, code: int) -> NoReturn:
     raise SystemExit(code) from None
 
 
+_REFUSALS = (ConfigCompositionException, OverrideParseException, OmegaConfBaseException)
+
+
 def refusals_exit_bad_input(hydra_main: Callable[[], Any]) -> Callable[[], Any]:
     """A ``@hydra.main`` entrypoint whose config refusals exit 2. Hydra prints every error it catches and exits
-    1; the error it handled is the exit's context: a Hydra or OmegaConf error there is a refused command line or
-    config (unknown key, wrong type, missing value, bad override), which is bad input."""
+    1; the error it handled is the exit's context. Composing the config (unknown key or group, wrong type, bad
+    override) or reading it (a missing required value, a broken interpolation) failed: bad input. Building an
+    object from the config (Hydra's InstantiationException) may fail for any reason and stays 1."""
 
     @functools.wraps(hydra_main)
     def main() -> Any:
         try:
             return hydra_main()
         except SystemExit as exit_:
-            refused = isinstance(exit_.__context__, (HydraException, OmegaConfBaseException))
+            refused = isinstance(exit_.__context__, _REFUSALS)
             if exit_.code == EXIT_FAILED and refused:
                 raise SystemExit(EXIT_BAD_INPUT) from None
             raise
