@@ -64,8 +64,9 @@ def test_export_defaults_and_bad_values():
     assert settings.formats == ["torchscript", "onnx", "safetensors"]
     assert settings.run_dir == Path("run").resolve() and settings.parity_sizes == [(584, 565), (512, 512)]
     for override, message in (
-            ("formats=[tflite]", "formats=['tflite'] must be a non-empty list of ['torchscript', 'onnx', 'safetensors']"),
-            ("formats=[]", "formats=[] must be a non-empty list"), ("parity.tolerance=0", "parity.tolerance=0.0 must be"),
+            ("formats=[tflite]", "formats=['tflite'] must be a non-empty list of ['torchscript', 'onnx', 'safetensors"),
+            ("formats=[]", "formats=[] must be a non-empty list"),
+            ("parity.tolerance=0", "parity.tolerance=0.0 must be a number > 0"),
             ("parity.sizes=[[8,8]]", "parity.sizes=[[8, 8]] must be a non-empty list of [height, width] pairs"),
             ("onnx_opset=7", "onnx_opset=7 must be an integer >= 9")):
         with pytest.raises(ConfigError) as error:
