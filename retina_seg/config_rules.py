@@ -22,6 +22,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Rule:
+    """One value check of one key; ``must_be`` is the end of its message (``key=value must be ...``)."""
+
     key: str
     # True when the value is acceptable; it may look at the rest of the config (an image must survive the
     # network's poolings). It is given null only where a null is checked outside a schema (an hparams file).

@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from .config_rules import Rule, fraction, integer, is_int, is_number, one_of, positive, folder_to_write
+from .config_rules import Rule, folder_to_write, fraction, integer, is_int, is_number, one_of, positive
 
 SPLITS = ("val", "test")
 MODES = ("auto", "whole", "tiles", "resize")
