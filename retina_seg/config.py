@@ -1,5 +1,6 @@
-"""Config helpers shared by the entrypoints: the reference's hparams JSON files, secret-free dumps, and the
-resolvers that let data loading and DDP follow the accelerator a run is given."""
+"""Config helpers shared by the entrypoints: the reference's hparams JSON files, secret-free dumps, train's
+value checks, and the resolvers that let data loading and DDP follow the accelerator a run is given. Importing
+it registers every entrypoint's schema (config_schemas.py) with Hydra."""
 import json
 import logging
 import os
@@ -8,6 +9,10 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from .config_rules import ConfigError, check_config, rule_problem
+from .config_schemas import TRAIN_RULES, register_schemas
+from .exit_codes import SUMMARY
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +84,9 @@ OmegaConf.register_new_resolver("retina_seg.on_gpu", on_gpu, replace=True)
 OmegaConf.register_new_resolver("retina_seg.cpu_precision", cpu_precision, replace=True)
 OmegaConf.register_new_resolver("retina_seg.loader_workers", loader_workers, replace=True)
 OmegaConf.register_new_resolver("retina_seg.gpus_per_node", gpus_per_node, replace=True)
-
-
-class ConfigError(ValueError):
-    """A config value that cannot be used; the message names the key or file."""
+OmegaConf.register_new_resolver("retina_seg.exit_codes", lambda: SUMMARY, replace=True)
+register_schemas()
+_TRAIN_RULE = {rule.key: rule for rule in TRAIN_RULES}
 
 
 def apply_hparams_file(cfg: DictConfig, command_line_keys: set[str] = frozenset()) -> None:
@@ -101,8 +105,8 @@ def apply_hparams_file(cfg: DictConfig, command_line_keys: set[str] = frozenset(
             raise ConfigError(f"hparams_file {path}: keys {targets[HPARAMS_KEYS[key]]!r} and {key!r} both set "
                               f"{HPARAMS_KEYS[key]}; keep one")
         targets[HPARAMS_KEYS[key]] = key
-    problems = [f"{key}={values[key]!r} must be {_problem(target, values[key])}" for target, key in targets.items()
-                if _problem(target, values[key])]
+    problems = [f"{key}={values[key]!r} must be {rule_problem(_TRAIN_RULE[target], values[key])}"
+                for target, key in targets.items() if rule_problem(_TRAIN_RULE[target], values[key])]
     if problems:
         raise ConfigError(f"hparams_file {path}: " + "; ".join(problems))
     with open_dict(cfg):
@@ -137,48 +141,6 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
 
 
-# Keys whose type and range are checked before anything is built: key -> (type, check, what it must be).
-# A check may look at the rest of the config (an image must survive the network's poolings).
-_CHECKS = {
-    "seed": (int, lambda v, cfg: True, "an integer"),
-    "trainer.max_epochs": (int, lambda v, cfg: v >= 1, "an integer >= 1"),
-    "data.batch_size": (int, lambda v, cfg: v >= 1, "an integer >= 1"),
-    "data.num_workers": (int, lambda v, cfg: v >= 0, "an integer >= 0"),
-    "data.train_repeats": (int, lambda v, cfg: v >= 1, "an integer >= 1"),
-    "data.source.n_train": (int, lambda v, cfg: v >= 1, "an integer >= 1"),
-    "data.source.n_val": (int, lambda v, cfg: v >= 1, "an integer >= 1"),
-    "data.source.n_test": (int, lambda v, cfg: v >= 1, "an integer >= 1"),
-    "data.source.height": (int, lambda v, cfg: v >= _smallest_side(cfg), "an integer >= 2**model.depth"),
-    "data.source.width": (int, lambda v, cfg: v >= _smallest_side(cfg), "an integer >= 2**model.depth"),
-    "data.source.limit_train": ((int, type(None)), lambda v, cfg: v is None or v >= 1, "null or an integer >= 1"),
-    "data.source.limit_test": ((int, type(None)), lambda v, cfg: v is None or v >= 1, "null or an integer >= 1"),
-    "optimizer.lr": ((int, float), lambda v, cfg: v > 0, "a number > 0"),
-    "module.threshold": ((int, float, type(None)), lambda v, cfg: v is None or 0 < v < 1, "null or in (0, 1)"),
-}
-
-
-def _smallest_side(cfg: DictConfig | None) -> int:
-    depth = OmegaConf.select(cfg, "model.depth", default=4) if cfg is not None else 4
-    return 2 ** depth if isinstance(depth, int) and not isinstance(depth, bool) and 0 <= depth <= 16 else 1
-
-
-def _problem(key: str, value: Any, cfg: DictConfig | None = None) -> str | None:
-    """What ``value`` must be for ``key`` when it is not that, else None."""
-    kind, check, expected = _CHECKS[key]
-    if isinstance(value, bool) or not isinstance(value, kind) or not check(value, cfg):
-        return expected
-    return None
-
-
 def validate_config(cfg: DictConfig) -> None:
     """Reject wrong types and ranges of the keys users override most, naming the key and the value."""
-    problems = []
-    for key, (kind, _, _) in _CHECKS.items():
-        value = OmegaConf.select(cfg, key, default=None)
-        if value is None and type(None) not in (kind if isinstance(kind, tuple) else (kind,)):
-            continue
-        expected = _problem(key, value, cfg)
-        if expected:
-            problems.append(f"{key}={value!r} must be {expected}")
-    if problems:
-        raise ConfigError("invalid config: " + "; ".join(problems))
+    check_config(cfg, TRAIN_RULES)

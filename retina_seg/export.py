@@ -1,7 +1,8 @@
-"""`retina-seg-export`: a checkpoint to TorchScript, ONNX and safetensors, with a model card."""
+"""`retina-seg-export`: a checkpoint to TorchScript, ONNX and safetensors, with a model card.
+Exit codes (retina_seg/exit_codes.py): 2 for a bad config or checkpoint; 1 when an export cannot be made or does
+not match the PyTorch model."""
 import logging
 import os
-import sys
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -9,12 +10,13 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from .config import CONF_DIR  # noqa: E402
+from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, fail, refusals_exit_bad_input  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
-def main(cfg: DictConfig) -> None:
+def export_model(cfg: DictConfig) -> None:
     from .config import ConfigError
     from .inference.export import ExportError, export_checkpoint
     from .inference.settings import export_settings
@@ -23,11 +25,14 @@ def main(cfg: DictConfig) -> None:
     try:
         settings = export_settings(cfg)
         card = export_checkpoint(settings)
-    except (CheckpointError, ConfigError, ExportError) as error:
-        print(f"retina-seg-export: error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+    except (CheckpointError, ConfigError) as error:
+        fail("retina-seg-export", error, EXIT_BAD_INPUT)
+    except ExportError as error:
+        fail("retina-seg-export", error, EXIT_FAILED)
     log.info("Exported %s and the model card to %s", ", ".join(card["exports"]), settings.output)
 
+
+main = refusals_exit_bad_input(export_model)
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,6 @@
-"""`retina-seg-predict`: vessel masks, probability maps and overlays for any fundus photographs."""
+"""`retina-seg-predict`: vessel masks, probability maps and overlays for any fundus photographs.
+Exit codes (retina_seg/exit_codes.py): 0 every input predicted; 1 some inputs failed (listed); 2 nothing could
+run (a bad config, checkpoint or input path)."""
 import logging
 import os
 import sys
@@ -9,14 +11,13 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from .config import CONF_DIR  # noqa: E402
+from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, fail, refusals_exit_bad_input  # noqa: E402
 
 log = logging.getLogger(__name__)
-# Exit codes: every input predicted; some inputs failed (listed); nothing could run (bad checkpoint or config).
-EXIT_OK, EXIT_SOME_FAILED, EXIT_UNUSABLE = 0, 1, 2
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
-def main(cfg: DictConfig) -> None:
+def predict_photographs(cfg: DictConfig) -> None:
     from .config import ConfigError
     from .data.errors import DataError
     from .inference.run import predict_files
@@ -26,8 +27,7 @@ def main(cfg: DictConfig) -> None:
     try:
         summary = predict_files(predict_settings(cfg))
     except (CheckpointError, ConfigError, DataError) as error:
-        print(f"retina-seg-predict: error: {error}", file=sys.stderr)
-        raise SystemExit(EXIT_UNUSABLE) from None
+        fail("retina-seg-predict", error, EXIT_BAD_INPUT)
     log.info("Predicted %d image(s) in %.1f s (%s images/s) into %s", summary["predicted"], summary["wall_time_s"],
              summary["images_per_s"], cfg.output)
     if summary["overall"]:
@@ -35,8 +35,10 @@ def main(cfg: DictConfig) -> None:
     if summary["failed"]:
         lines = "\n".join(f"  {failure['error']}" for failure in summary["failed"])
         print(f"retina-seg-predict: {len(summary['failed'])} input(s) failed:\n{lines}", file=sys.stderr)
-        raise SystemExit(EXIT_SOME_FAILED)
+        raise SystemExit(EXIT_FAILED)
 
+
+main = refusals_exit_bad_input(predict_photographs)
 
 if __name__ == "__main__":
     main()

@@ -1,14 +1,15 @@
 """`retina-seg-report SWEEP_DIR... [--out DIR] [--comet] [--protocol reference]`: the job-id table of one or more sweeps.
 
 Writes report.md, report.csv, report.json, val_iou_curves.png and final_iou.png into --out (default: the
-first path, or the folder holding it when it is a file) and prints the table and its problems. Exit 0
-whenever a table was written, even with failed or corrupt runs (they are marked in it); 1 when a path does
-not exist or holds no run.
+first path, or the folder holding it when it is a file) and prints the table and its problems. Exit codes
+(retina_seg/exit_codes.py): 0 whenever a table was written, even with failed or corrupt runs (they are marked in
+it); 2 for an unknown option or a path that does not exist or holds no run; 1 when the report cannot be written.
 """
 import argparse
 import sys
 from pathlib import Path
 
+from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, SUMMARY
 from .records.protocols import PROTOCOLS
 from .reporting.plots import FINAL_IOU_PNG, VAL_IOU_CURVES_PNG, plot_final_iou, plot_val_iou_curves
 from .reporting.runs import ReportError, Run, duplicate_id_problems, read_comet_runs, read_runs
@@ -17,7 +18,7 @@ from .utils.atomic import write_text_atomic
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="retina-seg-report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="retina-seg-report", description=__doc__.splitlines()[0], epilog=SUMMARY)
     parser.add_argument("paths", nargs="+", type=Path, metavar="SWEEP_DIR",
                         help="sweep folders, run folders, or folders holding them (Comet archives with --comet)")
     parser.add_argument("--out", type=Path, help="folder for the report files (default: the first SWEEP_DIR)")
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = sort_runs(read_comet_runs(args.paths) if args.comet else read_runs(args.paths))
     except ReportError as error:
         print(f"retina-seg-report: error: {error}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     problems = [problem for run in runs for problem in run.problems] + duplicate_id_problems(runs)
     out = args.out or (args.paths[0] if args.paths[0].is_dir() else args.paths[0].parent)
     markdown = to_markdown(runs, problems, args.protocol)
@@ -42,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         write_report(out, markdown, runs, problems, args.protocol)
     except OSError as error:
         print(f"retina-seg-report: error: cannot write the report to {out}: {error}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     print(markdown, end="")
     print(f"\n{len(runs)} run(s); report written to {out}/ ({REPORT_MD}, {REPORT_CSV}, {REPORT_JSON}, "
           f"{VAL_IOU_CURVES_PNG}, {FINAL_IOU_PNG})")
-    return 0
+    return EXIT_OK
 
 
 def write_report(out: Path, markdown: str, runs: list[Run], problems: list[str], protocol: str) -> None:

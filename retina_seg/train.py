@@ -1,7 +1,8 @@
-"""`retina-seg-train`: the one Hydra entrypoint for training runs and sweeps."""
+"""`retina-seg-train`: the one Hydra entrypoint for training runs and sweeps.
+Exit codes (retina_seg/exit_codes.py): 2 for a bad config, checkpoint or data set; 1 for a run that failed or
+a run folder held by another run."""
 import logging
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -12,12 +13,13 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from .config import CONF_DIR, ConfigError  # noqa: E402
+from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, fail, refusals_exit_bad_input  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def train_run(cfg: DictConfig) -> float | None:
     """Train one run into Hydra's output folder; returns test IoU (or val IoU) for sweepers."""
     from .data.errors import DataError
     from .records.checkpoint import CheckpointError
@@ -32,8 +34,7 @@ def main(cfg: DictConfig) -> float | None:
     except (CheckpointError, ConfigError, DataError, FolderLockedError) as error:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             raise  # the launcher reports every failed job of the sweep (its metrics.json says failed)
-        print(f"retina-seg-train: error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+        fail("retina-seg-train", error, EXIT_FAILED if isinstance(error, FolderLockedError) else EXIT_BAD_INPUT)
     log.info("Run %s finished: val_IoU=%s test_IoU=%s (%s)", record["job_id"], _fmt(record.get("val_IoU")),
              _fmt(record.get("test_IoU")), output_dir)
     return record.get("test_IoU", record.get("val_IoU"))
@@ -42,6 +43,8 @@ def main(cfg: DictConfig) -> float | None:
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
+
+main = refusals_exit_bad_input(train_run)
 
 if __name__ == "__main__":
     main()

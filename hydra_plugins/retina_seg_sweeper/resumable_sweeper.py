@@ -35,11 +35,12 @@ class ResumableSweeper(BasicSweeper):
             self.launcher = SkipCompletedLauncher(self.launcher, hydra_context.config_loader, config)
 
     def sweep(self, arguments: List[str]) -> Any:
-        """A sweep refused by skip_completed exits 1 with its message alone (no traceback)."""
+        """A sweep refused by skip_completed is bad input: exit 2 with its message alone (no traceback)."""
         from retina_seg.config import ConfigError
+        from retina_seg.exit_codes import EXIT_BAD_INPUT
 
         try:
             return super().sweep(arguments)
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
-            raise SystemExit(1) from None
+            raise SystemExit(EXIT_BAD_INPUT) from None

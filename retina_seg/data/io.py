@@ -73,9 +73,9 @@ def _mask_values(image: Image.Image, path: Path) -> np.ndarray:
 MASK_RULES = ("half", "nonzero")
 
 
-def check_mask_rule(rule: str) -> str:
+def check_mask_rule(rule: str, key: str = "data.source.mask_rule") -> str:
     if rule not in MASK_RULES:
-        raise DataError(f"data.source.mask_rule={rule!r} must be one of {MASK_RULES}")
+        raise DataError(f"{key}={rule!r} must be one of {MASK_RULES}")
     return rule
 
 

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, open_dict
 
 from ..config import resolved_config
 from ..data.errors import DataError
+from ..data.io import check_mask_rule
 from ..data.scale import ScaleRule, training_scale
 from ..inference.settings import scale_settings
 from ..records.checkpoint import RunInfo, loss_from_checkpoint, network_from_checkpoint, transforms_from_checkpoint
@@ -39,7 +40,7 @@ def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> dict[str,
     fixed = protocol.threshold
     threshold = fixed if fixed is not None else info.threshold if cfg.threshold is None else float(cfg.threshold)
     flip_tta = info.flip_tta if cfg.flip_tta is None else bool(cfg.flip_tta)
-    rule = protocol.mask_rule or cfg.mask_rule or info.mask_rule
+    rule = protocol.mask_rule or (check_mask_rule(cfg.mask_rule, "mask_rule") if cfg.mask_rule else info.mask_rule)
     with open_dict(cfg):  # the input scaling the checkpoint was trained with, not the config's default
         cfg.data.augmentation.normalize = normalize
         cfg.data.augmentation.eval = eval_transforms

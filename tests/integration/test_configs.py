@@ -5,10 +5,13 @@ import albumentations as A
 import lightning.pytorch as pl
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from retina_seg.config import CONF_DIR
+from retina_seg.config import CONF_DIR, ConfigError, validate_config
+from retina_seg.config_rules import check_config
+from retina_seg.config_schemas import EVAL_RULES, SCHEMAS
 from retina_seg.data.transforms import build_pipeline
 from retina_seg.training.pipeline import build_module, build_trainer
 from tests.conftest import TINY_RUN, compose
@@ -119,3 +122,53 @@ def test_hiding_the_progress_bar_drops_the_callbacks_bar(shown, tmp_path):
     bars = [c for c in trainer.callbacks if isinstance(c, pl.callbacks.ProgressBar)]
     assert len(bars) == (1 if shown else 0)
     assert any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in trainer.callbacks)
+
+
+# What each entrypoint needs on top of its config file to compose, and one override of a wrong type.
+ENTRYPOINTS = {
+    "train": ([], "seed=abc", "seed"),
+    "eval": (["ckpt_path=x.ckpt"], "threshold=high", "threshold"),
+    "predict": (["ckpt_path=x.ckpt", "input=photos", "output=out"], "batch_size=many", "batch_size"),
+    "export": (["ckpt_path=x.ckpt", "output=out"], "parity.tolerance=tight", "parity.tolerance"),
+}
+
+
+@pytest.mark.parametrize("config_name", sorted(ENTRYPOINTS))
+def test_every_entrypoint_schema_refuses_unknown_keys_and_wrong_types(config_name, tmp_path):
+    required, wrong_type, key = ENTRYPOINTS[config_name]
+    for override, named in ((wrong_type, key), ("no_such_key=1", "no_such_key")):
+        with pytest.raises(ConfigCompositionException) as error:
+            compose([*required, override], tmp_path, config_name=config_name)
+        assert f"full_key: {named}" in str(error.value.__cause__)
+    assert OmegaConf.get_type(compose(required, tmp_path, config_name=config_name)) is SCHEMAS[config_name]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("threshold=1.5", "threshold=1.5 must be null (the checkpoint's) or a number in (0, 1)"),
+    ("threshold=0", "threshold=0.0 must be null (the checkpoint's) or a number in (0, 1)"),
+    ("split=train", "split='train' must be one of ['val', 'test']"),
+    ("scale.tolerance=1", "scale.tolerance=1.0 must be a number in [0, 1)"),
+    ("scale.train_fov_diameter=0", "scale.train_fov_diameter=0.0 must be null (the checkpoint's) or pixels > 0"),
+])
+def test_eval_values_are_checked_naming_key_and_value(override, message, tmp_path):
+    cfg = compose(["ckpt_path=x.ckpt", override], tmp_path, config_name="eval")
+    with pytest.raises(ConfigError) as error:
+        check_config(cfg, EVAL_RULES)
+    assert str(error.value) == f"invalid config: {message}"
+
+
+def test_eval_defaults_pass_its_rules(tmp_path):
+    check_config(compose(["ckpt_path=x.ckpt", "threshold=0.4", "split=val"], tmp_path, config_name="eval"), EVAL_RULES)
+
+
+def test_train_rules_report_every_bad_value_at_once(tmp_path):
+    cfg = compose(["optimizer.lr=0", "data.batch_size=0", "module.threshold=1"], tmp_path)
+    with pytest.raises(ConfigError) as error:
+        validate_config(cfg)
+    assert str(error.value) == ("invalid config: data.batch_size=0 must be an integer >= 1; optimizer.lr=0 must be "
+                                "a number > 0; module.threshold=1 must be null or in (0, 1)")
+    validate_config(compose(TINY_RUN, tmp_path))
+
+
+def test_runs_outside_the_reference_sweep_have_a_null_reference_job_id(tmp_path):
+    assert compose([], tmp_path).reference_job_id is None

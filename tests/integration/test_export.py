@@ -128,6 +128,6 @@ def test_a_checkpoint_with_pickled_objects_is_refused(exported, tmp_path):
     torch.save({**torch.load(checkpoint, weights_only=True), "extra": Payload()}, smuggled)
     result = run_cli("retina_seg.export", f"ckpt_path={smuggled}", f"output={tmp_path / 'out'}",
                      f"hydra.run.dir={tmp_path / 'hydra'}")
-    assert result.returncode == 1
+    assert result.returncode == 2  # an unusable checkpoint is bad input
     assert f"checkpoint {smuggled}: refused, it holds pickled objects" in result.stderr
     assert not (tmp_path / "out" / "model.onnx").exists()

@@ -114,11 +114,11 @@ def test_running_failed_and_pending_runs_are_marked_with_dashes(sweep_copy, tmp_
     assert statuses == ["running", "failed", "pending"]
 
 
-def test_paths_without_runs_are_an_error(tmp_path):
+def test_paths_without_runs_are_bad_input(tmp_path):
     script = shutil.which("retina-seg-report")
     require(script is not None, "retina-seg-report is not installed (pip install -e .)")
     empty = run_cli("retina_seg.report", str(tmp_path))
-    assert empty.returncode == 1 and "no run folder" in empty.stderr and str(tmp_path) in empty.stderr
+    assert empty.returncode == 2 and "no run folder" in empty.stderr and str(tmp_path) in empty.stderr
     missing = subprocess.run([script, str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
-    assert missing.returncode == 1 and f"{tmp_path / 'nope'}: no such folder" in missing.stderr
+    assert missing.returncode == 2 and f"{tmp_path / 'nope'}: no such folder" in missing.stderr
     assert not (tmp_path / "report.md").exists()

@@ -1,5 +1,6 @@
 """Data and output-path problems say what is wrong, all at once, in the user's terms."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def test_an_output_path_that_is_a_file_is_a_config_error(tmp_path, config_name, 
     output.write_text("someone's file")
     cfg = compose([f"ckpt_path={tmp_path / 'best.ckpt'}", f"output={output}",
                    *([f"input={tmp_path}"] if config_name == "predict" else [])], config_name=config_name)
-    with pytest.raises(ConfigError, match=f"output={output} is a file"):
+    with pytest.raises(ConfigError, match=re.escape(f"output={str(output)!r} must be a folder (existing or to create), "
+                                                    "not a file")):
         settings(cfg)
     assert output.read_text() == "someone's file"
