@@ -7,9 +7,11 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from .config import CONF_DIR  # noqa: E402
+from .deprecations import warn_deprecated_names  # noqa: E402
 
 log = logging.getLogger(__name__)
 SPLITS = ("val", "test")
@@ -23,6 +25,7 @@ def main(cfg: DictConfig) -> float:
     from .training.checkpoints import CheckpointError
     from .training.evaluation import evaluate, score_second_observer
 
+    warn_deprecated_names(HydraConfig.get())
     if cfg.split not in SPLITS:
         raise SystemExit(f"split={cfg.split!r} is not one of {SPLITS}")
     output_dir = Path(cfg.paths.output_dir)  # Hydra's output folder unless paths.output_dir moves it

@@ -12,6 +12,7 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from .config import CONF_DIR, ConfigError  # noqa: E402
+from .deprecations import warn_deprecated_names  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ def main(cfg: DictConfig) -> float | None:
     from .utils.folder_lock import FolderLockedError
 
     hydra_cfg = HydraConfig.get()
+    warn_deprecated_names(hydra_cfg)
     # Hydra's output folder unless paths.output_dir moves the run: checkpoints and metrics.json stay together.
     output_dir = Path(cfg.paths.output_dir)
     try:
