@@ -1,8 +1,11 @@
-"""Old option names that still work for one release. Each old file only pulls in the new one; a run that
-chose an old name logs which name replaces it. Remove an entry together with its file."""
+"""Names changed in this release. Old option names still work for one release: each old file only pulls in
+the new one, and a run that chose an old name logs which name replaces it (remove an entry together with its
+file). The old key data.augmentation is refused where an edit under it would silently do something else."""
 import logging
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from .config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -30,3 +33,16 @@ def deprecated_names(hydra_cfg: DictConfig) -> list[str]:
 def warn_deprecated_names(hydra_cfg: DictConfig) -> None:
     for message in deprecated_names(hydra_cfg):
         log.warning(message)
+
+
+def check_augmentation_key(cfg: DictConfig) -> None:
+    """The augmentation group moved from data.augmentation to the top-level key augmentation; the data configs
+    hand it on as `augmentation: ${augmentation}`. An old edit under data.augmentation cannot keep working:
+    Hydra refuses `data.augmentation.<key>=` but its `+` and `++` forms would replace the whole group with the
+    edited keys alone, so anything but the interpolation is an error naming the new key."""
+    data = cfg.get("data")
+    if data is None or ("augmentation" in data and OmegaConf.is_interpolation(data, "augmentation")):
+        return
+    raise ConfigError("data.augmentation must stay ${augmentation}, the augmentation group handed to the datamodule; "
+                      "edit the group at its own key: augmentation.<key>=<value> (e.g. augmentation.train.crop."
+                      "height=192 or ~augmentation.train.rotate) instead of data.augmentation.<key>=<value>")

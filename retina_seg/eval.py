@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from .config import CONF_DIR  # noqa: E402
-from .deprecations import warn_deprecated_names  # noqa: E402
+from .deprecations import check_augmentation_key, warn_deprecated_names  # noqa: E402
 
 log = logging.getLogger(__name__)
 SPLITS = ("val", "test")
@@ -30,6 +30,7 @@ def main(cfg: DictConfig) -> float:
         raise SystemExit(f"split={cfg.split!r} is not one of {SPLITS}")
     output_dir = Path(cfg.paths.output_dir)  # Hydra's output folder unless paths.output_dir moves it
     try:
+        check_augmentation_key(cfg)
         record = score_second_observer(cfg, output_dir) if cfg.second_observer else evaluate(cfg, output_dir)
     except (CheckpointError, ConfigError, DataError) as error:
         print(f"retina-seg-eval: error: {error}", file=sys.stderr)

@@ -23,8 +23,8 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     threshold = info["threshold"] if cfg.threshold is None else float(cfg.threshold)
     flip_tta = info.get("flip_tta", False) if cfg.flip_tta is None else bool(cfg.flip_tta)
     with open_dict(cfg):  # the input scaling the checkpoint was trained with, not the config's default
-        cfg.data.augmentation.normalize = normalize
-        cfg.data.augmentation.eval = eval_transforms
+        cfg.augmentation.normalize = normalize  # data.augmentation is ${augmentation}
+        cfg.augmentation.eval = eval_transforms
         cfg.data.channels = info["channels"]
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("test")

@@ -86,6 +86,14 @@ def test_reference_augmentation_is_the_reference_pipeline(tmp_path):
     assert names == ["Resize", "HorizontalFlip", "VerticalFlip", "Rotate", "Sharpen", "Emboss"]
 
 
+def test_augmentation_is_chosen_and_edited_at_one_key_and_reaches_the_datamodule(tmp_path):
+    cfg = compose(["augmentation=crops", "augmentation.train.crop.height=96", "~augmentation.train.hflip"], tmp_path)
+    assert OmegaConf.to_container(cfg.data.augmentation, resolve=True) == OmegaConf.to_container(cfg.augmentation)
+    transforms = instantiate(cfg.data, _convert_="object").train_pipeline.transforms
+    assert [type(t).__name__ for t in transforms][:2] == ["RandomCrop", "VerticalFlip"]
+    assert (transforms[0].height, transforms[0].width) == (96, 256)
+
+
 def test_augmentation_moves_mask_and_fov_with_the_image(tmp_path):
     """A geometric transform must move image, mask and FOV together (the pipeline's additional target)."""
     pipeline = build_pipeline({"flip": A.HorizontalFlip(p=1.0)}, None)

@@ -1,5 +1,6 @@
 """Old option names (retina_seg/deprecations.py) compose to exactly what their new names compose to, and a run
-that chose one is told the new name; a run with the new names is told nothing."""
+that chose one is told the new name; a run with the new names is told nothing. An edit under the old key
+data.augmentation is refused (retina-seg-train's refusals: tests/integration/test_train_run.py)."""
 import json
 
 import pytest
@@ -51,3 +52,10 @@ def test_a_run_with_an_old_name_trains_the_new_option_and_logs_the_warning(tmp_p
     assert warning in result.stdout + result.stderr
     recorded = json.loads((tmp_path / "metrics.json").read_text())["config"]["model"]
     assert recorded == resolved(["model=unet_reference", *small], tmp_path)["model"]
+
+
+def test_eval_refuses_an_edit_under_the_old_augmentation_key(tmp_path):
+    result = run_cli("retina_seg.eval", "ckpt_path=none.ckpt", "+data.augmentation.train.clahe={_target_:x}",
+                     f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "data.augmentation must stay ${augmentation}" in result.stderr
+    assert "augmentation.train.crop.height=192" in result.stderr and "Traceback" not in result.stderr
