@@ -13,8 +13,8 @@ from tests.integration.test_sweeps_config import SWEEPS_DIR, compose_with_hydra
 RENAMED = [(group, old, new) for group, renamed in RENAMED_OPTIONS.items() for old, new in renamed.items()]
 
 
-def resolved(overrides, tmp_path, config_name="train"):
-    return OmegaConf.to_container(compose(overrides, tmp_path, config_name), resolve=True)
+def resolved(overrides, tmp_path):
+    return OmegaConf.to_container(compose(overrides, tmp_path), resolve=True)
 
 
 @pytest.mark.parametrize("group, old, new", RENAMED)
