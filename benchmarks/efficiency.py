@@ -23,11 +23,11 @@ from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-NETS = {"unet": "default net", "unet_seed": "reference net"}
+NETS = {"unet": "default net", "unet_reference": "reference net"}
 # training variant: (trainer.precision, the matmul dtype it is compared with)
 PRECISIONS = {"fp32": ("32-true", torch.float32), "bf16": ("bf16-mixed", torch.bfloat16)}
 QUICK = (Case("unet", 128, 4, 2, 1, 5),)
-FULL = (Case("unet_seed", 256, 2, 2, 1, 6), Case("unet", 256, 4, 2, 2, 10))
+FULL = (Case("unet_reference", 256, 2, 2, 1, 6), Case("unet", 256, 4, 2, 2, 10))
 MATMUL_SIDE = {True: 2048, False: 4096}  # by --quick
 
 

@@ -58,9 +58,9 @@ class Scale:
     stage_caps_s: tuple[float, float]  # correctness, throughput; quality gets the rest of the budget
 
 
-GPU = Scale("cuda", 512, {"unet": 8, "unet_seed": 4}, 5, 20, (0, 4, 8, 15), "inductor", (90, 150))
+GPU = Scale("cuda", 512, {"unet": 8, "unet_reference": 4}, 5, 20, (0, 4, 8, 15), "inductor", (90, 150))
 # torch.compile's eager backend in the dry run: the same plumbing without minutes of CPU kernel compiling.
-DRY_RUN = Scale("cpu", 64, {"unet": 2, "unet_seed": 2}, 1, 2, (0, 1), "eager", (300, 200))
+DRY_RUN = Scale("cpu", 64, {"unet": 2, "unet_reference": 2}, 1, 2, (0, 1), "eager", (300, 200))
 SETTINGS = {  # name: (module.channels_last, trainer.precision, torch.compile)
     "fp32": (False, "32-true", False),
     "bf16": (False, "bf16-mixed", False),
@@ -392,13 +392,13 @@ def quality_runs(scale: Scale, kaggle_root: Path | None, dry_run: bool) -> dict[
         toy = ["experiment=quickstart", "data.source.n_train=4", "data.source.n_val=2", "data.source.n_test=2",
                "data.source.height=64", "data.source.width=64", "trainer.max_epochs=1", "trainer.accelerator=cpu"]
         return {"kaggle_gpu recipe": [*toy, "trainer=gpu"],
-                "reference job 18808 (1000 epochs) on our settings": [*toy, "trainer=gpu", "model=unet_seed",
+                "reference job 18808 (1000 epochs) on our settings": [*toy, "trainer=gpu", "model=unet_reference",
                                                                       "model.base_width=8"]}
     data = ["data=retina_kaggle", f"data.root={kaggle_root}"]
     return {"kaggle_gpu recipe": ["experiment=kaggle_gpu", *data],
             "reference job 18808 (1000 epochs) on our settings": ["-cd", str(REPO_ROOT / "sweeps"), *REFERENCE_JOB,
-                                                                  *data, "augmentation=seed", "trainer=gpu", "module.channels_last=true",
-                                                                  "trainer.check_val_every_n_epoch=50"]}
+                                                                  *data, "augmentation=reference", "trainer=gpu",
+                                                                  "module.channels_last=true", "trainer.check_val_every_n_epoch=50"]}
 
 
 def quality(scale: Scale, budget_s: float, kaggle_root: Path | None, dry_run: bool, scratch: Path) -> dict:

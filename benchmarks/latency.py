@@ -26,7 +26,7 @@ from retina_seg.data.synthetic import synthesize_fundus  # noqa: E402
 from retina_seg.inference.writers import SUMMARY_JSON  # noqa: E402
 from retina_seg.training.pipeline import build_module  # noqa: E402
 
-NETS = {"unet": "default net", "unet_seed": "reference net"}
+NETS = {"unet": "default net", "unet_reference": "reference net"}
 # variant: (module.channels_last, bf16 autocast)
 VARIANTS = {"fp32": (False, False), "channels_last": (True, False), "channels_last+bf16": (True, True)}
 # retina-seg-predict has channels_last (its default) but no bf16 setting.
@@ -53,7 +53,7 @@ class Plan:
 
 QUICK = Plan(size=256, warmup=2, steps=1, rounds=3, folder_images=4, predict_rounds=1, predict_models=("unet",))
 FULL = Plan(size=512, warmup=2, steps=1, rounds=7, folder_images=8, predict_rounds=3,
-            predict_models=("unet", "unet_seed"))
+            predict_models=("unet", "unet_reference"))
 
 
 def inference_module(model: str, channels_last: bool, scratch: Path):
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="retina-seg-latency-") as scratch:
         scratch = Path(scratch)
-        latency = [measure_latency(model, plan, scratch) for model in ("unet_seed", "unet")]
+        latency = [measure_latency(model, plan, scratch) for model in ("unet_reference", "unet")]
         print(f"\nlatency per image (median over {plan.rounds} rounds of {plan.steps} calls):\n"
               f"{latency_table(latency)}", flush=True)
         folder = write_photographs(scratch / "photographs", plan.folder_images, plan.size)

@@ -26,7 +26,7 @@ from omegaconf import DictConfig  # noqa: E402
 from retina_seg.models.unet import count_parameters  # noqa: E402
 from retina_seg.training.pipeline import build_module, build_trainer  # noqa: E402
 
-NETS = {"unet": "default net", "unet_seed": "reference net"}
+NETS = {"unet": "default net", "unet_reference": "reference net"}
 # What each variant changes in the composed config; everything else is the config's own run-time settings.
 # The plain loop and the first pipeline variant share one setting (the overhead ratio); the speed settings
 # are our config's channels_last, with and without bf16 autocast (the speed-up ratios).
@@ -58,8 +58,8 @@ class Case:
 
 # The default net comes last in both lists: its overhead ratio is the final line printed.
 # Short windows and many rounds: each ratio compares steps taken moments apart, under the same load.
-QUICK = (Case("unet_seed", 64, 2, 2, 1, 3), Case("unet", 96, 4, 2, 1, 12))
-FULL = (Case("unet_seed", 256, 2, 2, 1, 7, control=True), Case("unet", 256, 4, 3, 2, 15, control=True))
+QUICK = (Case("unet_reference", 64, 2, 2, 1, 3), Case("unet", 96, 4, 2, 1, 12))
+FULL = (Case("unet_reference", 256, 2, 2, 1, 7, control=True), Case("unet", 256, 4, 3, 2, 15, control=True))
 
 
 def data_overrides(case: Case) -> list[str]:

@@ -31,6 +31,7 @@ class TrainSchema:
     skip_completed: bool = MISSING
     paths: Any = MISSING
     data: Any = MISSING
+    augmentation: Any = MISSING
     model: Any = MISSING
     module: Any = MISSING
     loss: Any = MISSING
@@ -64,6 +65,7 @@ class EvalSchema:
     second_observer: bool = MISSING
     paths: Any = MISSING
     data: Any = MISSING
+    augmentation: Any = MISSING
     loss: Any = MISSING
     trainer: Any = MISSING
 

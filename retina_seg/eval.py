@@ -7,10 +7,12 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from .config import CONF_DIR  # noqa: E402
 from .exit_codes import EXIT_BAD_INPUT, fail, refusals_exit_bad_input  # noqa: E402
+from .deprecations import check_augmentation_key, warn_deprecated_names  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +26,11 @@ def evaluate_checkpoint(cfg: DictConfig) -> float:
     from .records.checkpoint import CheckpointError
     from .evaluation.checkpoint_eval import evaluate, score_second_observer
 
+    warn_deprecated_names(HydraConfig.get())
     output_dir = Path(cfg.paths.output_dir)  # Hydra's output folder unless paths.output_dir moves it
     try:
         check_config(cfg, EVAL_RULES)
+        check_augmentation_key(cfg)
         record = score_second_observer(cfg, output_dir) if cfg.second_observer else evaluate(cfg, output_dir)
     except (CheckpointError, ConfigError, DataError) as error:
         fail("retina-seg-eval", error, EXIT_BAD_INPUT)

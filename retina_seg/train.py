@@ -14,6 +14,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from .config import CONF_DIR, ConfigError  # noqa: E402
 from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, fail, refusals_exit_bad_input  # noqa: E402
+from .deprecations import warn_deprecated_names  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ def train_run(cfg: DictConfig) -> float | None:
     from .utils.folder_lock import FolderLockedError
 
     hydra_cfg = HydraConfig.get()
+    warn_deprecated_names(hydra_cfg)
     # Hydra's output folder unless paths.output_dir moves the run: checkpoints and metrics.json stay together.
     output_dir = Path(cfg.paths.output_dir)
     try:

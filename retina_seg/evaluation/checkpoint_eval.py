@@ -42,8 +42,8 @@ def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> dict[str,
     flip_tta = info.flip_tta if cfg.flip_tta is None else bool(cfg.flip_tta)
     rule = protocol.mask_rule or (check_mask_rule(cfg.mask_rule, "mask_rule") if cfg.mask_rule else info.mask_rule)
     with open_dict(cfg):  # the input scaling the checkpoint was trained with, not the config's default
-        cfg.data.augmentation.normalize = normalize
-        cfg.data.augmentation.eval = eval_transforms
+        cfg.augmentation.normalize = normalize  # data.augmentation is ${augmentation}
+        cfg.augmentation.eval = eval_transforms
         cfg.data.channels = info.channels
         if "source" in cfg.data and "mask_rule" in cfg.data.source:  # the synthetic set's masks are exact
             cfg.data.source.mask_rule = rule

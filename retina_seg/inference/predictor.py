@@ -32,7 +32,7 @@ class VesselPredictor:
         if info.eval_transforms:
             # Evaluation applies them; prediction applies only the normalisation, so its maps would differ.
             raise ValueError(f"trained with eval transforms {sorted(info.eval_transforms)} "
-                             "(data.augmentation.eval), which prediction does not apply; evaluate it with "
+                             "(augmentation.eval), which prediction does not apply; evaluate it with "
                              "retina-seg-eval instead")
         self.threshold = float(info.threshold if threshold is None else threshold)
         self.batch_size, self.channels_last = batch_size, channels_last

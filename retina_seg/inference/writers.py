@@ -13,7 +13,7 @@ from ..utils.atomic import write_atomic, write_json_atomic, write_text_atomic
 from .scoring import Counts, pooled
 
 MASK_SUFFIX, PROBABILITY_SUFFIX, OVERLAY_SUFFIX = "_mask.png", "_prob.png", "_overlay.png"
-SCORES_CSV, SUMMARY_JSON = "metrics.csv", "predictions.json"
+SCORES_CSV, SUMMARY_JSON = "scores.csv", "predictions.json"
 SCORE_COLUMNS = ("image", "IoU", "Dice", "TP", "FP", "FN")
 OVERALL_ROW = "overall"
 
@@ -48,7 +48,7 @@ def write_prediction(output: Path, name: str, image: np.ndarray, probability: np
 
 
 def write_scores(output: Path, rows: list[tuple[str, Counts]]) -> Path:
-    """metrics.csv: one row per scored image, then `overall` from the pixel counts of all of them."""
+    """scores.csv: one row per scored image, then `overall` from the pixel counts of all of them."""
     total = pooled([counts for _, counts in rows])
     buffer = io.StringIO()
     writer = csv.writer(buffer)

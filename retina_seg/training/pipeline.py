@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, apply_hparams_file, command_line_keys, resolved_config, validate_config
+from ..deprecations import check_augmentation_key
 from ..launch.job_identity import git_commit, job_id, node_name, rank_placement, rendezvous, slurm_job_id
 from ..launch.run_settings import apply_epoch_scale, limit_threads
 from ..launch.slurm_job import slurm_plugins
@@ -154,6 +155,7 @@ def prepare_config(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     apply_hparams_file(cfg, command_line_keys(list(hydra_cfg.overrides.task)))
     apply_epoch_scale(cfg)
     limit_threads(hydra_cfg.launcher)
+    check_augmentation_key(cfg)
     validate_config(cfg)
     if hydra_cfg.output_subdir is not None and rank_zero_only.rank == 0:
         hydra_dir = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir

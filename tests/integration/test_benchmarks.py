@@ -58,7 +58,7 @@ def test_quick_mode_ends_with_its_ratio_line(module, quick_runs):
 def test_throughput_quick_measures_every_variant_every_round(quick_runs):
     _, results = quick_runs("benchmarks.throughput")
     cases = results["cases"]
-    assert [c["model"] for c in cases] == ["unet_seed", "unet"]
+    assert [c["model"] for c in cases] == ["unet_reference", "unet"]
     for case in cases:
         rates = case["images_per_s"]
         assert set(rates) == {"plain_fp32", "pipeline_fp32", "pipeline_channels_last", "pipeline_channels_last_bf16"}

@@ -13,6 +13,7 @@ from retina_seg.config import CONF_DIR, ConfigError, validate_config
 from retina_seg.config_rules import check_config
 from retina_seg.config_schemas import EVAL_RULES, SCHEMAS
 from retina_seg.data.transforms import build_pipeline
+from retina_seg.deprecations import RENAMED_OPTIONS
 from retina_seg.training.pipeline import build_module, build_trainer
 from tests.conftest import TINY_RUN, compose
 from tests.unit.test_layouts import chase_db1_tree, hrf_tree
@@ -25,9 +26,11 @@ COMPOSE_ONLY = {("trainer", "gpu"), ("experiment", "kaggle_gpu"), ("logger", "co
 
 
 def options():
+    """Every option but the old names, which compose to their new ones (tests/integration/test_deprecated_names.py)."""
     for group in GROUPS:
         for path in sorted((Path(CONF_DIR) / group).glob("*.yaml")):
-            yield group, path.stem
+            if path.stem not in RENAMED_OPTIONS.get(group, {}):
+                yield group, path.stem
 
 
 def real_data_overrides(cfg, request):
@@ -72,17 +75,26 @@ def test_option_composes_and_instantiates(group, option, tmp_path, request):
 
 def test_every_group_has_the_options_users_were_promised():
     have = set(options())
-    for wanted in [("data", "synthetic"), ("data", "retina_kaggle"), ("data", "drive"), ("model", "unet_seed"),
-                   ("augmentation", "seed"), ("augmentation", "none"), ("optimizer", "adam"), ("optimizer", "adamw"),
-                   ("optimizer", "sgd"), ("loss", "bce"), ("loss", "dice"), ("loss", "bce_dice"), ("loss", "bce_lovasz"), ("trainer", "ddp")]:
+    for wanted in [("data", "synthetic"), ("data", "retina_kaggle"), ("data", "drive"), ("model", "unet_reference"),
+                   ("augmentation", "reference"), ("augmentation", "none"), ("optimizer", "adam"),
+                   ("optimizer", "adamw"), ("optimizer", "sgd"), ("loss", "bce"), ("loss", "dice"), ("loss", "bce_dice"),
+                   ("loss", "bce_lovasz"), ("trainer", "ddp")]:
         assert wanted in have, wanted
 
 
-def test_seed_augmentation_is_the_reference_pipeline(tmp_path):
-    cfg = compose(["augmentation=seed"], tmp_path)
+def test_reference_augmentation_is_the_reference_pipeline(tmp_path):
+    cfg = compose(["augmentation=reference"], tmp_path)
     augmentation = instantiate(cfg.data.augmentation, _convert_="object")
     names = [type(t).__name__ for t in build_pipeline(augmentation["train"], None).transforms]
     assert names == ["Resize", "HorizontalFlip", "VerticalFlip", "Rotate", "Sharpen", "Emboss"]
+
+
+def test_augmentation_is_chosen_and_edited_at_one_key_and_reaches_the_datamodule(tmp_path):
+    cfg = compose(["augmentation=crops", "augmentation.train.crop.height=96", "~augmentation.train.hflip"], tmp_path)
+    assert OmegaConf.to_container(cfg.data.augmentation, resolve=True) == OmegaConf.to_container(cfg.augmentation)
+    transforms = instantiate(cfg.data, _convert_="object").train_pipeline.transforms
+    assert [type(t).__name__ for t in transforms][:2] == ["RandomCrop", "VerticalFlip"]
+    assert (transforms[0].height, transforms[0].width) == (96, 256)
 
 
 def test_augmentation_moves_mask_and_fov_with_the_image(tmp_path):
@@ -98,7 +110,7 @@ def test_augmentation_moves_mask_and_fov_with_the_image(tmp_path):
 
 def test_default_model_is_small_and_reference_model_is_31m(tmp_path):
     small = build_module(compose([], tmp_path), 3).net
-    reference = build_module(compose(["model=unet_seed"], tmp_path), 3).net
+    reference = build_module(compose(["model=unet_reference"], tmp_path), 3).net
     count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
     assert count(small) < 1e6 and 30e6 < count(reference) < 32e6
 

@@ -33,7 +33,7 @@ def test_dry_run_measures_every_throughput_variant(dry_run):
     throughput = data["stages"]["throughput"]
     assert throughput["skipped_at_cap"] == []
     rates = throughput["images_per_s"]
-    for model in ("unet", "unet_seed"):
+    for model in ("unet", "unet_reference"):
         for setting in SETTINGS:
             assert rates[f"{model}/device only/{setting}"] > 0
         for workers in (0, 1):

@@ -63,7 +63,7 @@ def test_drive_test_images_give_masks_probabilities_overlays_and_scores(checkpoi
     assert summary["predicted"] == 3 and summary["failed"] == [] and summary["images_per_s"] > 0
     assert summary["threshold"] == pytest.approx(read_metrics(checkpoint.parents[1])["threshold"])
     assert summary["threshold_source"] == "checkpoint"
-    rows = {row["image"]: row for row in csv.DictReader((tmp_path / "metrics.csv").open())}
+    rows = {row["image"]: row for row in csv.DictReader((tmp_path / "scores.csv").open())}
     assert list(rows) == ["01_test", "02_test", "03_test", "overall"]
     pooled = {"TP": 0, "FP": 0, "FN": 0}
     for record in summary["images"]:

@@ -90,24 +90,24 @@ def test_train_uses_the_resumable_sweeper():
 
 
 @pytest.mark.parametrize("job", sorted(REFERENCE_RUNS))
-def test_seed_table_points_reproduce_the_reference(job):
-    cfg = compose_with_hydra([f"+reference=job_{job}"], "seed_table", str(SWEEPS_DIR))
+def test_reference_table_points_reproduce_the_reference(job):
+    cfg = compose_with_hydra([f"+reference=job_{job}"], "reference_table", str(SWEEPS_DIR))
     assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.optimizer.lr) == REFERENCE_RUNS[job]
     assert cfg.reference_job_id == job
     assert cfg.optimizer._target_ == "torch.optim.Adam"
-    assert cfg.model.base_width == 64 and cfg.model.depth == 5  # the reference network (unet_seed)
+    assert cfg.model.base_width == 64 and cfg.model.depth == 5  # the reference network (unet_reference)
     assert cfg.data.source._target_.endswith("KaggleSource")
 
 
-def test_seed_table_sweeps_the_nine_points_as_a_list():
-    params = compose_with_hydra([], "seed_table", str(SWEEPS_DIR)).hydra.sweeper.params
+def test_reference_table_sweeps_the_nine_points_as_a_list():
+    params = compose_with_hydra([], "reference_table", str(SWEEPS_DIR)).hydra.sweeper.params
     assert list(params) == ["+reference"]
     assert params["+reference"].split(",") == [f"job_{job}" for job in REFERENCE_RUNS]
 
 
-def test_seed_table_shortened_for_cpu_keeps_the_points_hyperparameters():
+def test_reference_table_shortened_for_cpu_keeps_the_points_hyperparameters():
     cfg = compose_with_hydra(["+reference=job_18808", "model=unet", "data=synthetic", "epoch_scale=0.01"],
-                             "seed_table", str(SWEEPS_DIR))
+                             "reference_table", str(SWEEPS_DIR))
     assert cfg.data.source._target_.endswith("SyntheticSource") and cfg.model.base_width == 16
     assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.optimizer.lr) == (1000, 4, 1e-4)
     apply_epoch_scale(cfg)

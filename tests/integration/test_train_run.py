@@ -165,6 +165,9 @@ def test_bad_hparams_file_fails_naming_file_and_key(tmp_path, content, message):
     ("module.threshold=1.5", "module.threshold=1.5 must be null or in (0, 1)"),
     ("data.source.height=-5", "data.source.height=-5 must be an integer >= 2**model.depth"),
     ("data.source.n_train=0", "data.source.n_train=0 must be an integer >= 1"),
+    # The augmentation group is edited at augmentation.<key>: the old key is refused in all its forms.
+    ("data.augmentation.train.hflip.p=0.2", "Could not override 'data.augmentation.train.hflip.p'"),
+    ("+data.augmentation.train.clahe={_target_:albumentations.CLAHE}", "data.augmentation must stay ${augmentation}"),
 ])
 def test_bad_overrides_are_rejected(tmp_path, override, message):
     """Hydra's own refusals come before any folder exists; ours leave a folder the report calls failed."""

@@ -72,13 +72,13 @@ def test_resume_through_slurm_reruns_only_the_missing_run(slurm_cluster, slurm_g
     assert [d.name for d in run_dirs(sweep_dir)] == ["0", "1"]
 
 
-def test_seed_table_shortened_runs_nine_array_tasks_on_every_node(slurm_cluster, tmp_path):
-    """The README's command, shortened: sweeps/seed_table.yaml with epoch_scale, the small U-Net and
+def test_reference_table_shortened_runs_nine_array_tasks_on_every_node(slurm_cluster, tmp_path):
+    """The README's command, shortened: sweeps/reference_table.yaml with epoch_scale, the small U-Net and
     synthetic data appended after the sweep points (they win), a few seconds per run. The array's tasks
     land on every node of the cluster (each run records its node)."""
-    sweep_dir = tmp_path / "seed_table"
+    sweep_dir = tmp_path / "reference_table"
     tiny = [o for o in SWEEP_RUN if not o.startswith(("data.batch_size", "trainer.max_epochs"))]
-    result = multirun(sweep_dir, "-cd", "sweeps", "-cn", "seed_table", *ON_SLURM, "epoch_scale=0.01",
+    result = multirun(sweep_dir, "-cd", "sweeps", "-cn", "reference_table", *ON_SLURM, "epoch_scale=0.01",
                       "model=unet", "data=synthetic", *tiny, env=slurm_cluster.env, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:] + submitit_logs(sweep_dir)[-3000:]
     rows = report_rows(sweep_dir)

@@ -38,7 +38,7 @@ def test_scores_pool_pixel_counts_and_follow_the_empty_convention(tmp_path):
     assert confusion(np.array([[1, 0, 1, 0]], dtype=bool), truth) == Counts(tp=1, fp=1, fn=1)
     assert Counts().iou == Counts().dice == 1.0  # nothing to find, nothing found
     write_scores(tmp_path, [("a", Counts(1, 1, 1)), ("b", Counts(3, 0, 0))])
-    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "scores.csv").open()))
     assert [r["image"] for r in rows] == ["a", "b", "overall"]
     assert float(rows[0]["IoU"]) == pytest.approx(1 / 3, abs=1e-6) and float(rows[0]["Dice"]) == 0.5
     assert float(rows[2]["IoU"]) == pytest.approx(4 / 6, abs=1e-6) and float(rows[2]["Dice"]) == 0.8
