@@ -398,6 +398,8 @@ def quality_runs(scale: Scale, kaggle_root: Path | None, dry_run: bool) -> dict[
     return {"kaggle_gpu recipe": ["experiment=kaggle_gpu", *data],
             "reference job 18808 (1000 epochs) on our settings": ["-cd", str(REPO_ROOT / "sweeps"), *REFERENCE_JOB,
                                                                   *data, "augmentation=reference", "trainer=gpu",
+                                                                  # its masks as the reference read them
+                                                                  "data.source.mask_rule=nonzero",
                                                                   "module.channels_last=true", "trainer.check_val_every_n_epoch=50"]}
 
 
