@@ -13,12 +13,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import torch
+from omegaconf import DictConfig
 
-import torch  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from retina_seg.utils.atomic import write_json_atomic  # noqa: E402
+from retina_seg.utils.atomic import write_json_atomic
 
 # Where a CUDA device would be measured; this project's CPU machines have none (see README).
 GPU_NOT_MEASURED = "not measured (no GPU on this machine)"

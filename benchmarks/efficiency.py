@@ -14,14 +14,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import (GPU_NOT_MEASURED, WindowClock, argument_parser, compose_train_config,
-                               machine_line, markdown_table, quiet_libraries, run_in_turns, save_results)
-from benchmarks.throughput import Case, data_overrides, pipeline_loop
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from benchmarks.common import (
+    GPU_NOT_MEASURED,
+    WindowClock,
+    argument_parser,
+    compose_train_config,
+    machine_line,
+    markdown_table,
+    quiet_libraries,
+    run_in_turns,
+    save_results,
+)
+from benchmarks.throughput import Case, data_overrides, pipeline_loop
 
 NETS = {"unet": "default net", "unet_reference": "reference net"}
 # training variant: (trainer.precision, the matmul dtype it is compared with)

@@ -23,17 +23,16 @@ import argparse
 import contextlib
 import importlib.metadata
 import importlib.util
-import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEVICE_VARIABLE = "RETINA_SEG_CHECK_DEVICE"  # read by tests/gpu/conftest.py
@@ -295,7 +294,6 @@ def device_only_rate(cfg, scale: Scale, setting: str) -> float:
 
 def plain_loop_rate(cfg, scale: Scale, setting: str) -> float:
     """Images/s of the textbook loop over our data loader, on the device."""
-    import torch
     from hydra.utils import instantiate
 
     from benchmarks.throughput import seeded_setup
@@ -526,7 +524,6 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no CUDA device is visible to torch; use --cpu-dry-run to check the script on a CPU",
               file=sys.stderr)
         return 2
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     scale = DRY_RUN if args.cpu_dry_run else GPU
     args.out.mkdir(parents=True, exist_ok=True)
     report = Report(args.out, scale, args.cpu_dry_run)

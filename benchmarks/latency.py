@@ -15,16 +15,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import (GPU_NOT_MEASURED, WindowClock, argument_parser, compose_train_config, fail,
-                               machine_line, markdown_table, median_ratio, quiet_libraries, run_command,
-                               run_in_turns, save_results)
+import torch
+from PIL import Image
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from retina_seg.data.synthetic import synthesize_fundus  # noqa: E402
-from retina_seg.inference.writers import SUMMARY_JSON  # noqa: E402
-from retina_seg.training.pipeline import build_module  # noqa: E402
+from benchmarks.common import (
+    GPU_NOT_MEASURED,
+    WindowClock,
+    argument_parser,
+    compose_train_config,
+    fail,
+    machine_line,
+    markdown_table,
+    median_ratio,
+    quiet_libraries,
+    run_command,
+    run_in_turns,
+    save_results,
+)
+from retina_seg.data.synthetic import synthesize_fundus
+from retina_seg.inference.writers import SUMMARY_JSON
+from retina_seg.training.pipeline import build_module
 
 NETS = {"unet": "default net", "unet_reference": "reference net"}
 # variant: (module.channels_last, bf16 autocast)

@@ -15,16 +15,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import (GPU_NOT_MEASURED, WindowClock, argument_parser, compose_train_config,
-                               machine_line, markdown_table, median_ratio, quiet_libraries, run_in_turns,
-                               save_results)
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
-import lightning.pytorch as pl  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from retina_seg.models.unet import count_parameters  # noqa: E402
-from retina_seg.training.pipeline import build_module, build_trainer  # noqa: E402
+from benchmarks.common import (
+    GPU_NOT_MEASURED,
+    WindowClock,
+    argument_parser,
+    compose_train_config,
+    machine_line,
+    markdown_table,
+    median_ratio,
+    quiet_libraries,
+    run_in_turns,
+    save_results,
+)
+from retina_seg.models.unet import count_parameters
+from retina_seg.training.pipeline import build_module, build_trainer
 
 NETS = {"unet": "default net", "unet_reference": "reference net"}
 # What each variant changes in the composed config; everything else is the config's own run-time settings.

@@ -9,9 +9,10 @@ groups, which have no schema, a null means unset. Those groups have no types eit
 type of its value too (the helpers below do). ``rule_problem`` checks one value against one rule, a null included
 (train's hparams file, which is JSON, not Hydra).
 """
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 

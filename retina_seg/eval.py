@@ -1,18 +1,15 @@
 """`retina-seg-eval`: evaluate a checkpoint on one split and write the same metrics a run writes.
 Exit codes: retina_seg/exit_codes.py (2 for a bad config, checkpoint or data set)."""
 import logging
-import os
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
 
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from .config import CONF_DIR  # noqa: E402
-from .exit_codes import EXIT_BAD_INPUT, fail, refusals_exit_bad_input  # noqa: E402
-from .deprecations import check_augmentation_key, warn_deprecated_names  # noqa: E402
+from .config import CONF_DIR
+from .deprecations import check_augmentation_key, warn_deprecated_names
+from .exit_codes import EXIT_BAD_INPUT, fail, refusals_exit_bad_input
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +20,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> float:
     from .config_rules import check_config
     from .config_schemas import EVAL_RULES
     from .data.errors import DataError
-    from .records.checkpoint import CheckpointError
     from .evaluation.checkpoint_eval import evaluate, score_second_observer
+    from .records.checkpoint import CheckpointError
 
     warn_deprecated_names(HydraConfig.get())
     output_dir = Path(cfg.paths.output_dir)  # Hydra's output folder unless paths.output_dir moves it

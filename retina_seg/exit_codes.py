@@ -13,7 +13,8 @@ A sweep (``retina-seg-train -m``) exits 1 when one of its jobs failed.
 """
 import functools
 import sys
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException

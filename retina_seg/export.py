@@ -2,15 +2,12 @@
 Exit codes (retina_seg/exit_codes.py): 2 for a bad config or checkpoint; 1 when an export cannot be made or does
 not match the PyTorch model."""
 import logging
-import os
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import hydra
+from omegaconf import DictConfig
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from .config import CONF_DIR  # noqa: E402
-from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, fail, refusals_exit_bad_input  # noqa: E402
+from .config import CONF_DIR
+from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, fail, refusals_exit_bad_input
 
 log = logging.getLogger(__name__)
 

@@ -2,16 +2,13 @@
 Exit codes (retina_seg/exit_codes.py): 0 every input predicted; 1 some inputs failed (listed); 2 nothing could
 run (a bad config, checkpoint or input path)."""
 import logging
-import os
 import sys
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import hydra
+from omegaconf import DictConfig
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from .config import CONF_DIR  # noqa: E402
-from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, fail, refusals_exit_bad_input  # noqa: E402
+from .config import CONF_DIR
+from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, fail, refusals_exit_bad_input
 
 log = logging.getLogger(__name__)
 

@@ -2,19 +2,16 @@
 Exit codes (retina_seg/exit_codes.py): 2 for a bad config, checkpoint or data set; 1 for a run that failed or
 a run folder held by another run."""
 import logging
-import os
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
 
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.types import RunMode  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from .config import CONF_DIR, ConfigError  # noqa: E402
-from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, fail, refusals_exit_bad_input  # noqa: E402
-from .deprecations import warn_deprecated_names  # noqa: E402
+from .config import CONF_DIR, ConfigError
+from .deprecations import warn_deprecated_names
+from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, fail, refusals_exit_bad_input
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RETINA_SEG_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import retina_seg  # noqa: F401,E402  (its import sets NO_ALBUMENTATIONS_UPDATE before any test imports albumentations)
 
 # tests/gpu runs through benchmarks/gpu_check.py, which names the device (tests/gpu/conftest.py).
 collect_ignore = [] if os.environ.get("RETINA_SEG_CHECK_DEVICE") else ["gpu"]
@@ -76,7 +76,8 @@ TINY_RUN = [
 
 def compose(overrides: list[str], output_dir: Path | None = None, config_name: str = "train"):
     """Compose a real config from conf/ the way the entrypoint does, with the output folder pinned."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     from retina_seg.config import CONF_DIR
 

@@ -5,7 +5,7 @@ retina_seg.sweeps.resume, this module only makes it a plugin Hydra accepts.
 """
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
@@ -16,8 +16,8 @@ from omegaconf import DictConfig
 @dataclass
 class ResumableSweeperConf:
     _target_: str = "hydra_plugins.retina_seg_sweeper.resumable_sweeper.ResumableSweeper"
-    max_batch_size: Optional[int] = None
-    params: Optional[Dict[str, str]] = None
+    max_batch_size: int | None = None
+    params: dict[str, str] | None = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="resumable", node=ResumableSweeperConf,
@@ -34,7 +34,7 @@ class ResumableSweeper(BasicSweeper):
 
             self.launcher = SkipCompletedLauncher(self.launcher, hydra_context.config_loader, config)
 
-    def sweep(self, arguments: List[str]) -> Any:
+    def sweep(self, arguments: list[str]) -> Any:
         """A sweep refused by skip_completed is bad input: exit 2 with its message alone (no traceback)."""
         from retina_seg.config import ConfigError
         from retina_seg.exit_codes import EXIT_BAD_INPUT

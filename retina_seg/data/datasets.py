@@ -1,9 +1,8 @@
 """Tensors for the network from loaded samples: the transform runs per item, in the loader's workers."""
+import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-
-import albumentations as A
 
 from .fov import fov_diameter
 from .loading import LoadedSample

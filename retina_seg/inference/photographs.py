@@ -9,8 +9,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..data.errors import DataError
-from ..data.io import read_fov, read_image, read_mask
 from ..data.fov import detect_fov, fov_diameter
+from ..data.io import read_fov, read_image, read_mask
 from ..data.scale import ScaleRule, rescale
 from .inputs import NameIndex
 from .normalization import normalization_tables

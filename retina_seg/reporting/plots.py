@@ -5,13 +5,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
 
-from ..utils.atomic import write_atomic  # noqa: E402
-from .runs import Run  # noqa: E402
-from .table import job_cell  # noqa: E402
+from ..utils.atomic import write_atomic
+from .runs import Run
+from .table import job_cell
 
 VAL_IOU_CURVES_PNG, FINAL_IOU_PNG = "val_iou_curves.png", "final_iou.png"
 

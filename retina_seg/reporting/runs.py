@@ -26,16 +26,24 @@ import math
 import os
 import socket
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
-from ..records.run_folder import (CHECKPOINTS, HEADLINE_KEYS, METRICS_JSON, RunStatus, epoch_table_path,
-                                  read_epoch_table, read_metrics)
 from ..records.protocols import PER_IMAGE_SCORES, PROTOCOLS
+from ..records.run_folder import (
+    CHECKPOINTS,
+    HEADLINE_KEYS,
+    METRICS_JSON,
+    RunStatus,
+    epoch_table_path,
+    read_epoch_table,
+    read_metrics,
+)
 from .comet_archives import ArchiveError, read_archive_records
 
 COMPLETED, RUNNING, FAILED = RunStatus.COMPLETED, RunStatus.RUNNING, RunStatus.FAILED

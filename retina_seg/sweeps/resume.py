@@ -15,9 +15,10 @@ The folder of a job is ``hydra.sweep.dir/hydra.sweep.subdir``, computed here exa
 so the re-run must use the same ``hydra.sweep.dir`` (and the same sweep) as the first run.
 """
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher

@@ -30,16 +30,16 @@ COMET_ENVIRONMENT_DEFAULTS = {
 for _name, _value in COMET_ENVIRONMENT_DEFAULTS.items():
     os.environ.setdefault(_name, _value)
 
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.types import RunMode  # noqa: E402
-from lightning.fabric.utilities.logger import _convert_params  # noqa: E402
-from lightning.pytorch.loggers import CometLogger  # noqa: E402
-from lightning.pytorch.trainer.states import TrainerFn  # noqa: E402
-from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.fabric.utilities.logger import _convert_params
+from lightning.pytorch.loggers import CometLogger
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_only
 
-from ..config import ConfigError  # noqa: E402
-from ..records.run_folder import PROGRESS_PNG, RunStatus  # noqa: E402
-from .secrets import mask_in_comet_logs  # noqa: E402
+from ..config import ConfigError
+from ..records.run_folder import PROGRESS_PNG, RunStatus
+from .secrets import mask_in_comet_logs
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from .plots import plot_progress
 from ..records.run_folder import PROGRESS_PNG, RunStatus, read_epoch_table, write_epoch_table, write_metrics
+from .plots import plot_progress
 
 log = logging.getLogger(__name__)
 

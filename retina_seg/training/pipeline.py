@@ -5,10 +5,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.utilities import rank_zero_only
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, apply_hparams_file, command_line_keys, resolved_config, validate_config
@@ -16,8 +16,14 @@ from ..deprecations import check_augmentation_key
 from ..launch.job_identity import git_commit, job_id, node_name, rank_placement, rendezvous, slurm_job_id
 from ..launch.run_settings import apply_epoch_scale, limit_threads
 from ..launch.slurm_job import slurm_plugins
-from ..records.checkpoint import (AtomicCheckpointIO, RunInfo, epochs_done, load_checkpoint_file, resume_point,
-                                  store_threshold)
+from ..records.checkpoint import (
+    AtomicCheckpointIO,
+    RunInfo,
+    epochs_done,
+    load_checkpoint_file,
+    resume_point,
+    store_threshold,
+)
 from ..records.protocols import REFERENCE
 from ..records.run_folder import CHECKPOINTS, METRICS_JSON, RunStatus, recorded_job_id, write_metrics
 from ..tracking.run_tracking import finish_tracking, start_tracking

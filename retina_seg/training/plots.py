@@ -4,9 +4,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from ..utils.atomic import write_atomic  # noqa: E402
+from ..utils.atomic import write_atomic
 
 
 def plot_progress(rows: list[dict], path: Path) -> Path:

@@ -4,8 +4,9 @@ which may be another filesystem, where a rename is a copy), flushed to disk, the
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 TEMPORARY_SUFFIX = ".tmp"
 

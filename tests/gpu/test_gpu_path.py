@@ -9,9 +9,8 @@ import torch
 from PIL import Image
 
 from retina_seg.data.synthetic import synthesize_fundus
-
-from retina_seg.training.metrics import VesselMetrics, summarize
 from retina_seg.records.run_folder import read_metrics
+from retina_seg.training.metrics import VesselMetrics, summarize
 from tests.conftest import TINY_RUN, run_cli
 
 PRECISIONS = ("32-true", "bf16-mixed")

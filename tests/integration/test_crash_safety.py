@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from retina_seg.reporting.runs import read_run
 from retina_seg.records.checkpoint import CheckpointError, epochs_done, read_checkpoint
-from retina_seg.training.pipeline import train
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
+from retina_seg.reporting.runs import read_run
+from retina_seg.training.pipeline import train
 from retina_seg.utils.folder_lock import LOCK_FILE
 from tests.conftest import TINY_RUN, compose, require, run_cli
 

@@ -11,8 +11,8 @@ import torch
 from retina_seg.data.io import read_image
 from retina_seg.inference.export import ProbabilityNet
 from retina_seg.inference.predictor import VesselPredictor
-from retina_seg.training.pipeline import train
 from retina_seg.records.run_folder import read_metrics
+from retina_seg.training.pipeline import train
 from tests.conftest import TINY_RUN, compose, require, run_cli
 
 EXPORT_EXTRA = ("onnx", "onnxruntime", "safetensors")

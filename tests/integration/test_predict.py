@@ -14,13 +14,13 @@ from PIL import Image
 
 from retina_seg.data.fov import detect_fov, fov_diameter
 from retina_seg.data.io import read_image, read_mask
+from retina_seg.evaluation.checkpoint_eval import evaluate
 from retina_seg.inference.predictor import VesselPredictor
 from retina_seg.inference.run import predict_files
 from retina_seg.inference.settings import predict_settings
 from retina_seg.records.checkpoint import CheckpointError
-from retina_seg.evaluation.checkpoint_eval import evaluate
-from retina_seg.training.pipeline import train
 from retina_seg.records.run_folder import read_metrics
+from retina_seg.training.pipeline import train
 from tests.conftest import REPO_ROOT, TINY_RUN, compose, run_cli
 
 # A narrow network keeps every prediction here fast on a busy 2-core machine.

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from retina_seg.reporting.table import COLUMNS
 from retina_seg.records.run_folder import read_metrics
+from retina_seg.reporting.table import COLUMNS
 from tests.conftest import TINY_RUN, require, run_cli
 
 SCORES = ("val_IoU", "val_loss", "test_IoU", "test_loss")

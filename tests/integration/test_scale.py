@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from retina_seg.data.io import read_mask
+from retina_seg.evaluation.checkpoint_eval import evaluate
 from retina_seg.inference.run import predict_files
 from retina_seg.inference.settings import predict_settings
-from retina_seg.evaluation.checkpoint_eval import evaluate
 from tests.conftest import compose
 
 pytestmark = pytest.mark.real_data

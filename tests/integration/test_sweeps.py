@@ -12,9 +12,10 @@ from hydra import compose, initialize_config_dir
 
 from retina_seg.config import CONF_DIR
 from retina_seg.evaluation.checkpoint_eval import evaluate
-from retina_seg.training.pipeline import train
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
-from tests.conftest import TINY_RUN, compose as compose_train, run_cli
+from retina_seg.training.pipeline import train
+from tests.conftest import TINY_RUN, run_cli
+from tests.conftest import compose as compose_train
 
 # A run of a few seconds: TINY_RUN's data, one epoch, no logger, no progress bar.
 SWEEP_RUN = [*TINY_RUN, "trainer.max_epochs=1", "logger=none", "trainer.enable_progress_bar=false"]

@@ -7,9 +7,9 @@ import yaml
 from PIL import Image
 
 from retina_seg.config import apply_hparams_file
+from retina_seg.records.run_folder import HEADLINE_KEYS, read_epoch_table, read_metrics
 from retina_seg.reporting.runs import read_run
 from retina_seg.training.pipeline import train
-from retina_seg.records.run_folder import HEADLINE_KEYS, read_epoch_table, read_metrics
 from tests.conftest import TINY_RUN, compose, run_cli
 
 

@@ -10,8 +10,15 @@ import pytest
 
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
 from tests.conftest import REPO_ROOT
-from tests.integration.test_sweeps import (SWEEP_RUN, assert_completed_rows, evaluate_in_process, file_mtimes,
-                                           multirun, report_rows, run_dirs)
+from tests.integration.test_sweeps import (
+    SWEEP_RUN,
+    assert_completed_rows,
+    evaluate_in_process,
+    file_mtimes,
+    multirun,
+    report_rows,
+    run_dirs,
+)
 from tests.integration.test_sweeps_config import REFERENCE_RUNS
 from tests.slurm.test_cluster import poll, run
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from retina_seg.data.fov import detect_fov
 from retina_seg.data.io import read_fov, read_image
 from retina_seg.data.synthetic import synthesize_fundus
-from retina_seg.data.fov import detect_fov
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 
 from retina_seg.data.io import read_image
-from retina_seg.inference.normalization import NormalizationError, build_normalize, normalization_tables, \
-    normalized_crop
+from retina_seg.inference.normalization import (
+    NormalizationError,
+    build_normalize,
+    normalization_tables,
+    normalized_crop,
+)
 
 MODES = ["image", "image_per_channel", "min_max", "min_max_per_channel"]
 

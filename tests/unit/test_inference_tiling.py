@@ -6,8 +6,8 @@ from torch import nn
 
 from retina_seg.data.synthetic import synthesize_fundus
 from retina_seg.inference.predictor import VesselPredictor
-from retina_seg.records.checkpoint import RunInfo
 from retina_seg.inference.tiling import TilePlan, axis_tiles
+from retina_seg.records.checkpoint import RunInfo
 
 PER_IMAGE = {"_target_": "albumentations.Normalize", "normalization": "image_per_channel"}
 

@@ -7,8 +7,7 @@ import pytest
 from PIL import Image
 
 from retina_seg.data.errors import DataError
-from retina_seg.data.layouts import (Sample, chase_db1_samples, drive_samples, hrf_samples, kaggle_samples,
-                                     stare_samples)
+from retina_seg.data.layouts import Sample, chase_db1_samples, drive_samples, hrf_samples, kaggle_samples, stare_samples
 from retina_seg.data.loading import load_samples
 from retina_seg.data.sources import ChaseDb1Source
 from retina_seg.data.synthetic import synthesize_fundus

@@ -3,8 +3,17 @@ import json
 
 import pytest
 
-from retina_seg.reporting.runs import (COMPLETED, CORRUPT, FAILED, MetricsError, Run, check_metrics,
-                                       VALUE_KEYS, duplicate_id_problems, run_from_metrics)
+from retina_seg.reporting.runs import (
+    COMPLETED,
+    CORRUPT,
+    FAILED,
+    VALUE_KEYS,
+    MetricsError,
+    Run,
+    check_metrics,
+    duplicate_id_problems,
+    run_from_metrics,
+)
 from retina_seg.reporting.table import COLUMNS, format_value, job_sort_key, sort_runs, to_csv, to_json, to_markdown
 
 

@@ -9,8 +9,8 @@ from torch import nn
 
 from retina_seg.data.transforms import build_pipeline
 from retina_seg.inference.predictor import VesselPredictor
-from retina_seg.records.checkpoint import RunInfo
 from retina_seg.models.unet import flip_averaged, vessel_probability
+from retina_seg.records.checkpoint import RunInfo
 
 
 class FixedLogits(nn.Module):
