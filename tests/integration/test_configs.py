@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 from retina_seg.config import CONF_DIR
 from retina_seg.data.transforms import build_pipeline
 from retina_seg.training.pipeline import build_module, build_trainer
-from tests.conftest import TINY_RUN, compose
-from tests.unit.test_layouts import chase_db1_tree, hrf_tree
+from tests.helpers.dataset_trees import chase_db1_tree, hrf_tree
+from tests.helpers.runs import TINY_RUN, compose
 
 GROUPS = ("data", "augmentation", "model", "module", "loss", "optimizer", "scheduler", "trainer", "callbacks",
           "logger", "experiment")

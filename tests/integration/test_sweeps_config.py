@@ -8,15 +8,9 @@ from omegaconf import OmegaConf
 from retina_seg.config import CONF_DIR, ConfigError
 from retina_seg.sweeps.run_settings import apply_epoch_scale, scaled_epochs
 from retina_seg.sweeps.resume import quote_override
+from tests.helpers.sweeps import REFERENCE_RUNS
 
 SWEEPS_DIR = Path(CONF_DIR).parent / "sweeps"
-
-# The reference's nine runs: job id -> (epochs, batch_size, learning_rate).
-REFERENCE_RUNS = {
-    17855: (100, 4, 1e-4), 17857: (100, 16, 1e-4), 17931: (200, 4, 1e-4), 17932: (200, 4, 5e-5),
-    17939: (200, 4, 1e-4), 17941: (300, 4, 1e-4), 17942: (300, 4, 5e-5), 18049: (400, 4, 1e-4),
-    18808: (1000, 4, 1e-4),
-}
 
 
 def compose_with_hydra(overrides: list[str], config_name: str = "train", config_dir: str = CONF_DIR):
