@@ -1,12 +1,12 @@
 """Wall time of the same 4-run sweep run one after another (basic launcher) and side by side (submitit_local,
-and SLURM when the test cluster can run), each parallel run on 1 CPU.
+and SLURM when the local cluster can run), each parallel run on 1 CPU.
 
     python -m benchmarks.sweep_parallelism [--quick] [--no-slurm] [--json PATH]
 
 Every sweep is the real command (`python -m retina_seg.train -m ...`) timed from start to exit, so process
 start-up, data generation, training, validation, testing and the launcher's own waiting all count. The
-sequential sweep keeps torch's default threads (all cores). SLURM uses the test harness's single-node
-cluster (tests/slurm/harness.py), started here when it is not up and stopped again afterwards.
+sequential sweep keeps torch's default threads (all cores). SLURM uses the local development cluster
+(devtools/slurm_cluster.py), started here when it is not up and stopped again afterwards.
 The last line printed is the parallel/sequential wall-time ratio of each parallel launcher.
 """
 import json
@@ -48,8 +48,8 @@ def time_sweep(name: str, overrides: list[str], sweep_dir: Path, env: dict | Non
 
 
 def slurm_cluster():
-    """(the harness's cluster, whether this call started it), or (None, False) with the reason printed."""
-    from tests.slurm.harness import SlurmCluster, SlurmError, missing_binaries
+    """(the local cluster, whether this call started it), or (None, False) with the reason printed."""
+    from devtools.slurm_cluster import SlurmCluster, SlurmError, missing_binaries
 
     missing = missing_binaries()
     if missing:

@@ -11,7 +11,7 @@ from PIL import Image
 from retina_seg.data.synthetic import synthesize_fundus
 from retina_seg.records.run_folder import read_metrics
 from retina_seg.training.metrics import VesselMetrics, summarize
-from tests.conftest import TINY_RUN, run_cli
+from tests.helpers.runs import TINY_RUN, run_cli
 
 PRECISIONS = ("32-true", "bf16-mixed")
 TINY_DATA = [o for o in TINY_RUN if o.startswith("data.")]

@@ -8,7 +8,8 @@ import torch
 
 from benchmarks.common import run_in_turns
 from retina_seg.records.protocols import REFERENCE
-from tests.conftest import REPO_ROOT, run_cli
+from tests.helpers.environment import REPO_ROOT
+from tests.helpers.runs import run_cli
 
 NUMBER = r"(\d+\.\d+)"
 LAST_LINES = {

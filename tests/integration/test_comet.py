@@ -16,7 +16,7 @@ from retina_seg.records.run_folder import HEADLINE_KEYS, read_epoch_table, read_
 from retina_seg.report import main as report_main
 from retina_seg.reporting.comet_archives import read_archive, read_archive_records
 from retina_seg.training.pipeline import train
-from tests.conftest import TINY_RUN, compose, run_cli
+from tests.helpers.runs import TINY_RUN, compose, run_cli
 
 FAKE_KEY = f"retinaSegFakeCometKey{uuid.uuid4().hex}"
 COMET = ["logger=comet", "trainer.enable_progress_bar=false"]

@@ -15,8 +15,8 @@ from retina_seg.config_schemas import EVAL_RULES, SCHEMAS
 from retina_seg.data.transforms import build_pipeline
 from retina_seg.deprecations import RENAMED_OPTIONS
 from retina_seg.training.pipeline import build_module, build_trainer
-from tests.conftest import TINY_RUN, compose
-from tests.unit.test_layouts import chase_db1_tree, hrf_tree
+from tests.helpers.dataset_trees import chase_db1_tree, hrf_tree
+from tests.helpers.runs import TINY_RUN, compose
 
 GROUPS = ("data", "augmentation", "model", "module", "loss", "optimizer", "scheduler", "trainer", "callbacks",
           "logger", "experiment")

@@ -20,7 +20,8 @@ from retina_seg.records.run_folder import read_epoch_table, read_metrics
 from retina_seg.reporting.runs import read_run
 from retina_seg.training.pipeline import train
 from retina_seg.utils.folder_lock import LOCK_FILE
-from tests.conftest import TINY_RUN, compose, require, run_cli
+from tests.helpers.environment import require
+from tests.helpers.runs import TINY_RUN, compose, run_cli
 
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 # Wide enough (base width 32: a 23 MB checkpoint) that polling catches a checkpoint write in progress.

@@ -7,8 +7,8 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from retina_seg.deprecations import RENAMED_CONFIGS, RENAMED_OPTIONS, deprecated_names
-from tests.conftest import TINY_RUN, compose, run_cli
-from tests.integration.test_sweeps_config import SWEEPS_DIR, compose_with_hydra
+from tests.helpers.runs import TINY_RUN, compose, compose_with_hydra, run_cli
+from tests.helpers.sweeps import SWEEPS_DIR
 
 RENAMED = [(group, old, new) for group, renamed in RENAMED_OPTIONS.items() for old, new in renamed.items()]
 

@@ -26,7 +26,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from retina_seg.config import CONF_DIR
-from tests.conftest import REPO_ROOT
+from tests.helpers.environment import REPO_ROOT
 
 DOC_FILES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md")),
              REPO_ROOT / "benchmarks" / "README.md", REPO_ROOT / "sweeps" / "README.md"]

@@ -4,7 +4,7 @@ garbage are the checkpoint."""
 import pytest
 
 from retina_seg.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED
-from tests.conftest import run_cli
+from tests.helpers.runs import run_cli
 
 GARBAGE = b"\x80\x04not a checkpoint at all"
 

@@ -13,7 +13,8 @@ from retina_seg.inference.export import ProbabilityNet
 from retina_seg.inference.predictor import VesselPredictor
 from retina_seg.records.run_folder import read_metrics
 from retina_seg.training.pipeline import train
-from tests.conftest import TINY_RUN, compose, require, run_cli
+from tests.helpers.environment import require
+from tests.helpers.runs import TINY_RUN, compose, run_cli
 
 EXPORT_EXTRA = ("onnx", "onnxruntime", "safetensors")
 TINY_NET = [*TINY_RUN, "model.base_width=4", "trainer.enable_progress_bar=false"]

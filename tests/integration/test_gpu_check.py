@@ -5,7 +5,8 @@ import json
 import pytest
 
 from benchmarks.gpu_check import NODE_PROVIDES, SETTINGS, dependency_closure, project_dependencies
-from tests.conftest import REPO_ROOT, run_cli
+from tests.helpers.environment import REPO_ROOT
+from tests.helpers.runs import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT, require
+from tests.helpers.environment import REPO_ROOT, require
 
 INSTALLER = REPO_ROOT / ".ci" / "install-debian-packages.sh"
 # GNU hello: 280 kB, depends on libc only, and nothing in the project or the SLURM stack needs it.
@@ -55,9 +55,9 @@ def test_installer_installs_a_missing_package_as_root(apt_as_root):
                        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
-def test_installer_default_list_is_what_the_slurm_harness_needs(apt_as_root):
+def test_installer_default_list_is_what_the_slurm_cluster_needs(apt_as_root):
     """With no arguments it checks the SLURM packages; after .ci/run they are all there."""
-    from tests.slurm.harness import missing_binaries
+    from devtools.slurm_cluster import missing_binaries
 
     result = _run_installer()
     assert result.returncode == 0, result.stderr[-2000:]

@@ -21,7 +21,8 @@ from retina_seg.inference.settings import predict_settings
 from retina_seg.records.checkpoint import CheckpointError
 from retina_seg.records.run_folder import read_metrics
 from retina_seg.training.pipeline import train
-from tests.conftest import REPO_ROOT, TINY_RUN, compose, run_cli
+from tests.helpers.environment import REPO_ROOT
+from tests.helpers.runs import TINY_RUN, compose, run_cli
 
 # A narrow network keeps every prediction here fast on a busy 2-core machine.
 TINY_NET = [*TINY_RUN, "model.base_width=4", "trainer.enable_progress_bar=false"]
@@ -229,7 +230,7 @@ PEAK_MEMORY_PROBE = textwrap.dedent("""
     from PIL import Image
     from retina_seg.data.synthetic import synthesize_fundus
     from retina_seg.inference.run import predict_files
-    from tests.conftest import compose
+    from tests.helpers.runs import compose
     from retina_seg.inference.settings import predict_settings
 
     checkpoint, folder, overrides = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]

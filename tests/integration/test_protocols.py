@@ -17,7 +17,7 @@ from retina_seg.inference.writers import SCORES_CSV
 from retina_seg.records.checkpoint import PAYLOAD_KEY
 from retina_seg.records.run_folder import read_metrics
 from retina_seg.training.pipeline import train
-from tests.conftest import compose
+from tests.helpers.runs import compose
 
 pytestmark = pytest.mark.real_data
 

@@ -10,8 +10,9 @@ from retina_seg.data.io import read_mask
 from retina_seg.data.layouts import drive_samples, kaggle_samples, stare_samples
 from retina_seg.data.loading import load_samples
 from retina_seg.data.splits import split_train_val
-from tests.conftest import REPO_ROOT, run_cli
-from tests.unit.test_layouts import hrf_tree
+from tests.helpers.dataset_trees import hrf_tree
+from tests.helpers.environment import REPO_ROOT
+from tests.helpers.runs import run_cli
 
 pytestmark = pytest.mark.real_data
 

@@ -10,7 +10,8 @@ from PIL import Image
 
 from retina_seg.records.run_folder import read_metrics
 from retina_seg.reporting.table import COLUMNS
-from tests.conftest import TINY_RUN, require, run_cli
+from tests.helpers.environment import require
+from tests.helpers.runs import TINY_RUN, run_cli
 
 SCORES = ("val_IoU", "val_loss", "test_IoU", "test_loss")
 

@@ -11,7 +11,7 @@ from retina_seg.data.io import read_mask
 from retina_seg.evaluation.checkpoint_eval import evaluate
 from retina_seg.inference.run import predict_files
 from retina_seg.inference.settings import predict_settings
-from tests.conftest import compose
+from tests.helpers.runs import compose
 
 pytestmark = pytest.mark.real_data
 

@@ -1,59 +1,24 @@
 """Real Hydra multiruns on tiny synthetic data: the basic and submitit_local launchers, the job-id table,
-sweep resumption, and DDP on CPU (gloo) against a single-process evaluation of the same checkpoint.
-
-The helpers at the top are shared with tests/slurm/test_sweeps.py.
-"""
+sweep resumption, and DDP on CPU (gloo) against a single-process evaluation of the same checkpoint."""
 import json
 import re
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from retina_seg.config import CONF_DIR
-from retina_seg.evaluation.checkpoint_eval import evaluate
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
 from retina_seg.training.pipeline import train
-from tests.conftest import TINY_RUN, run_cli
-from tests.conftest import compose as compose_train
-
-# A run of a few seconds: TINY_RUN's data, one epoch, no logger, no progress bar.
-SWEEP_RUN = [*TINY_RUN, "trainer.max_epochs=1", "logger=none", "trainer.enable_progress_bar=false"]
-TINY_DATA = [o for o in TINY_RUN if o.startswith("data.source.")]
-TABLE_COLUMNS = ["Job id", "epochs", "batch_size", "learning_rate", "val_IoU", "val_loss", "test_IoU", "test_loss"]
-
-
-def multirun(sweep_dir: Path, *overrides: str, env: dict | None = None, timeout: int = 600, cwd: Path | None = None):
-    """``retina-seg-train -m`` as a user runs it; the sweep folder is pinned."""
-    return run_cli("retina_seg.train", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}", env=env, timeout=timeout,
-                   cwd=cwd)
-
-
-def report_rows(sweep_dir: Path) -> list[dict]:
-    """The rows of ``retina-seg-report SWEEP_DIR`` (report.json, written into the sweep folder)."""
-    result = run_cli("retina_seg.report", str(sweep_dir))
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    header = next(line for line in result.stdout.splitlines() if line.startswith("|"))
-    assert [cell.strip() for cell in header.strip("|").split("|")] == TABLE_COLUMNS
-    return json.loads((sweep_dir / "report.json").read_text())["rows"]
-
-
-def run_dirs(sweep_dir: Path) -> list[Path]:
-    """Run folders of a sweep (Hydra's numbered sub-folders), in job-number order."""
-    return sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-
-
-def file_mtimes(folder: Path) -> dict[str, int]:
-    """Every file under ``folder`` (hidden ones included) with its modification time in ns."""
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
-
-
-def assert_completed_rows(rows: list[dict], learning_rates: list[float]) -> None:
-    assert [row["status"] for row in rows] == ["completed"] * len(learning_rates)
-    assert sorted(row["learning_rate"] for row in rows) == sorted(learning_rates)
-    for row in rows:
-        assert (row["epochs"], row["batch_size"]) == (1, 2)
-        assert all(isinstance(row[key], float) for key in ("val_IoU", "val_loss", "test_IoU", "test_loss")), row
+from tests.helpers.runs import compose, run_cli
+from tests.helpers.sweeps import (
+    SWEEP_RUN,
+    TINY_DATA,
+    assert_completed_rows,
+    evaluate_in_process,
+    file_mtimes,
+    multirun,
+    report_rows,
+    run_dirs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -127,16 +92,8 @@ def test_submitit_local_runs_in_parallel_processes_keyed_by_pid(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ckpt_run")
-    train(compose_train([*SWEEP_RUN], out), out, "0")
+    train(compose([*SWEEP_RUN], out), out, "0")
     return out / "checkpoints" / "best.ckpt"
-
-
-def evaluate_in_process(ckpt: Path, out: Path) -> dict:
-    """Single-process evaluation of ``ckpt`` on the val split, through the real eval config."""
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="eval", overrides=[f"ckpt_path={ckpt}", "split=val", *TINY_DATA,
-                                                     "trainer.enable_progress_bar=false", f"paths.output_dir={out}"])
-    return evaluate(cfg, out)
 
 
 def test_local_ddp_two_processes_match_single_process_evaluation(tiny_checkpoint, tmp_path):

@@ -1,29 +1,13 @@
 """Sweep configuration as Hydra composes it: our launcher configs, the sweep files, the epoch scale."""
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from retina_seg.config import CONF_DIR, ConfigError
+from retina_seg.config import ConfigError
 from retina_seg.launch.run_settings import apply_epoch_scale, scaled_epochs
 from retina_seg.sweeps.resume import quote_override
-
-SWEEPS_DIR = Path(CONF_DIR).parent / "sweeps"
-
-# The reference's nine runs: job id -> (epochs, batch_size, learning_rate).
-REFERENCE_RUNS = {
-    17855: (100, 4, 1e-4), 17857: (100, 16, 1e-4), 17931: (200, 4, 1e-4), 17932: (200, 4, 5e-5),
-    17939: (200, 4, 1e-4), 17941: (300, 4, 1e-4), 17942: (300, 4, 5e-5), 18049: (400, 4, 1e-4),
-    18808: (1000, 4, 1e-4),
-}
-
-
-def compose_with_hydra(overrides: list[str], config_name: str = "train", config_dir: str = CONF_DIR):
-    """The full config (hydra node included), from conf/ or from sweeps/ with conf/ on the search path."""
-    search = [] if config_dir == CONF_DIR else [f"hydra.searchpath=[file://{CONF_DIR}]"]
-    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        return compose(config_name=config_name, overrides=[*search, *overrides], return_hydra_config=True)
+from tests.helpers.runs import compose_with_hydra
+from tests.helpers.sweeps import REFERENCE_RUNS, SWEEPS_DIR
 
 
 @pytest.mark.parametrize("overrides, tasks", [([], 1), (["trainer=ddp"], 2), (["trainer=ddp", "trainer.devices=4"], 4)])

@@ -6,7 +6,7 @@ import pytest
 
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
 from retina_seg.training.budget import TimeBudget, one_cycle_factor
-from tests.conftest import TINY_RUN, run_cli
+from tests.helpers.runs import TINY_RUN, run_cli
 
 PEAK_LR, BUDGET_S = 3e-3, 30
 

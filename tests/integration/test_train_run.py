@@ -10,7 +10,7 @@ from retina_seg.config import apply_hparams_file
 from retina_seg.records.run_folder import HEADLINE_KEYS, read_epoch_table, read_metrics
 from retina_seg.reporting.runs import read_run
 from retina_seg.training.pipeline import train
-from tests.conftest import TINY_RUN, compose, run_cli
+from tests.helpers.runs import TINY_RUN, compose, run_cli
 
 
 @pytest.fixture(scope="module")

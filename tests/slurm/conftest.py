@@ -1,4 +1,4 @@
-"""Fixtures for tests that need a real SLURM cluster (brought up by tests/slurm/harness.py).
+"""Fixtures for tests that need a real SLURM cluster (brought up by devtools/slurm_cluster.py).
 
 Outside CI a machine without SLURM skips these tests; in CI (CI=true) a missing or broken cluster
 fails them, so the SLURM path can never pass by being silently skipped.
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
-from tests.slurm.harness import SlurmCluster, SlurmError, missing_binaries
+from devtools.slurm_cluster import SlurmCluster, SlurmError, missing_binaries
+from tests.helpers.environment import require
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(config, items):
 def slurm_cluster():
     """The running cluster, started once per session; stopped at the end only if we started it.
 
-    A cluster already up (e.g. from `python -m tests.slurm.harness start`) is reused and left up.
+    A cluster already up (e.g. from `python -m devtools.slurm_cluster start`) is reused and left up.
     """
     missing = missing_binaries()
     require(not missing, f"SLURM programs not installed ({', '.join(missing)}); run .ci/install-debian-packages.sh")

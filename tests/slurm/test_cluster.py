@@ -5,44 +5,8 @@ import time
 
 import pytest
 
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
-            "BOOT_FAIL", "DEADLINE")
-
-
-def run(cluster, *cmd: str, timeout: float = 30) -> str:
-    """Run a SLURM client command against the test cluster and return its stdout."""
-    return subprocess.run(cmd, env=cluster.env, check=True, capture_output=True, text=True,
-                          timeout=timeout).stdout.strip()
-
-
-def poll(predicate, timeout: float, what: str):
-    """Call `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.25)
-
-
-def sacct(cluster, job: str) -> dict[str, tuple[str, str]]:
-    """{job id: (state, exit code)} for the job (one entry per array task), allocations only."""
-    out = run(cluster, "sacct", "-n", "-X", "-P", "-j", job, "-o", "JobID,State,ExitCode")
-    rows = (line.split("|") for line in out.splitlines() if line)
-    # A cancelled job reads "CANCELLED by 0"; keep the first word.
-    return {jobid: (state.split()[0], code) for jobid, state, code in rows}
-
-
-def wait_ended(cluster, job: str, n: int = 1, timeout: float = 30) -> dict[str, tuple[str, str]]:
-    """Wait until sacct reports `n` allocations of `job`, all in a terminal state."""
-    def ended():
-        states = sacct(cluster, job)
-        done = len(states) == n and all(s.startswith(TERMINAL) for s, _ in states.values())
-        return states if done else None
-
-    return poll(ended, timeout, f"job {job} to end (sacct)")
+from devtools.slurm_cluster import SlurmCluster
+from tests.helpers.slurm import poll, run, wait_ended
 
 
 def squeue_state(cluster, job: str) -> str:
@@ -123,8 +87,6 @@ def test_scancel_signal_usr2_reaches_batch_script(slurm_cluster, submit, tmp_pat
 def test_a_second_cluster_of_four_nodes_runs_beside_the_first(slurm_cluster, tmp_path):
     """The node count is a parameter and every daemon has its own port: a 4-node cluster on other ports
     comes up next to the session's cluster, runs one task on each of its nodes, and goes down again."""
-    from tests.slurm.harness import SlurmCluster
-
     second = SlurmCluster(tmp_path / "second", nodes=4, port_base=slurm_cluster.port_base + 200)
     try:
         assert second.start(export=False)

@@ -7,9 +7,8 @@ import sys
 import pytest
 
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
-from tests.integration.test_sweeps import SWEEP_RUN, evaluate_in_process, multirun, report_rows, run_dirs
-from tests.slurm.test_cluster import poll, run, wait_ended
-from tests.slurm.test_sweeps import ON_SLURM, preempt_once, submitit_logs
+from tests.helpers.slurm import ON_SLURM, poll, preempt_once, run, sacct_fields, submitit_logs, wait_ended
+from tests.helpers.sweeps import SWEEP_RUN, evaluate_in_process, multirun, report_rows, run_dirs
 
 TWO_NODES = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.num_nodes=2", "trainer.devices=1"]
 COMET_OFFLINE = ["logger=comet", "logger.comet.mode=offline"]
@@ -17,10 +16,9 @@ COMET_OFFLINE = ["logger=comet", "logger.comet.mode=offline"]
 
 def sacct_times(cluster, job: str) -> dict[str, tuple[datetime.datetime, datetime.datetime]]:
     """{job id: (start, end)} of every allocation of ``job``, from accounting."""
-    out = run(cluster, "sacct", "-n", "-X", "-P", "-j", job, "-o", "JobID,Start,End")
-    rows = (line.split("|") for line in out.splitlines() if line)
     return {jobid: (datetime.datetime.fromisoformat(start), datetime.datetime.fromisoformat(end))
-            for jobid, start, end in rows if "Unknown" not in (start, end)}
+            for jobid, (start, end) in sacct_fields(cluster, job, "Start", "End").items()
+            if "Unknown" not in (start, end)}
 
 
 @pytest.fixture(scope="module")

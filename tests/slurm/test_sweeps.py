@@ -2,15 +2,14 @@
 job arrays keyed by ``<array>_<task>``, the seed table, a failing run, requeue-and-resume, sweep
 resumption, and DDP with two SLURM tasks."""
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
-from tests.conftest import REPO_ROOT
-from tests.integration.test_sweeps import (
+from tests.helpers.environment import REPO_ROOT
+from tests.helpers.slurm import ON_SLURM, job_states, poll, preempt_once, run, submitit_logs
+from tests.helpers.sweeps import (
+    REFERENCE_RUNS,
     SWEEP_RUN,
     assert_completed_rows,
     evaluate_in_process,
@@ -19,24 +18,8 @@ from tests.integration.test_sweeps import (
     report_rows,
     run_dirs,
 )
-from tests.integration.test_sweeps_config import REFERENCE_RUNS
-from tests.slurm.test_cluster import poll, run
 
-# Small resources, so two array tasks share the 2-CPU test node; a short time limit.
-ON_SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
-            "hydra.launcher.timeout_min=5"]
 ARRAY_ID = re.compile(r"(\d+)_(\d+)")
-
-
-def submitit_logs(sweep_dir: Path) -> str:
-    """Everything the SLURM tasks of a sweep printed (submitit's per-task logs)."""
-    return "".join(p.read_text(errors="replace") for p in sorted((sweep_dir / ".submitit").rglob("*_log.*")))
-
-
-def sacct_states(cluster, job: str) -> dict[str, str]:
-    """{job id: state} of every allocation of ``job`` (array tasks included), from accounting."""
-    out = run(cluster, "sacct", "-n", "-X", "-P", "-j", job, "-o", "JobID,State")
-    return dict(line.split("|") for line in out.splitlines() if line)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +38,8 @@ def test_grid_is_one_job_array_keyed_by_array_and_task(slurm_cluster, slurm_grid
     assert all(ids) and {m[1] for m in ids} == {ids[0][1]} and [m[2] for m in ids] == ["0", "1"]
     array = ids[0][1]
     # The launcher returns on the tasks' result files; accounting records the end a moment later.
-    expected = {f"{array}_0": "COMPLETED", f"{array}_1": "COMPLETED"}
-    poll(lambda: sacct_states(slurm_cluster, array) == expected, 60, f"sacct to show {expected}")
+    expected = {f"{array}_0": ("COMPLETED", "0:0"), f"{array}_1": ("COMPLETED", "0:0")}
+    poll(lambda: job_states(slurm_cluster, array) == expected, 60, f"sacct to show {expected}")
     slurm_ids = [read_metrics(d)["slurm_job_id"] for d in run_dirs(sweep_dir)]
     assert all(s.isdigit() for s in slurm_ids) and len(set(slurm_ids)) == 2
     assert "#SBATCH --array=0-1" in (sweep_dir / ".submitit" / array / f"{array}_submission.sh").read_text()
@@ -115,30 +98,6 @@ def test_failing_run_never_loses_the_others(slurm_cluster, tmp_path):
     failed = read_metrics(run_dirs(sweep_dir)[1])
     assert failed["status"] == "failed"
     assert "trainer.devices=2 but SLURM runs 1 task(s) per node" in failed["error"]
-
-
-def preempt_once(cluster, sweep_dir: Path, log_path: Path, *overrides: str) -> tuple[str, int]:
-    """Launch a one-run SLURM sweep, send its job USR2 once it has a last.ckpt, release the requeued job
-    and wait for the launcher to succeed. Returns the job id and the epochs done when it was signalled."""
-    command = [sys.executable, "-m", "retina_seg.train", "-m", *SWEEP_RUN, *ON_SLURM, *overrides,
-               f"hydra.sweep.dir={sweep_dir}"]
-    with open(log_path, "w") as log:
-        launcher = subprocess.Popen(command, env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        run_dir = sweep_dir / "0"
-        poll(lambda: (run_dir / "checkpoints" / "last.ckpt").exists(), 180, "the first last.ckpt")
-        job = next(p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit())
-        done_when_signalled = len(read_epoch_table(run_dir))
-        run(cluster, "scancel", "--signal=USR2", job)
-        poll(lambda: re.search(r"JobState=PENDING Reason=BeginTime.*Restarts=1",
-                               run(cluster, "scontrol", "-o", "show", "job", job)), 60, "the requeue")
-        # SLURM holds a requeued job for about two minutes (BeginTime); release it now.
-        run(cluster, "scontrol", "update", f"jobid={job}", "StartTime=now")
-        assert launcher.wait(timeout=300) == 0, log_path.read_text()[-3000:]
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    return job, done_when_signalled
 
 
 def test_usr2_requeues_and_the_run_resumes_from_last_checkpoint(slurm_cluster, tmp_path):

@@ -1,6 +1,6 @@
 """The CPU recipe's precision follows the CPU: bf16 autocast only where AMX runs it."""
 from retina_seg.config import cpu_has_amx, cpu_precision
-from tests.conftest import compose
+from tests.helpers.runs import compose
 
 XEON = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
 EPYC = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n"

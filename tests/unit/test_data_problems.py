@@ -13,8 +13,9 @@ from retina_seg.config import ConfigError
 from retina_seg.data.errors import DataError
 from retina_seg.data.sources import KaggleSource
 from retina_seg.inference.settings import export_settings, predict_settings
-from tests.conftest import REPO_ROOT, compose, require
-from tests.unit.test_layouts import kaggle_tree
+from tests.helpers.dataset_trees import kaggle_tree
+from tests.helpers.environment import REPO_ROOT, require
+from tests.helpers.runs import compose
 
 NOBODY = "65534"
 

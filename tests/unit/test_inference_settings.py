@@ -7,7 +7,7 @@ from hydra.errors import ConfigCompositionException
 
 from retina_seg.config import ConfigError
 from retina_seg.inference.settings import export_settings, predict_settings
-from tests.conftest import compose
+from tests.helpers.runs import compose
 
 REQUIRED = ["ckpt_path=run/checkpoints/best.ckpt", "input=photos", "output=out"]
 

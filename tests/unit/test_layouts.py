@@ -1,83 +1,14 @@
 """Finding sample files in the Kaggle, DRIVE, STARE, CHASE_DB1 and HRF layouts, and the errors for broken layouts
-(CHASE_DB1 and HRF are not in ../shared: their layouts are generated here from their published file naming)."""
-from pathlib import Path
-
+(CHASE_DB1 and HRF are not in ../shared: tests/helpers/dataset_trees.py generates their layouts from their
+published file naming)."""
 import numpy as np
 import pytest
-from PIL import Image
 
 from retina_seg.data.errors import DataError
 from retina_seg.data.layouts import Sample, chase_db1_samples, drive_samples, hrf_samples, kaggle_samples, stare_samples
 from retina_seg.data.loading import load_samples
 from retina_seg.data.sources import ChaseDb1Source
-from retina_seg.data.synthetic import synthesize_fundus
-
-TINY = np.zeros((4, 4), dtype=np.uint8)
-
-
-def touch_image(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(TINY).save(path)
-    return path
-
-
-def kaggle_tree(root: Path, split: str = "train", images=range(12), masks=range(12)) -> Path:
-    for part in ("image", "mask"):
-        (root / split / part).mkdir(parents=True, exist_ok=True)
-    for stem in images:
-        touch_image(root / split / "image" / f"{stem}.png")
-    for stem in masks:
-        touch_image(root / split / "mask" / f"{stem}.png")
-    return root
-
-
-def drive_tree(root: Path, kind: str, numbers) -> Path:
-    names = {"images": f"{{}}_{kind}.tif", "1st_manual": "{}_manual1.gif", "mask": f"{{}}_{kind}_mask.gif"}
-    for role in names:
-        (root / kind / role).mkdir(parents=True, exist_ok=True)
-        for number in numbers:
-            touch_image(root / kind / role / names[role].format(f"{number:02d}"))
-    return root
-
-
-def _write(path: Path, pixels: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
-
-
-def _photograph_files(seed: int, size: int | None) -> dict[str, np.ndarray]:
-    """Pixels of one photograph's files: blank 4x4 ones, or a synthetic fundus photograph of `size` pixels with
-    its vessels (first and second observer) and FOV."""
-    if size is None:
-        return {role: TINY for role in ("image", "mask", "second", "fov")}
-    image, vessels, fov = synthesize_fundus(seed, size, size)
-    binary = vessels.astype(np.uint8) * 255
-    return {"image": image, "mask": binary, "second": binary, "fov": fov.astype(np.uint8) * 255}
-
-
-def chase_db1_tree(root: Path, children, second: bool = True, size: int | None = None) -> Path:
-    """CHASE_DB1's one flat folder: Image_NNE.jpg, Image_NNE_1stHO.png (and _2ndHO.png) for both eyes."""
-    for child in children:
-        for eye in "LR":
-            stem = f"Image_{child:02d}{eye}"
-            pixels = _photograph_files(child * 2 + (eye == "R"), size)
-            _write(root / f"{stem}.jpg", pixels["image"])
-            _write(root / f"{stem}_1stHO.png", pixels["mask"])
-            if second:
-                _write(root / f"{stem}_2ndHO.png", pixels["second"])
-    return root
-
-
-def hrf_tree(root: Path, numbers, categories=("h", "dr", "g"), size: int | None = None) -> Path:
-    """HRF: images/NN_C.jpg (the glaucoma ones as .JPG, as in the release), manual1/NN_C.tif, mask/NN_C_mask.tif."""
-    for number in numbers:
-        for index, category in enumerate(categories):
-            key = f"{number:02d}_{category}"
-            pixels = _photograph_files(number * 3 + index, size)
-            _write(root / "images" / f"{key}.{'JPG' if category == 'g' else 'jpg'}", pixels["image"])
-            _write(root / "manual1" / f"{key}.tif", pixels["mask"])
-            _write(root / "mask" / f"{key}_mask.tif", pixels["fov"])
-    return root
+from tests.helpers.dataset_trees import chase_db1_tree, drive_tree, hrf_tree, kaggle_tree, write_image
 
 
 def test_kaggle_pairs_sorted_numerically_with_photograph_groups(tmp_path):
@@ -188,7 +119,7 @@ def test_drive_missing_manual_and_fov(tmp_path):
 
 def test_drive_manual_without_image(tmp_path):
     drive_tree(tmp_path, "test", range(1, 3))
-    touch_image(tmp_path / "test" / "1st_manual" / "09_manual1.gif")
+    write_image(tmp_path / "test" / "1st_manual" / "09_manual1.gif")
     with pytest.raises(DataError) as error:
         drive_samples(tmp_path, "test")
     assert f"{tmp_path / 'test' / '1st_manual' / '09_manual1.gif'}: no image" in str(error.value)
@@ -211,7 +142,7 @@ def test_drive_empty_split(tmp_path):
 def test_drive_second_observer_where_its_folder_exists(tmp_path):
     drive_tree(tmp_path, "test", range(1, 3))
     for number in (1, 2):
-        touch_image(tmp_path / "test" / "2nd_manual" / f"{number:02d}_manual2.gif")
+        write_image(tmp_path / "test" / "2nd_manual" / f"{number:02d}_manual2.gif")
     samples = drive_samples(tmp_path, "test")
     assert [s.second_mask.name for s in samples] == ["01_manual2.gif", "02_manual2.gif"]
     (tmp_path / "test" / "2nd_manual" / "02_manual2.gif").unlink()
@@ -244,7 +175,7 @@ def test_chase_db1_grouped_split_keeps_a_childs_eyes_together(tmp_path):
 def test_chase_db1_missing_first_observer_named_with_the_file_it_expects(tmp_path):
     chase_db1_tree(tmp_path, [1, 11], second=False)
     (tmp_path / "Image_11R_1stHO.png").unlink()
-    touch_image(tmp_path / "Image_03L_1stHO.png")
+    write_image(tmp_path / "Image_03L_1stHO.png")
     with pytest.raises(DataError, match="2 problem") as error:
         chase_db1_samples(tmp_path, "train")  # checked whatever the split
     message = str(error.value)
@@ -285,20 +216,20 @@ def test_hrf_missing_fov_folder_and_mask(tmp_path):
 
 def test_stare_second_observer_missing_named(tmp_path):
     for number in (1, 2, 44, 77):
-        touch_image(tmp_path / "images" / f"im{number:04d}.ppm")
-        touch_image(tmp_path / "labels-ah" / f"im{number:04d}.ah.ppm")
+        write_image(tmp_path / "images" / f"im{number:04d}.ppm")
+        write_image(tmp_path / "labels-ah" / f"im{number:04d}.ah.ppm")
         if number != 44:
-            touch_image(tmp_path / "labels-vk" / f"im{number:04d}.vk.ppm")
+            write_image(tmp_path / "labels-vk" / f"im{number:04d}.vk.ppm")
     with pytest.raises(DataError) as error:
         stare_samples(tmp_path, "train")
     assert f"{tmp_path / 'labels-vk' / 'im0044.vk.ppm'}" in str(error.value)
-    touch_image(tmp_path / "labels-vk" / "im0044.vk.ppm")
+    write_image(tmp_path / "labels-vk" / "im0044.vk.ppm")
     assert [s.group for s in stare_samples(tmp_path, "test")] == ["0044", "0077"]
 
 
 def test_chase_db1_second_observer_of_another_size_is_named_on_loading(tmp_path):
     chase_db1_tree(tmp_path, [1])
-    Image.fromarray(np.zeros((5, 6), dtype=np.uint8)).save(tmp_path / "Image_01R_2ndHO.png")
+    write_image(tmp_path / "Image_01R_2ndHO.png", np.zeros((5, 6), dtype=np.uint8))
     with pytest.raises(DataError, match="1 problem") as error:
         load_samples(chase_db1_samples(tmp_path, "train"), detect_missing_fov=True)
     assert f"{tmp_path / 'Image_01R_2ndHO.png'}: second-observer mask is 6x5 (WxH) but its image" in str(error.value)

@@ -1,4 +1,4 @@
-"""A real multi-node SLURM cluster on this one host, for the test-suite and CI.
+"""A real multi-node SLURM cluster on this one host, for the tests, the benchmarks and CI.
 
 Why a real one: the submitit launcher talks to sbatch/squeue/sacct/scancel and reacts to signals and
 requeues; only the real daemons show how a sweep behaves when a job is cancelled, preempted or fails, or
@@ -15,7 +15,7 @@ Everything it writes (configs, state, spool, logs, pid files, the database) live
 
 Usage::
 
-    python -m tests.slurm.harness start|stop|status      # RETINA_SEG_SLURM_NODES nodes, default 2
+    python -m devtools.slurm_cluster start|stop|status      # RETINA_SEG_SLURM_NODES nodes, default 2
 
 Settings learned the hard way (see /work/shared/STACK-FACTS.md):
 - munged must listen on its default socket; a custom socket broke sacct/sacctmgr.
@@ -70,7 +70,7 @@ def _path_with_sbin() -> str:
 
 
 def missing_binaries() -> list[str]:
-    """Names of the programs the harness needs that are not installed."""
+    """Names of the programs the cluster needs that are not installed."""
     return [b for b in BINARIES if shutil.which(b, path=_path_with_sbin()) is None]
 
 
@@ -201,7 +201,7 @@ class SlurmCluster:
         return victims
 
     def stop(self) -> list[str]:
-        """Stop, in reverse order, the daemons this harness started (those with a pid file here).
+        """Stop, in reverse order, the daemons this cluster started (those with a pid file here).
 
         Running jobs are cancelled first so no slurmstepd is left behind. A munged that was already
         running before us has no pid file here and is left alone. Returns the names stopped.
@@ -236,7 +236,7 @@ class SlurmCluster:
                 if pid is not None and _pid_alive(pid, name):
                     lines.append(f"{label:20s} pid {pid}")
                 elif name == "munged" and self._munge_works():
-                    lines.append(f"{label:20s} running (not started by this harness)")
+                    lines.append(f"{label:20s} running (not started by this cluster)")
                 else:
                     lines.append(f"{label:20s} not running")
         lines.append(f"cluster    {'UP' if self.is_up() else 'DOWN'} (SLURM_CONF={self.conf})")
@@ -253,7 +253,7 @@ class SlurmCluster:
             f"NodeName={node} NodeHostname={CONTROLLER} NodeAddr={node} Port={base + 10 + index} CPUs={cpus} "
             f"RealMemory={mem_mb} State=UNKNOWN" for index, node in enumerate(self.nodes))
         slurm_conf = f"""\
-# Written by tests/slurm/harness.py; regenerated on every start.
+# Written by devtools/slurm_cluster.py; regenerated on every start.
 ClusterName={CLUSTER}
 SlurmctldHost={CONTROLLER}
 SlurmctldPort={base + 2}
@@ -300,7 +300,7 @@ SlurmdDebug=info
 PartitionName={PARTITION} Nodes={",".join(self.nodes)} Default=YES MaxTime=INFINITE State=UP
 """
         dbd_conf = f"""\
-# Written by tests/slurm/harness.py; regenerated on every start.
+# Written by devtools/slurm_cluster.py; regenerated on every start.
 AuthType=auth/munge
 DbdHost={CONTROLLER}
 DbdPort={base + 1}
@@ -445,7 +445,7 @@ StorageLoc={DB_NAME}
         if not self._poll(gone, grace, interval=0.1):
             for (name, node), pid in pids.items():
                 if _pid_alive(pid, name):
-                    print(f"harness: {name} {node or ''} ignored SIGTERM for {grace:.0f} s; killing it",
+                    print(f"slurm_cluster: {name} {node or ''} ignored SIGTERM for {grace:.0f} s; killing it",
                           file=sys.stderr)
                     os.kill(pid, signal.SIGKILL)
             self._poll(gone, 5, interval=0.1)
@@ -537,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: start|stop|status, printing what was done and how long it took."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] not in {"start", "stop", "status"}:
-        print("usage: python -m tests.slurm.harness start|stop|status", file=sys.stderr)
+        print("usage: python -m devtools.slurm_cluster start|stop|status", file=sys.stderr)
         return 2
     cluster = SlurmCluster()
     t0 = time.monotonic()
