@@ -1,4 +1,5 @@
 """What every benchmark shares: composed configs, interleaved measuring, tables and the machine line."""
+
 import argparse
 import datetime
 import logging
@@ -67,8 +68,9 @@ class Turns:
 
     def wait(self, name: str) -> None:
         with self.condition:
-            self.condition.wait_for(lambda: self.failed or (self.current is not None
-                                                            and self.order[self.current] == name))
+            self.condition.wait_for(
+                lambda: self.failed or (self.current is not None and self.order[self.current] == name)
+            )
             if self.failed:
                 raise Aborted(f"{name} stopped because another loop failed")
 
@@ -127,8 +129,9 @@ class WindowClock:
         return False
 
 
-def run_in_turns(loops: dict[str, Callable[[WindowClock], None]], warmup: int, steps: int,
-                 rounds: int) -> dict[str, list[float]]:
+def run_in_turns(
+    loops: dict[str, Callable[[WindowClock], None]], warmup: int, steps: int, rounds: int
+) -> dict[str, list[float]]:
     """Run each loop in its own thread, taking turns window by window; each loop calls
     ``clock.step_done()`` after every step and stops when it returns True. Returns each loop's seconds
     per step, one value per window (round)."""
@@ -141,8 +144,10 @@ def run_in_turns(loops: dict[str, Callable[[WindowClock], None]], warmup: int, s
             turns.wait(name)
             loops[name](clocks[name])
             if len(clocks[name].seconds_per_step) < rounds:
-                raise RuntimeError(f"{name}: its loop ended after {clocks[name].done_steps} steps, before "
-                                   f"{warmup} + {rounds} x {steps} (too few training batches)")
+                raise RuntimeError(
+                    f"{name}: its loop ended after {clocks[name].done_steps} steps, before "
+                    f"{warmup} + {rounds} x {steps} (too few training batches)"
+                )
             turns.leave(name)
         except BaseException as error:  # noqa: BLE001 - handed to the main thread below
             errors.append(error)
@@ -172,8 +177,10 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 def machine_line() -> str:
     """Date, CPU, cores, torch and its threads: the context a number needs to be compared later."""
-    return (f"{datetime.date.today().isoformat()}, {cpu_model()}, {os.cpu_count()} cores, "
-            f"torch {torch.__version__} with {torch.get_num_threads()} threads, python {platform.python_version()}")
+    return (
+        f"{datetime.date.today().isoformat()}, {cpu_model()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, python {platform.python_version()}"
+    )
 
 
 def cpu_model() -> str:
@@ -188,10 +195,16 @@ def cpu_model() -> str:
 
 def argument_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true",
-                        help="small inputs and few repetitions: under a minute, for CI and fast checks")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
-                        help="also write every measured number to this JSON file (atomically)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small inputs and few repetitions: under a minute, for CI and fast checks"
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write every measured number to this JSON file (atomically)",
+    )
     return parser
 
 

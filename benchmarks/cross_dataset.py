@@ -16,6 +16,7 @@ Ends with the line `STARE Dice of the DRIVE-trained model: scale-aware A, native
 --quick trains each missing checkpoint for one epoch on a few real photographs and evaluates 2 photographs per
 set: a check of the plumbing, not of quality.
 """
+
 from __future__ import annotations
 
 import time
@@ -25,17 +26,30 @@ from benchmarks.common import argument_parser, fail, machine_line, markdown_tabl
 from retina_seg.records.run_folder import completed_metrics, read_metrics
 
 SCORES = ("IoU", "Dice", "clDice", "AUC", "sensitivity", "specificity")
-DATA_SETS = {"drive": ("DRIVE test split (565x584)", []),
-             "stare": ("STARE, every photograph (split=all; 700x605)", ["data.source.split=all"])}
+DATA_SETS = {
+    "drive": ("DRIVE test split (565x584)", []),
+    "stare": ("STARE, every photograph (split=all; 700x605)", ["data.source.split=all"]),
+}
 # Idiap bob.ip.binseg result tables, F1 (= Dice) inside the FOV.
-PUBLISHED_F1 = {"second observer": {"drive": 0.788, "stare": 0.759},
-                "U-Net trained on DRIVE": {"stare": 0.807, "chase_db1": 0.752}}
-RECIPES = {"kaggle": ["experiment=kaggle_cpu"],
-           "drive": ["experiment=kaggle_cpu", "data=drive", "data.train_repeats=32"]}
-QUICK_TRAINING = {"kaggle": ["data.source.limit_train=8", "data.source.n_val=4"],
-                  "drive": ["data.source.limit_train=4", "data.source.n_val=1"]}
-QUICK_SETTINGS = ["data.train_repeats=1", "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1",
-                  "data.source.limit_test=2", "trainer.enable_progress_bar=false"]
+PUBLISHED_F1 = {
+    "second observer": {"drive": 0.788, "stare": 0.759},
+    "U-Net trained on DRIVE": {"stare": 0.807, "chase_db1": 0.752},
+}
+RECIPES = {
+    "kaggle": ["experiment=kaggle_cpu"],
+    "drive": ["experiment=kaggle_cpu", "data=drive", "data.train_repeats=32"],
+}
+QUICK_TRAINING = {
+    "kaggle": ["data.source.limit_train=8", "data.source.n_val=4"],
+    "drive": ["data.source.limit_train=4", "data.source.n_val=1"],
+}
+QUICK_SETTINGS = [
+    "data.train_repeats=1",
+    "trainer.max_epochs=1",
+    "trainer.check_val_every_n_epoch=1",
+    "data.source.limit_test=2",
+    "trainer.enable_progress_bar=false",
+]
 MODEL_NAMES = {"kaggle": "kaggle_cpu recipe (Kaggle set, 512x512)", "drive": "recipe on DRIVE (native 565x584)"}
 
 
@@ -47,8 +61,12 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--drive-root", type=Path, default=Path("../shared/data/DRIVE"))
     parser.add_argument("--stare-root", type=Path, default=Path("../shared/data/STARE"))
     parser.add_argument("--seed", type=int, default=0, help="seed of the trainings run here")
-    parser.add_argument("--out", type=Path, default=Path("benchmark-runs/cross_dataset"),
-                        help="training runs (kaggle/, drive/, reused when completed) and evaluations (eval/)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmark-runs/cross_dataset"),
+        help="training runs (kaggle/, drive/, reused when completed) and evaluations (eval/)",
+    )
     args = parser.parse_args(argv)
     for name in ("kaggle_ckpt", "drive_ckpt"):
         path = getattr(args, name)
@@ -71,8 +89,10 @@ def checkpoint(model: str, args) -> Path:
         root = args.kaggle_root if model == "kaggle" else args.drive_root
         quick = [*QUICK_TRAINING[model], *QUICK_SETTINGS] if args.quick else []
         print(f"{model}: training in {run_dir}", flush=True)
-        run_command("retina_seg.train", [*RECIPES[model], f"data.root={root.resolve()}", f"seed={args.seed}", *quick,
-                                         f"hydra.run.dir={run_dir}"])
+        run_command(
+            "retina_seg.train",
+            [*RECIPES[model], f"data.root={root.resolve()}", f"seed={args.seed}", *quick, f"hydra.run.dir={run_dir}"],
+        )
         if completed_metrics(run_dir) is None:
             fail(f"{model}: {run_dir / 'metrics.json'} is not a completed run")
     else:
@@ -85,8 +105,18 @@ def evaluation(name: str, data: str, settings: list[str], args) -> dict:
     out = (args.out / "eval" / f"{name}_{data}").resolve()
     limit = ["data.source.limit_test=2"] if args.quick else []
     root = getattr(args, f"{data}_root").resolve()
-    run_command("retina_seg.eval", [*settings, f"data={data}", f"data.root={root}", *DATA_SETS[data][1], *limit,
-                                    "trainer.enable_progress_bar=false", f"hydra.run.dir={out}"])
+    run_command(
+        "retina_seg.eval",
+        [
+            *settings,
+            f"data={data}",
+            f"data.root={root}",
+            *DATA_SETS[data][1],
+            *limit,
+            "trainer.enable_progress_bar=false",
+            f"hydra.run.dir={out}",
+        ],
+    )
     return read_metrics(out)
 
 
@@ -100,8 +130,9 @@ def evaluations(checkpoints: dict[str, Path], args) -> dict[str, dict[str, dict]
             settings = [f"ckpt_path={path}", f"scale_aware={str(aware).lower()}"]
             rows[row] = {data: evaluation(name, data, settings, args) for data in DATA_SETS}
             print(f"evaluated: {row}", flush=True)
-    rows["second observer (human)"] = {data: evaluation("second_observer", data, ["second_observer=true"], args)
-                                       for data in DATA_SETS}
+    rows["second observer (human)"] = {
+        data: evaluation("second_observer", data, ["second_observer=true"], args) for data in DATA_SETS
+    }
     return rows
 
 
@@ -123,8 +154,10 @@ def report(rows: dict[str, dict[str, dict]]) -> None:
     for data, (title, _) in DATA_SETS.items():
         published = {name: values[data] for name, values in PUBLISHED_F1.items() if data in values}
         print(f"\n{title}, inside the FOV, threshold from each checkpoint:")
-        body = [[row, *(cell(results[data], score) for score in SCORES), scale_cell(results[data])]
-                for row, results in rows.items()]
+        body = [
+            [row, *(cell(results[data], score) for score in SCORES), scale_cell(results[data])]
+            for row, results in rows.items()
+        ]
         print(markdown_table(["model", *SCORES, "scale factors"], body))
         print("published F1 (Idiap bob.ip.binseg): " + "; ".join(f"{k} {v:.3f}" for k, v in published.items()))
     chase = PUBLISHED_F1["U-Net trained on DRIVE"]["chase_db1"]
@@ -138,14 +171,24 @@ def main(argv: list[str] | None = None) -> None:
     checkpoints = {model: checkpoint(model, args) for model in ("kaggle", "drive")}
     rows = evaluations(checkpoints, args)
     report(rows)
-    save_results(args.json, {"quick": args.quick, "checkpoints": {k: str(v) for k, v in checkpoints.items()},
-                             "published_f1": PUBLISHED_F1, "rows": rows})
-    aware, native = (rows[f"{MODEL_NAMES['drive']}, {how}"]["stare"]["test_Dice"]
-                     for how in ("scale-aware", "native scale"))
+    save_results(
+        args.json,
+        {
+            "quick": args.quick,
+            "checkpoints": {k: str(v) for k, v in checkpoints.items()},
+            "published_f1": PUBLISHED_F1,
+            "rows": rows,
+        },
+    )
+    aware, native = (
+        rows[f"{MODEL_NAMES['drive']}, {how}"]["stare"]["test_Dice"] for how in ("scale-aware", "native scale")
+    )
     published = PUBLISHED_F1["U-Net trained on DRIVE"]["stare"]
     print(f"\n({time.perf_counter() - started:.0f} s in all)")
-    print(f"STARE Dice of the DRIVE-trained model: scale-aware {aware:.4f}, native scale {native:.4f} "
-          f"(published U-Net DRIVE->STARE F1 {published:.3f})")
+    print(
+        f"STARE Dice of the DRIVE-trained model: scale-aware {aware:.4f}, native scale {native:.4f} "
+        f"(published U-Net DRIVE->STARE F1 {published:.3f})"
+    )
 
 
 if __name__ == "__main__":

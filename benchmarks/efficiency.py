@@ -7,6 +7,7 @@ the backward pass; the first layer needs no input gradient). The achieved rate d
 step time (data loading, other layers, optimizer included). The matrix products and the training loops
 take turns in one process, window by window, and each round's fraction compares neighbours in time.
 """
+
 import contextlib
 import os
 import statistics
@@ -59,14 +60,19 @@ def matmul_loop(side: int, dtype: torch.dtype):
             torch.mm(left, right)
             if clock.step_done():
                 return
+
     return run
 
 
 def measure_case(case: Case, side: int, scratch: Path) -> dict:
     """The training variants of one case and the matrix products, taking turns; fractions per round."""
-    configs = {name: compose_train_config([*data_overrides(case), "module.channels_last=true",
-                                           f"trainer.precision={precision}"], scratch / case.model / name)
-               for name, (precision, _) in PRECISIONS.items()}
+    configs = {
+        name: compose_train_config(
+            [*data_overrides(case), "module.channels_last=true", f"trainer.precision={precision}"],
+            scratch / case.model / name,
+        )
+        for name, (precision, _) in PRECISIONS.items()
+    }
     loops = {f"train_{name}": pipeline_loop(cfg) for name, cfg in configs.items()}
     loops.update({f"matmul_{name}": matmul_loop(side, dtype) for name, (_, dtype) in PRECISIONS.items()})
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # the progress bar still renders
@@ -76,22 +82,48 @@ def measure_case(case: Case, side: int, scratch: Path) -> dict:
     for name in PRECISIONS:
         achieved = [flops / s / 1e9 for s in seconds[f"train_{name}"]]
         limit = [2 * side**3 / s / 1e9 for s in seconds[f"matmul_{name}"]]
-        variants[name] = {"achieved_gflops": achieved, "matmul_gflops": limit,
-                          "fraction": statistics.median(a / m for a, m in zip(achieved, limit))}
-    return {"model": case.model, "input": f"{case.batch_size}x3x{case.size}x{case.size}",
-            "conv_gflop_per_step": flops / 1e9, "matmul_side": side, "rounds": case.rounds,
-            "steps_per_round": case.steps, "variants": variants}
+        variants[name] = {
+            "achieved_gflops": achieved,
+            "matmul_gflops": limit,
+            "fraction": statistics.median(a / m for a, m in zip(achieved, limit)),
+        }
+    return {
+        "model": case.model,
+        "input": f"{case.batch_size}x3x{case.size}x{case.size}",
+        "conv_gflop_per_step": flops / 1e9,
+        "matmul_side": side,
+        "rounds": case.rounds,
+        "steps_per_round": case.steps,
+        "variants": variants,
+    }
 
 
 def summary_table(results: list[dict]) -> str:
     rows = []
     for r in results:
         for name, v in r["variants"].items():
-            rows.append((r["model"], r["input"], f"{name}, channels_last", f"{r['conv_gflop_per_step']:.2f}",
-                         f"{statistics.median(v['achieved_gflops']):.1f}",
-                         f"{statistics.median(v['matmul_gflops']):.1f}", f"{v['fraction']:.3f}", GPU_NOT_MEASURED))
-    headers = ("model", "batch", "training", "conv GFLOP/step", "achieved conv GFLOP/s",
-               "matmul GFLOP/s (same dtype)", "fraction", "GPU")
+            rows.append(
+                (
+                    r["model"],
+                    r["input"],
+                    f"{name}, channels_last",
+                    f"{r['conv_gflop_per_step']:.2f}",
+                    f"{statistics.median(v['achieved_gflops']):.1f}",
+                    f"{statistics.median(v['matmul_gflops']):.1f}",
+                    f"{v['fraction']:.3f}",
+                    GPU_NOT_MEASURED,
+                )
+            )
+    headers = (
+        "model",
+        "batch",
+        "training",
+        "conv GFLOP/step",
+        "achieved conv GFLOP/s",
+        "matmul GFLOP/s (same dtype)",
+        "fraction",
+        "GPU",
+    )
     return markdown_table(headers, rows)
 
 
@@ -103,12 +135,16 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="retina-seg-efficiency-") as scratch:
         results = [measure_case(case, side, Path(scratch)) for case in (QUICK if args.quick else FULL)]
-    print(f"\n{summary_table(results)}\n\n(matrix product {side}x{side} @ {side}x{side}; GFLOP/s: median over "
-          f"rounds; fraction: median of per-round fractions; {time.perf_counter() - started:.0f} s in all)")
+    print(
+        f"\n{summary_table(results)}\n\n(matrix product {side}x{side} @ {side}x{side}; GFLOP/s: median over "
+        f"rounds; fraction: median of per-round fractions; {time.perf_counter() - started:.0f} s in all)"
+    )
     save_results(args.json, {"quick": args.quick, "cases": results})
     for r in results:  # the default net comes last
-        print(f"conv efficiency (achieved conv GFLOP/s / fp32 matmul GFLOP/s, {NETS[r['model']]}, "
-              f"fp32 channels_last): {r['variants']['fp32']['fraction']:.3f}")
+        print(
+            f"conv efficiency (achieved conv GFLOP/s / fp32 matmul GFLOP/s, {NETS[r['model']]}, "
+            f"fp32 channels_last): {r['variants']['fp32']['fraction']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ downloads wheels of every dependency that is not torch, lightning or torchmetric
 the versions installed here; on the node, `pip install --no-index --no-deps --target /tmp/site DIR/*.whl`
 and `PYTHONPATH=/tmp/site:.` make them importable. The check names what is missing before it starts.
 """
+
 import argparse
 import contextlib
 import importlib.metadata
@@ -30,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import tomllib
@@ -84,6 +86,7 @@ def _requirement_names(requirements: list[str]) -> list[str]:
 def dependency_closure(roots: list[str], exclude: tuple[str, ...] = NODE_PROVIDES) -> dict[str, str]:
     """{distribution: installed version} of ``roots`` and everything they need, without ``exclude``
     and everything the excluded ones need (the node has those)."""
+
     def closure(names: list[str]) -> dict[str, str]:
         found, todo = {}, list(names)
         while todo:
@@ -111,17 +114,43 @@ def prepare_wheels(folder: Path, python_version: str) -> int:
     """Download (no install) wheels of every project dependency the node lacks, for its Python."""
     pins = [f"{name}=={version}" for name, version in sorted(dependency_closure(project_dependencies()).items())]
     platforms = [f"--platform=manylinux_2_{n}_x86_64" for n in (17, 24, 27, 28, 31, 34, 35)]
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(folder),
-               f"--python-version={python_version}", "--implementation=cp", "--platform=manylinux2014_x86_64",
-               *platforms, "--platform=any", *pins]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-d",
+        str(folder),
+        f"--python-version={python_version}",
+        "--implementation=cp",
+        "--platform=manylinux2014_x86_64",
+        *platforms,
+        "--platform=any",
+        *pins,
+    ]
     print(" ".join(command), flush=True)
     return subprocess.run(command).returncode
 
 
 def missing_modules() -> list[str]:
     """Import names the check needs that this Python cannot find."""
-    needed = ("torch", "lightning", "torchmetrics", "hydra", "omegaconf", "albumentations", "submitit",
-              "hydra_plugins.hydra_submitit_launcher", "pytest", "onnx", "onnxruntime", "safetensors", "skimage")
+    needed = (
+        "torch",
+        "lightning",
+        "torchmetrics",
+        "hydra",
+        "omegaconf",
+        "albumentations",
+        "submitit",
+        "hydra_plugins.hydra_submitit_launcher",
+        "pytest",
+        "onnx",
+        "onnxruntime",
+        "safetensors",
+        "skimage",
+    )
     return [name for name in needed if _find(name) is None]
 
 
@@ -140,8 +169,13 @@ class Report:
         from benchmarks.common import machine_line
 
         self.out, self.started = out, time.monotonic()
-        self.data = {"machine": machine_line(), "device": device_line(scale.device), "dry_run": dry_run,
-                     "versions": versions(), "stages": {}}
+        self.data = {
+            "machine": machine_line(),
+            "device": device_line(scale.device),
+            "dry_run": dry_run,
+            "versions": versions(),
+            "stages": {},
+        }
 
     def stage(self, name: str, result: dict) -> None:
         self.data["stages"][name] = result
@@ -193,8 +227,13 @@ def correctness(scale: Scale, cap_s: float, scratch: Path) -> dict:
     cases = ElementTree.parse(junit).getroot().iter("testcase") if junit.exists() else []
     outcomes = {case.get("name"): _outcome(case) for case in cases}
     passed = not timed_out and bool(outcomes) and all(o == "passed" for o in outcomes.values())
-    return {"passed": passed, "timed_out": timed_out, "seconds": round(time.monotonic() - started, 1),
-            "tests": outcomes, "output_tail": output[-3000:] if not passed else ""}
+    return {
+        "passed": passed,
+        "timed_out": timed_out,
+        "seconds": round(time.monotonic() - started, 1),
+        "tests": outcomes,
+        "output_tail": output[-3000:] if not passed else "",
+    }
 
 
 def _outcome(case) -> str:
@@ -238,13 +277,27 @@ def throughput_config(scale: Scale, model: str, setting: str, workers: int, scra
     channels_last, precision, _ = SETTINGS[setting]
     batch = scale.batch_sizes[model]
     steps = scale.warmup_steps + scale.timed_steps + 1
-    overrides = [f"model={model}", "trainer=gpu", f"trainer.accelerator={_accelerator(scale.device)}",
-                 f"trainer.precision={precision}", f"module.channels_last={str(channels_last).lower()}",
-                 "data=synthetic", f"data.source.height={scale.image_size}", f"data.source.width={scale.image_size}",
-                 f"data.source.n_train={2 * batch}", "data.source.n_val=1", "data.source.n_test=1",
-                 f"data.batch_size={batch}", f"data.train_repeats={-(-steps // 2)}", f"data.num_workers={workers}",
-                 "trainer.max_epochs=1", "trainer.enable_model_summary=false", "trainer.enable_progress_bar=false",
-                 "logger=none", "callbacks=minimal"]
+    overrides = [
+        f"model={model}",
+        "trainer=gpu",
+        f"trainer.accelerator={_accelerator(scale.device)}",
+        f"trainer.precision={precision}",
+        f"module.channels_last={str(channels_last).lower()}",
+        "data=synthetic",
+        f"data.source.height={scale.image_size}",
+        f"data.source.width={scale.image_size}",
+        f"data.source.n_train={2 * batch}",
+        "data.source.n_val=1",
+        "data.source.n_test=1",
+        f"data.batch_size={batch}",
+        f"data.train_repeats={-(-steps // 2)}",
+        f"data.num_workers={workers}",
+        "trainer.max_epochs=1",
+        "trainer.enable_model_summary=false",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        "callbacks=minimal",
+    ]
     return compose_train_config(overrides, scratch / model / setting / str(workers))
 
 
@@ -348,19 +401,22 @@ def throughput(scale: Scale, cap_s: float, scratch: Path) -> dict:
     for model in scale.batch_sizes:
         for setting in SETTINGS:
             cfg = throughput_config(scale, model, setting, 0, scratch)
-            measure((model, "device only", setting), lambda: device_only_rate(cfg, scale, setting))
+            measure((model, "device only", setting), partial(device_only_rate, cfg, scale, setting))
         for workers in scale.loader_workers:
             cfg = throughput_config(scale, model, PIPELINE_SETTING, workers, scratch)
-            measure((model, "pipeline", PIPELINE_SETTING, f"{workers} workers"), lambda: pipeline_rate(cfg, scale))
+            measure((model, "pipeline", PIPELINE_SETTING, f"{workers} workers"), partial(pipeline_rate, cfg, scale))
         cfg = throughput_config(scale, model, PIPELINE_SETTING, scale.loader_workers[-1], scratch)
-        measure((model, "plain loop", PIPELINE_SETTING, f"{scale.loader_workers[-1]} workers"),
-                lambda: plain_loop_rate(cfg, scale, PIPELINE_SETTING))
+        measure(
+            (model, "plain loop", PIPELINE_SETTING, f"{scale.loader_workers[-1]} workers"),
+            partial(plain_loop_rate, cfg, scale, PIPELINE_SETTING),
+        )
     return {"images_per_s": results, "skipped_at_cap": skipped, "ratios": throughput_ratios(results, scale)}
 
 
 def throughput_ratios(rates: dict, scale: Scale) -> dict:
     """Fed fraction (pipeline / device only, same setting) per worker count; overhead (pipeline / plain
     loop, same workers); the speed-up of each setting over fp32 on the device."""
+
     def rate(*key) -> float | None:
         value = rates.get("/".join(map(str, key)))
         return value if isinstance(value, float) else None
@@ -375,11 +431,13 @@ def throughput_ratios(rates: dict, scale: Scale) -> dict:
             pipe = rate(model, "pipeline", PIPELINE_SETTING, f"{workers} workers")
             ratios[f"{model}/fed fraction/{workers} workers"] = ratio(pipe, device_only)
         last = f"{scale.loader_workers[-1]} workers"
-        ratios[f"{model}/overhead (pipeline/plain)"] = ratio(rate(model, "pipeline", PIPELINE_SETTING, last),
-                                                             rate(model, "plain loop", PIPELINE_SETTING, last))
+        ratios[f"{model}/overhead (pipeline/plain)"] = ratio(
+            rate(model, "pipeline", PIPELINE_SETTING, last), rate(model, "plain loop", PIPELINE_SETTING, last)
+        )
         for setting in SETTINGS:
-            ratios[f"{model}/speed-up {setting} over fp32"] = ratio(rate(model, "device only", setting),
-                                                                     rate(model, "device only", "fp32"))
+            ratios[f"{model}/speed-up {setting} over fp32"] = ratio(
+                rate(model, "device only", setting), rate(model, "device only", "fp32")
+            )
     return ratios
 
 
@@ -387,18 +445,41 @@ def throughput_ratios(rates: dict, scale: Scale) -> dict:
 def quality_runs(scale: Scale, kaggle_root: Path | None, dry_run: bool) -> dict[str, list[str]]:
     """The two runs of the quality stage: the GPU recipe and the reference's best job on our settings."""
     if dry_run:
-        toy = ["experiment=quickstart", "data.source.n_train=4", "data.source.n_val=2", "data.source.n_test=2",
-               "data.source.height=64", "data.source.width=64", "trainer.max_epochs=1", "trainer.accelerator=cpu"]
-        return {"kaggle_gpu recipe": [*toy, "trainer=gpu"],
-                "reference job 18808 (1000 epochs) on our settings": [*toy, "trainer=gpu", "model=unet_reference",
-                                                                      "model.base_width=8"]}
+        toy = [
+            "experiment=quickstart",
+            "data.source.n_train=4",
+            "data.source.n_val=2",
+            "data.source.n_test=2",
+            "data.source.height=64",
+            "data.source.width=64",
+            "trainer.max_epochs=1",
+            "trainer.accelerator=cpu",
+        ]
+        return {
+            "kaggle_gpu recipe": [*toy, "trainer=gpu"],
+            "reference job 18808 (1000 epochs) on our settings": [
+                *toy,
+                "trainer=gpu",
+                "model=unet_reference",
+                "model.base_width=8",
+            ],
+        }
     data = ["data=retina_kaggle", f"data.root={kaggle_root}"]
-    return {"kaggle_gpu recipe": ["experiment=kaggle_gpu", *data],
-            "reference job 18808 (1000 epochs) on our settings": ["-cd", str(REPO_ROOT / "sweeps"), *REFERENCE_JOB,
-                                                                  *data, "augmentation=reference", "trainer=gpu",
-                                                                  # its masks as the reference read them
-                                                                  "data.source.mask_rule=nonzero",
-                                                                  "module.channels_last=true", "trainer.check_val_every_n_epoch=50"]}
+    return {
+        "kaggle_gpu recipe": ["experiment=kaggle_gpu", *data],
+        "reference job 18808 (1000 epochs) on our settings": [
+            "-cd",
+            str(REPO_ROOT / "sweeps"),
+            *REFERENCE_JOB,
+            *data,
+            "augmentation=reference",
+            "trainer=gpu",
+            # its masks as the reference read them
+            "data.source.mask_rule=nonzero",
+            "module.channels_last=true",
+            "trainer.check_val_every_n_epoch=50",
+        ],
+    }
 
 
 def quality(scale: Scale, budget_s: float, kaggle_root: Path | None, dry_run: bool, scratch: Path) -> dict:
@@ -408,9 +489,18 @@ def quality(scale: Scale, budget_s: float, kaggle_root: Path | None, dry_run: bo
         return {"not measured": "the Kaggle set is needed: --kaggle-root ROOT"}
     runs = quality_runs(scale, kaggle_root, dry_run)
     # The test split again for the reference's protocol (retina-seg-eval protocols=[reference]).
-    test_data = (["data.source.n_train=4", "data.source.n_val=2", "data.source.n_test=2", "data.source.height=64",
-                  "data.source.width=64", "trainer.accelerator=cpu"] if dry_run else
-                 ["data=retina_kaggle", f"data.root={kaggle_root}", "trainer=gpu"])
+    test_data = (
+        [
+            "data.source.n_train=4",
+            "data.source.n_val=2",
+            "data.source.n_test=2",
+            "data.source.height=64",
+            "data.source.width=64",
+            "trainer.accelerator=cpu",
+        ]
+        if dry_run
+        else ["data=retina_kaggle", f"data.root={kaggle_root}", "trainer=gpu"]
+    )
     results = {}
     for index, (name, overrides) in enumerate(runs.items()):
         share = budget_s / (len(runs) - index)
@@ -425,8 +515,16 @@ def reference_protocol_iou(run_dir: Path, test_data: list[str]) -> float | str:
     from retina_seg.records.run_folder import read_metrics
 
     out = run_dir / "reference_protocol"
-    command = [sys.executable, "-m", "retina_seg.eval", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
-               *test_data, "protocols=[reference]", f"hydra.run.dir={out}", "trainer.enable_progress_bar=false"]
+    command = [
+        sys.executable,
+        "-m",
+        "retina_seg.eval",
+        f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
+        *test_data,
+        "protocols=[reference]",
+        f"hydra.run.dir={out}",
+        "trainer.enable_progress_bar=false",
+    ]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         return f"failed: {result.stderr[-1000:]}"
@@ -438,8 +536,16 @@ def quality_run(overrides: list[str], share_s: float, run_dir: Path, test_data: 
 
     train_s = max(10, int(share_s * 0.8))  # the rest: start-up, the final validation and test
     limit = f"00:00:{train_s // 60:02d}:{train_s % 60:02d}"
-    command = [sys.executable, "-m", "retina_seg.train", *overrides, f"trainer.max_time={limit}",
-               f"hydra.run.dir={run_dir}", "logger=csv", "trainer.enable_progress_bar=false"]
+    command = [
+        sys.executable,
+        "-m",
+        "retina_seg.train",
+        *overrides,
+        f"trainer.max_time={limit}",
+        f"hydra.run.dir={run_dir}",
+        "logger=csv",
+        "trainer.enable_progress_bar=false",
+    ]
     started = time.monotonic()
     try:
         result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=share_s + 120)
@@ -451,34 +557,55 @@ def quality_run(overrides: list[str], share_s: float, run_dir: Path, test_data: 
         return {"seconds": seconds, "failed": failure}
     metrics = read_metrics(run_dir)
     epochs = len(read_epoch_table(run_dir))
-    return {"seconds": seconds, "train_time_limit_s": train_s, "epochs_reached": epochs,
-            "epochs_asked": metrics["epochs"], "wall_time_s": metrics.get("wall_time_s"),
-            "seconds_per_epoch": round(metrics["wall_time_s"] / epochs, 2) if epochs else None,
-            "projected_s_for_all_epochs": round(metrics["wall_time_s"] / epochs * metrics["epochs"]) if epochs else None,
-            "test_IoU (ours: pooled, in FOV, threshold from val)": metrics.get("test_IoU"),
-            "test_IoU (the reference's protocol: masks > 0, per-image at 0.5, all pixels)":
-                reference_protocol_iou(run_dir, test_data),
-            "val_IoU": metrics.get("val_IoU"), "threshold": metrics.get("threshold")}
+    return {
+        "seconds": seconds,
+        "train_time_limit_s": train_s,
+        "epochs_reached": epochs,
+        "epochs_asked": metrics["epochs"],
+        "wall_time_s": metrics.get("wall_time_s"),
+        "seconds_per_epoch": round(metrics["wall_time_s"] / epochs, 2) if epochs else None,
+        "projected_s_for_all_epochs": round(metrics["wall_time_s"] / epochs * metrics["epochs"]) if epochs else None,
+        "test_IoU (ours: pooled, in FOV, threshold from val)": metrics.get("test_IoU"),
+        "test_IoU (the reference's protocol: masks > 0, per-image at 0.5, all pixels)": reference_protocol_iou(
+            run_dir, test_data
+        ),
+        "val_IoU": metrics.get("val_IoU"),
+        "threshold": metrics.get("threshold"),
+    }
 
 
 # ----------------------------------------------------------------------------------------- output
 def render_markdown(data: dict) -> str:
     from benchmarks.common import markdown_table
 
-    lines = [f"# GPU check{' (CPU dry run)' if data['dry_run'] else ''}", "",
-             f"- machine: {data['machine']}", f"- device: {data['device']}",
-             "- versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()),
-             f"- elapsed: {data.get('elapsed_s', 0)} s", ""]
+    lines = [
+        f"# GPU check{' (CPU dry run)' if data['dry_run'] else ''}",
+        "",
+        f"- machine: {data['machine']}",
+        f"- device: {data['device']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()),
+        f"- elapsed: {data.get('elapsed_s', 0)} s",
+        "",
+    ]
     stages = data["stages"]
     if "correctness" in stages:
         c = stages["correctness"]
-        lines += [f"## 1. Correctness: {'passed' if c['passed'] else 'FAILED'} ({c['seconds']} s)", "",
-                  markdown_table(("test", "outcome"), sorted(c["tests"].items())), ""]
+        lines += [
+            f"## 1. Correctness: {'passed' if c['passed'] else 'FAILED'} ({c['seconds']} s)",
+            "",
+            markdown_table(("test", "outcome"), sorted(c["tests"].items())),
+            "",
+        ]
     if "throughput" in stages:
         t = stages["throughput"]
-        lines += ["## 2. Throughput (training images/s)", "",
-                  markdown_table(("what", "images/s"), t["images_per_s"].items()), "",
-                  markdown_table(("ratio", "value"), [(k, "-" if v is None else v) for k, v in t["ratios"].items()]), ""]
+        lines += [
+            "## 2. Throughput (training images/s)",
+            "",
+            markdown_table(("what", "images/s"), t["images_per_s"].items()),
+            "",
+            markdown_table(("ratio", "value"), [(k, "-" if v is None else v) for k, v in t["ratios"].items()]),
+            "",
+        ]
         if t["skipped_at_cap"]:
             lines += ["Not measured (stage time cap reached): " + "; ".join(t["skipped_at_cap"]), ""]
     if "quality" in stages:
@@ -495,8 +622,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cpu-dry-run", action="store_true", help="every stage at toy size on the CPU")
     parser.add_argument("--budget-s", type=float, default=540, help="wall-time budget of all stages (default 540)")
     parser.add_argument("--kaggle-root", type=Path, default=None, help="the Kaggle set, for the quality stage")
-    parser.add_argument("--prepare-wheels", type=Path, default=None, metavar="DIR",
-                        help="download wheels of the dependencies a GPU node lacks into DIR, then exit")
+    parser.add_argument(
+        "--prepare-wheels",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="download wheels of the dependencies a GPU node lacks into DIR, then exit",
+    )
     parser.add_argument("--python-version", default="3.12", help="the node's Python, for --prepare-wheels")
     args = parser.parse_args(argv)
     if args.prepare_wheels is None and args.out is None:
@@ -514,15 +646,18 @@ def main(argv: list[str] | None = None) -> int:
         return prepare_wheels(args.prepare_wheels, args.python_version)
     missing = missing_modules()
     if missing:
-        print(f"error: missing Python packages: {', '.join(missing)}; on a networked machine run "
-              f"`python -m benchmarks.gpu_check --prepare-wheels .whl` and install them here (see --help)",
-              file=sys.stderr)
+        print(
+            f"error: missing Python packages: {', '.join(missing)}; on a networked machine run "
+            f"`python -m benchmarks.gpu_check --prepare-wheels .whl` and install them here (see --help)",
+            file=sys.stderr,
+        )
         return 2
     import torch
 
     if not args.cpu_dry_run and not torch.cuda.is_available():
-        print("error: no CUDA device is visible to torch; use --cpu-dry-run to check the script on a CPU",
-              file=sys.stderr)
+        print(
+            "error: no CUDA device is visible to torch; use --cpu-dry-run to check the script on a CPU", file=sys.stderr
+        )
         return 2
     scale = DRY_RUN if args.cpu_dry_run else GPU
     args.out.mkdir(parents=True, exist_ok=True)
@@ -536,11 +671,14 @@ def main(argv: list[str] | None = None) -> int:
         cap = min(scale.stage_caps_s[1], deadline - time.monotonic() - 60)
         report.stage("throughput", throughput(scale, cap, Path(scratch)))
         print("throughput: done", flush=True)
-        report.stage("quality", quality(scale, deadline - time.monotonic(), args.kaggle_root, args.cpu_dry_run,
-                                        Path(scratch)))
+        report.stage(
+            "quality", quality(scale, deadline - time.monotonic(), args.kaggle_root, args.cpu_dry_run, Path(scratch))
+        )
     print(f"results: {args.out / JSON_NAME}, {args.out / MARKDOWN_NAME}")
-    print(f"gpu check: correctness {'passed' if checked['passed'] else 'FAILED'}, "
-          f"{report.data['elapsed_s']} s of {args.budget_s:.0f} s")
+    print(
+        f"gpu check: correctness {'passed' if checked['passed'] else 'FAILED'}, "
+        f"{report.data['elapsed_s']} s of {args.budget_s:.0f} s"
+    )
     return 0 if checked["passed"] else 1
 
 

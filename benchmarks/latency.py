@@ -8,6 +8,7 @@ settings: FOV detection, loader workers, mask, probability and overlay files wri
 from a tiny real training run; runs with and without channels_last alternate. Images/s is the predictor's
 own figure (predictions.json: loading to last file written); the command's wall time adds start-up.
 """
+
 import json
 import statistics
 import tempfile
@@ -42,9 +43,19 @@ VARIANTS = {"fp32": (False, False), "channels_last": (True, False), "channels_la
 # retina-seg-predict has channels_last (its default) but no bf16 setting.
 PREDICT_VARIANTS = {"channels_last": "channels_last=true", "fp32 default layout": "channels_last=false"}
 # The smallest real training run that leaves a best.ckpt with its threshold.
-TINY_TRAINING = ["data.source.n_train=2", "data.source.n_val=1", "data.source.n_test=1", "data.source.height=64",
-                 "data.source.width=64", "data.batch_size=2", "trainer.max_epochs=1", "callbacks=minimal",
-                 "logger=none", "test=false", "trainer.enable_model_summary=false"]
+TINY_TRAINING = [
+    "data.source.n_train=2",
+    "data.source.n_val=1",
+    "data.source.n_test=1",
+    "data.source.height=64",
+    "data.source.width=64",
+    "data.batch_size=2",
+    "trainer.max_epochs=1",
+    "callbacks=minimal",
+    "logger=none",
+    "test=false",
+    "trainer.enable_model_summary=false",
+]
 
 
 @dataclass(frozen=True)
@@ -62,14 +73,16 @@ class Plan:
 
 
 QUICK = Plan(size=256, warmup=2, steps=1, rounds=3, folder_images=4, predict_rounds=1, predict_models=("unet",))
-FULL = Plan(size=512, warmup=2, steps=1, rounds=7, folder_images=8, predict_rounds=3,
-            predict_models=("unet", "unet_reference"))
+FULL = Plan(
+    size=512, warmup=2, steps=1, rounds=7, folder_images=8, predict_rounds=3, predict_models=("unet", "unet_reference")
+)
 
 
 def inference_module(model: str, channels_last: bool, scratch: Path):
     """The module exactly as training builds it (its forward gives vessel probabilities), in eval mode."""
-    cfg = compose_train_config([f"model={model}", f"module.channels_last={str(channels_last).lower()}"],
-                               scratch / model)
+    cfg = compose_train_config(
+        [f"model={model}", f"module.channels_last={str(channels_last).lower()}"], scratch / model
+    )
     torch.manual_seed(cfg.seed)
     return build_module(cfg, in_channels=3).eval()
 
@@ -81,6 +94,7 @@ def latency_loop(module, image: torch.Tensor, bf16: bool):
                 module(image)
                 if clock.step_done():
                     return
+
     return run
 
 
@@ -91,10 +105,14 @@ def measure_latency(model: str, plan: Plan, scratch: Path) -> dict:
     for name, (channels_last, bf16) in VARIANTS.items():
         loops[name] = latency_loop(inference_module(model, channels_last, scratch), image, bf16)
     seconds = run_in_turns(loops, plan.warmup, plan.steps, plan.rounds)
-    return {"model": model, "input": f"1x3x{plan.size}x{plan.size}", "seconds": seconds,
-            "median_ms": {name: 1000 * statistics.median(values) for name, values in seconds.items()},
-            "speedup_bf16": median_ratio(seconds["fp32"], seconds["channels_last+bf16"]),
-            "speedup_channels_last": median_ratio(seconds["fp32"], seconds["channels_last"])}
+    return {
+        "model": model,
+        "input": f"1x3x{plan.size}x{plan.size}",
+        "seconds": seconds,
+        "median_ms": {name: 1000 * statistics.median(values) for name, values in seconds.items()},
+        "speedup_bf16": median_ratio(seconds["fp32"], seconds["channels_last+bf16"]),
+        "speedup_channels_last": median_ratio(seconds["fp32"], seconds["channels_last"]),
+    }
 
 
 def write_photographs(folder: Path, count: int, size: int) -> Path:
@@ -119,34 +137,66 @@ def measure_predict(model: str, plan: Plan, folder: Path, scratch: Path) -> dict
     for index in range(plan.predict_rounds):
         for slot, (name, setting) in enumerate(PREDICT_VARIANTS.items()):
             output = scratch / f"predict-{model}-{index}-{slot}"
-            seconds = run_command("retina_seg.predict", [f"ckpt_path={checkpoint}", f"input={folder}",
-                                                         f"output={output}", f"hydra.run.dir={output}",
-                                                         "progress_bar=false", setting])
+            seconds = run_command(
+                "retina_seg.predict",
+                [
+                    f"ckpt_path={checkpoint}",
+                    f"input={folder}",
+                    f"output={output}",
+                    f"hydra.run.dir={output}",
+                    "progress_bar=false",
+                    setting,
+                ],
+            )
             summary = json.loads((output / SUMMARY_JSON).read_text())
             if summary["predicted"] != plan.folder_images:
                 fail(f"{output / SUMMARY_JSON}: predicted {summary['predicted']} of {plan.folder_images} images")
             runs[name]["images_per_s"].append(summary["images_per_s"])
             runs[name]["command_s"].append(seconds)
-    return {"model": model, "images": plan.folder_images, "runs": runs,
-            "images_per_s": {name: statistics.median(r["images_per_s"]) for name, r in runs.items()},
-            "command_s": {name: statistics.median(r["command_s"]) for name, r in runs.items()}}
+    return {
+        "model": model,
+        "images": plan.folder_images,
+        "runs": runs,
+        "images_per_s": {name: statistics.median(r["images_per_s"]) for name, r in runs.items()},
+        "command_s": {name: statistics.median(r["command_s"]) for name, r in runs.items()},
+    }
 
 
 def latency_table(results: list[dict]) -> str:
     rows = []
     for r in results:
         ms = r["median_ms"]
-        rows.append((r["model"], r["input"], *(f"{ms[name]:.0f}" for name in VARIANTS),
-                     f"{r['speedup_channels_last']:.2f}", f"{r['speedup_bf16']:.2f}", GPU_NOT_MEASURED))
-    headers = ("model", "input", *(f"{name} ms" for name in VARIANTS), "speed-up channels_last",
-               "speed-up channels_last+bf16", "GPU")
+        rows.append(
+            (
+                r["model"],
+                r["input"],
+                *(f"{ms[name]:.0f}" for name in VARIANTS),
+                f"{r['speedup_channels_last']:.2f}",
+                f"{r['speedup_bf16']:.2f}",
+                GPU_NOT_MEASURED,
+            )
+        )
+    headers = (
+        "model",
+        "input",
+        *(f"{name} ms" for name in VARIANTS),
+        "speed-up channels_last",
+        "speed-up channels_last+bf16",
+        "GPU",
+    )
     return markdown_table(headers, rows)
 
 
 def predict_table(results: list[dict], size: int) -> str:
-    rows = [(r["model"], f"{r['images']} PNGs of {size}x{size}",
-             *(f"{r['images_per_s'][name]:.2f} ({r['command_s'][name]:.1f} s)" for name in PREDICT_VARIANTS),
-             GPU_NOT_MEASURED) for r in results]
+    rows = [
+        (
+            r["model"],
+            f"{r['images']} PNGs of {size}x{size}",
+            *(f"{r['images_per_s'][name]:.2f} ({r['command_s'][name]:.1f} s)" for name in PREDICT_VARIANTS),
+            GPU_NOT_MEASURED,
+        )
+        for r in results
+    ]
     headers = ("model", "folder", *(f"{name}: images/s (command wall time)" for name in PREDICT_VARIANTS), "GPU")
     return markdown_table(headers, rows)
 
@@ -160,17 +210,22 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="retina-seg-latency-") as scratch:
         scratch = Path(scratch)
         latency = [measure_latency(model, plan, scratch) for model in ("unet_reference", "unet")]
-        print(f"\nlatency per image (median over {plan.rounds} rounds of {plan.steps} calls):\n"
-              f"{latency_table(latency)}", flush=True)
+        print(
+            f"\nlatency per image (median over {plan.rounds} rounds of {plan.steps} calls):\n{latency_table(latency)}",
+            flush=True,
+        )
         folder = write_photographs(scratch / "photographs", plan.folder_images, plan.size)
         predictions = [measure_predict(model, plan, folder, scratch) for model in plan.predict_models]
-    print(f"\nretina-seg-predict over a folder (median of {plan.predict_rounds} run(s) each; default settings "
-          f"besides channels_last):\n{predict_table(predictions, plan.size)}")
+    print(
+        f"\nretina-seg-predict over a folder (median of {plan.predict_rounds} run(s) each; default settings "
+        f"besides channels_last):\n{predict_table(predictions, plan.size)}"
+    )
     print(f"\n({time.perf_counter() - started:.0f} s in all)")
     save_results(args.json, {"quick": args.quick, "latency": latency, "predict": predictions})
     for r in latency:
-        print(f"inference speed-up (fp32 / channels_last+bf16, {NETS[r['model']]}, {r['input']}): "
-              f"{r['speedup_bf16']:.2f}")
+        print(
+            f"inference speed-up (fp32 / channels_last+bf16, {NETS[r['model']]}, {r['input']}): {r['speedup_bf16']:.2f}"
+        )
 
 
 if __name__ == "__main__":

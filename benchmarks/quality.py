@@ -16,6 +16,7 @@ per protocol: `mean test IoU over N seeds (Kaggle test split, <protocol>): M +- 
 --quick trains the synthetic quickstart for one epoch per seed and evaluates 2 DRIVE images: a check of
 the plumbing (seconds per seed), not of quality.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -30,20 +31,35 @@ SCORES = ("IoU", "Dice", "clDice", "AUC", "accuracy", "sensitivity", "specificit
 RECIPES = ("kaggle_cpu", "kaggle_cpu_reference")
 # The reference project's best test IoU (job 18808: 1000 epochs on 4 GPUs), measured under its own protocol.
 REFERENCE_PUBLISHED_IOU = 0.701
-QUICK_RECIPE = ["experiment=quickstart", "trainer.max_epochs=1", "data.source.n_train=4", "data.source.n_val=2",
-                "data.source.n_test=2", "trainer.enable_progress_bar=false"]
+QUICK_RECIPE = [
+    "experiment=quickstart",
+    "trainer.max_epochs=1",
+    "data.source.n_train=4",
+    "data.source.n_val=2",
+    "data.source.n_test=2",
+    "trainer.enable_progress_bar=false",
+]
 
 
 def parse_args(argv: list[str] | None):
     parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--recipe", choices=RECIPES, default="kaggle_cpu", help="the experiment every seed trains")
-    parser.add_argument("--protocols", nargs="+", choices=sorted(PROTOCOLS), default=["strict"],
-                        help="evaluation protocols of the Kaggle test scores (strict: the run's own)")
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        choices=sorted(PROTOCOLS),
+        default=["strict"],
+        help="evaluation protocols of the Kaggle test scores (strict: the run's own)",
+    )
     parser.add_argument("--kaggle-root", type=Path, default=Path("../shared/data/retina-blood-vessel"))
     parser.add_argument("--drive-root", type=Path, default=Path("../shared/data/DRIVE"))
-    parser.add_argument("--out", type=Path, default=Path("benchmark-runs/quality"),
-                        help="one run folder per seed (seed_<n>/), reused when already completed")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmark-runs/quality"),
+        help="one run folder per seed (seed_<n>/), reused when already completed",
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every training run")
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
@@ -59,7 +75,9 @@ def train_seed(seed: int, args) -> dict:
     run_dir = (args.out / f"seed_{seed}").resolve()
     metrics = completed_metrics(run_dir)
     if metrics is None:
-        recipe = QUICK_RECIPE if args.quick else [f"experiment={args.recipe}", f"data.root={args.kaggle_root.resolve()}"]
+        recipe = (
+            QUICK_RECIPE if args.quick else [f"experiment={args.recipe}", f"data.root={args.kaggle_root.resolve()}"]
+        )
         print(f"seed {seed}: training in {run_dir}", flush=True)
         run_command("retina_seg.train", [*recipe, *args.overrides, f"seed={seed}", f"hydra.run.dir={run_dir}"])
         metrics = completed_metrics(run_dir)
@@ -75,21 +93,40 @@ def evaluate_on_drive(seed: int, metrics: dict, args) -> dict:
     run_dir = (args.out / f"seed_{seed}").resolve()
     limit = ["data.source.limit_test=2"] if args.quick else []
     flips = str(metrics["config"]["module"]["flip_tta"]).lower()
-    run_command("retina_seg.eval", [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "data=drive",
-                                    f"data.root={args.drive_root.resolve()}", f"flip_tta={flips}", *limit,
-                                    "scale_aware=false",  # the table is DRIVE at its native resolution
-                                    f"hydra.run.dir={run_dir / 'drive_test'}", "trainer.enable_progress_bar=false"])
+    run_command(
+        "retina_seg.eval",
+        [
+            f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
+            "data=drive",
+            f"data.root={args.drive_root.resolve()}",
+            f"flip_tta={flips}",
+            *limit,
+            "scale_aware=false",  # the table is DRIVE at its native resolution
+            f"hydra.run.dir={run_dir / 'drive_test'}",
+            "trainer.enable_progress_bar=false",
+        ],
+    )
     return read_metrics(run_dir / "drive_test")
 
 
 def evaluate_reference_protocol(seed: int, metrics: dict, args) -> dict:
     """The run's best checkpoint on the Kaggle test split under the reference project's protocol."""
     run_dir = (args.out / f"seed_{seed}").resolve()
-    data = (["data.source.n_train=4", "data.source.n_val=2", "data.source.n_test=2"] if args.quick else
-            ["data=retina_kaggle", f"data.root={args.kaggle_root.resolve()}"])
-    run_command("retina_seg.eval", [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", *data,
-                                    "protocols=[reference]", f"hydra.run.dir={run_dir / 'kaggle_reference_protocol'}",
-                                    "trainer.enable_progress_bar=false"])
+    data = (
+        ["data.source.n_train=4", "data.source.n_val=2", "data.source.n_test=2"]
+        if args.quick
+        else ["data=retina_kaggle", f"data.root={args.kaggle_root.resolve()}"]
+    )
+    run_command(
+        "retina_seg.eval",
+        [
+            f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
+            *data,
+            "protocols=[reference]",
+            f"hydra.run.dir={run_dir / 'kaggle_reference_protocol'}",
+            "trainer.enable_progress_bar=false",
+        ],
+    )
     return read_metrics(run_dir / "kaggle_reference_protocol")
 
 
@@ -99,8 +136,12 @@ def scores(metrics: dict, suffix: str) -> list[float]:
 
 
 def run_facts(metrics: dict) -> list[float]:
-    return [float(metrics["val_IoU"]), float(metrics["threshold"]), float(metrics["best_epoch"]),
-            metrics["wall_time_s"] / 60]
+    return [
+        float(metrics["val_IoU"]),
+        float(metrics["threshold"]),
+        float(metrics["best_epoch"]),
+        metrics["wall_time_s"] / 60,
+    ]
 
 
 def table(headers: list[str], rows: dict[int, list[float]], decimals: list[int] | None = None) -> str:
@@ -115,10 +156,19 @@ def table(headers: list[str], rows: dict[int, list[float]], decimals: list[int] 
 
 
 def report_reference_protocol(reference: dict[int, dict]) -> None:
-    print(f"\nKaggle test split under the reference's protocol ({REFERENCE.describe()}); the reference's own "
-          f"best: IoU {REFERENCE_PUBLISHED_IOU}:")
-    print(table(list(PER_IMAGE_SCORES), {seed: [float(m[REFERENCE.key("test", name)]) for name in PER_IMAGE_SCORES]
-                                         for seed, m in reference.items()}))
+    print(
+        f"\nKaggle test split under the reference's protocol ({REFERENCE.describe()}); the reference's own "
+        f"best: IoU {REFERENCE_PUBLISHED_IOU}:"
+    )
+    print(
+        table(
+            list(PER_IMAGE_SCORES),
+            {
+                seed: [float(m[REFERENCE.key("test", name)]) for name in PER_IMAGE_SCORES]
+                for seed, m in reference.items()
+            },
+        )
+    )
 
 
 def claim(ious: list[float], protocol: str) -> str:
@@ -127,14 +177,21 @@ def claim(ious: list[float], protocol: str) -> str:
 
 
 def report(runs: dict[int, dict], drive: dict[int, dict]) -> None:
-    for title, results in (("Kaggle test split (20 images at 512x512; FOV detected; threshold chosen on val)", runs),
-                           ("DRIVE test set (the same photographs at 565x584, with DRIVE's FOV masks)", drive)):
+    for title, results in (
+        ("Kaggle test split (20 images at 512x512; FOV detected; threshold chosen on val)", runs),
+        ("DRIVE test set (the same photographs at 565x584, with DRIVE's FOV masks)", drive),
+    ):
         for region, suffix in (("inside the FOV", ""), ("over all pixels", "_all")):
             print(f"\n{title}, {region}:")
             print(table(list(SCORES), {seed: scores(m, suffix) for seed, m in results.items()}))
     print("\nTraining runs:")
-    print(table(["val IoU", "threshold", "best epoch", "training minutes"],
-                {seed: run_facts(m) for seed, m in runs.items()}, decimals=[4, 3, 1, 1]))
+    print(
+        table(
+            ["val IoU", "threshold", "best epoch", "training minutes"],
+            {seed: run_facts(m) for seed, m in runs.items()},
+            decimals=[4, 3, 1, 1],
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,15 +200,26 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {machine_line()}", flush=True)
     runs = {seed: train_seed(seed, args) for seed in args.seeds}
     drive = {seed: evaluate_on_drive(seed, metrics, args) for seed, metrics in runs.items()}
-    reference = ({seed: evaluate_reference_protocol(seed, metrics, args) for seed, metrics in runs.items()}
-                 if "reference" in args.protocols else {})
+    reference = (
+        {seed: evaluate_reference_protocol(seed, metrics, args) for seed, metrics in runs.items()}
+        if "reference" in args.protocols
+        else {}
+    )
     report(runs, drive)
     if reference:
         report_reference_protocol(reference)
-    save_results(args.json, {"quick": args.quick, "seeds": args.seeds, "recipe": args.recipe,
-                             "overrides": args.overrides, "kaggle": {str(s): m for s, m in runs.items()},
-                             "drive": {str(s): d for s, d in drive.items()},
-                             "kaggle_reference_protocol": {str(s): r for s, r in reference.items()}})
+    save_results(
+        args.json,
+        {
+            "quick": args.quick,
+            "seeds": args.seeds,
+            "recipe": args.recipe,
+            "overrides": args.overrides,
+            "kaggle": {str(s): m for s, m in runs.items()},
+            "drive": {str(s): d for s, d in drive.items()},
+            "kaggle_reference_protocol": {str(s): r for s, r in reference.items()},
+        },
+    )
     print(f"\n({time.perf_counter() - started:.0f} s in all)")
     if "strict" in args.protocols:
         print(claim([m["test_IoU"] for m in runs.values()], "strict protocol: in the FOV, threshold from val"))

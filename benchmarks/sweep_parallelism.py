@@ -9,6 +9,7 @@ sequential sweep keeps torch's default threads (all cores). SLURM uses the local
 (devtools/slurm_cluster.py), started here when it is not up and stopped again afterwards.
 The last line printed is the parallel/sequential wall-time ratio of each parallel launcher.
 """
+
 import json
 import subprocess
 import sys
@@ -21,10 +22,24 @@ from benchmarks.common import argument_parser, fail, machine_line, markdown_tabl
 SWEEP = ["optimizer.lr=1e-3,3e-4,1e-4,3e-5"]
 QUIET = ["logger=none", "callbacks=minimal", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 # Quick: start-up dominates; full: training dominates (about half a minute per run on an idle 2-core CPU).
-QUICK_RUN = ["data.source.n_train=4", "data.source.n_val=2", "data.source.n_test=2", "data.source.height=64",
-             "data.source.width=64", "data.batch_size=2", "trainer.max_epochs=2"]
-FULL_RUN = ["data.source.n_train=16", "data.source.n_val=4", "data.source.n_test=4", "data.source.height=160",
-            "data.source.width=160", "data.batch_size=4", "trainer.max_epochs=12"]
+QUICK_RUN = [
+    "data.source.n_train=4",
+    "data.source.n_val=2",
+    "data.source.n_test=2",
+    "data.source.height=64",
+    "data.source.width=64",
+    "data.batch_size=2",
+    "trainer.max_epochs=2",
+]
+FULL_RUN = [
+    "data.source.n_train=16",
+    "data.source.n_val=4",
+    "data.source.n_test=4",
+    "data.source.height=160",
+    "data.source.width=160",
+    "data.batch_size=4",
+    "trainer.max_epochs=12",
+]
 ONE_CPU = ["hydra.launcher.cpus_per_task=1"]
 LAUNCHERS = {
     "basic (sequential)": [],
@@ -84,10 +99,16 @@ def main() -> None:
     sequential = seconds["basic (sequential)"]
     ratios = {name: s / sequential for name, s in seconds.items() if name != "basic (sequential)"}
     print(f"\n{machine_line()}; {'quick' if args.quick else 'full'} mode, 4 runs: {' '.join(run)}")
-    print(markdown_table(["launcher", "wall time (s)", "ratio to sequential"],
-                         [[name, f"{s:.1f}", f"{s / sequential:.2f}"] for name, s in seconds.items()]))
-    save_results(args.json, {"mode": "quick" if args.quick else "full", "run": run, "wall_time_s": seconds,
-                             "ratio_to_sequential": ratios})
+    print(
+        markdown_table(
+            ["launcher", "wall time (s)", "ratio to sequential"],
+            [[name, f"{s:.1f}", f"{s / sequential:.2f}"] for name, s in seconds.items()],
+        )
+    )
+    save_results(
+        args.json,
+        {"mode": "quick" if args.quick else "full", "run": run, "wall_time_s": seconds, "ratio_to_sequential": ratios},
+    )
     print("parallel/sequential wall-time ratio: " + ", ".join(f"{name} {r:.2f}" for name, r in ratios.items()))
 
 

@@ -6,6 +6,7 @@ of them computes at a time and load from other processes falls on all alike (ben
 and warm-up steps are not timed; everything a step costs (data loading, augmentation, logging, progress
 bar, hooks) is. Ratios are medians of the per-round ratios.
 """
+
 import contextlib
 import math
 import os
@@ -74,19 +75,29 @@ def data_overrides(case: Case) -> list[str]:
     """The network, the synthetic data at the case's size, and enough training batches for every window."""
     photos = 2 * case.batch_size
     batches = case.warmup + case.rounds * case.steps + 1
-    return [f"model={case.model}", "data=synthetic", f"data.source.height={case.size}",
-            f"data.source.width={case.size}", f"data.source.n_train={photos}", "data.source.n_val=1",
-            "data.source.n_test=1", f"data.batch_size={case.batch_size}",
-            f"data.train_repeats={math.ceil(batches * case.batch_size / photos)}",
-            "trainer.max_epochs=1", "trainer.enable_model_summary=false"]
+    return [
+        f"model={case.model}",
+        "data=synthetic",
+        f"data.source.height={case.size}",
+        f"data.source.width={case.size}",
+        f"data.source.n_train={photos}",
+        "data.source.n_val=1",
+        "data.source.n_test=1",
+        f"data.batch_size={case.batch_size}",
+        f"data.train_repeats={math.ceil(batches * case.batch_size / photos)}",
+        "trainer.max_epochs=1",
+        "trainer.enable_model_summary=false",
+    ]
 
 
 def case_overrides(case: Case, fast_workers: int) -> dict[str, list[str]]:
     """Each variant's config overrides; the speed variants may also load data in worker processes."""
     data = data_overrides(case)
     variants = {**VARIANTS, CONTROL: VARIANTS["plain_fp32"]} if case.control else VARIANTS
-    return {name: [*data, *settings, *([f"data.num_workers={fast_workers}"] if name in SPEED_VARIANTS else [])]
-            for name, settings in variants.items()}
+    return {
+        name: [*data, *settings, *([f"data.num_workers={fast_workers}"] if name in SPEED_VARIANTS else [])]
+        for name, settings in variants.items()
+    }
 
 
 class WindowsDone(Exception):
@@ -122,6 +133,7 @@ def pipeline_loop(cfg: DictConfig):
         trainer.callbacks.append(ClockCallback(clock))
         with contextlib.suppress(WindowsDone):
             trainer.fit(module, datamodule=datamodule)
+
     return run
 
 
@@ -139,25 +151,35 @@ def plain_loop(cfg: DictConfig):
             optimizer.step()
             if clock.step_done():
                 return
+
     return run
 
 
 def measure_case(case: Case, fast_workers: int, scratch: Path) -> dict:
     """All variants of one case, taking turns; images/s per round and the median ratios."""
-    configs = {name: compose_train_config(overrides, scratch / case.model / name)
-               for name, overrides in case_overrides(case, fast_workers).items()}
+    configs = {
+        name: compose_train_config(overrides, scratch / case.model / name)
+        for name, overrides in case_overrides(case, fast_workers).items()
+    }
     loops = {name: (plain_loop if name.startswith("plain") else pipeline_loop)(cfg) for name, cfg in configs.items()}
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # the progress bar still renders
         seconds = run_in_turns(loops, case.warmup, case.steps, case.rounds)
     rates = {name: [case.batch_size / s for s in values] for name, values in seconds.items()}
     net = instantiate(configs["plain_fp32"].model)
-    return {"model": case.model, "parameters": count_parameters(net),
-            "input": f"{case.batch_size}x3x{case.size}x{case.size}", "warmup_steps": case.warmup,
-            "steps_per_round": case.steps, "rounds": case.rounds, "images_per_s": rates,
-            "overhead_ratio": median_ratio(rates["pipeline_fp32"], rates["plain_fp32"]),
-            "control_ratio": median_ratio(rates[CONTROL], rates["plain_fp32"]) if case.control else None,
-            "speedup_ratios": {label: median_ratio(rates[name], rates["plain_fp32"])
-                               for name, label in SPEED_VARIANTS.items()}}
+    return {
+        "model": case.model,
+        "parameters": count_parameters(net),
+        "input": f"{case.batch_size}x3x{case.size}x{case.size}",
+        "warmup_steps": case.warmup,
+        "steps_per_round": case.steps,
+        "rounds": case.rounds,
+        "images_per_s": rates,
+        "overhead_ratio": median_ratio(rates["pipeline_fp32"], rates["plain_fp32"]),
+        "control_ratio": median_ratio(rates[CONTROL], rates["plain_fp32"]) if case.control else None,
+        "speedup_ratios": {
+            label: median_ratio(rates[name], rates["plain_fp32"]) for name, label in SPEED_VARIANTS.items()
+        },
+    }
 
 
 def rounds_table(result: dict) -> str:
@@ -172,10 +194,28 @@ def summary_table(results: list[dict]) -> str:
         rates = (f"{statistics.median(r['images_per_s'][name]):.2f}" for name in VARIANTS)
         speedups = (f"{r['speedup_ratios'][label]:.2f}" for label in SPEED_VARIANTS.values())
         control = "-" if r["control_ratio"] is None else f"{r['control_ratio']:.3f}"
-        rows.append((r["model"], f"{r['parameters'] / 1e6:.1f}M", r["input"], *rates,
-                     f"{r['overhead_ratio']:.3f}", control, *speedups, GPU_NOT_MEASURED))
-    headers = ("model", "params", "batch", *(f"{name} img/s" for name in VARIANTS), "overhead ratio",
-               "plain/plain control ratio", *(f"speed-up {label}" for label in SPEED_VARIANTS.values()), "GPU")
+        rows.append(
+            (
+                r["model"],
+                f"{r['parameters'] / 1e6:.1f}M",
+                r["input"],
+                *rates,
+                f"{r['overhead_ratio']:.3f}",
+                control,
+                *speedups,
+                GPU_NOT_MEASURED,
+            )
+        )
+    headers = (
+        "model",
+        "params",
+        "batch",
+        *(f"{name} img/s" for name in VARIANTS),
+        "overhead ratio",
+        "plain/plain control ratio",
+        *(f"speed-up {label}" for label in SPEED_VARIANTS.values()),
+        "GPU",
+    )
     return markdown_table(headers, rows)
 
 
@@ -185,15 +225,22 @@ def claims(results: list[dict]) -> str:
     for r in results:
         overhead = "met" if r["overhead_ratio"] >= OVERHEAD_MIN else "NOT met"
         faster = [label for label, ratio in r["speedup_ratios"].items() if ratio > 1]
-        parts.append(f"{NETS[r['model']]}: overhead ratio >= {OVERHEAD_MIN} {overhead}, faster than plain with "
-                     f"{' and '.join(faster) if faster else 'NO speed setting'}")
+        parts.append(
+            f"{NETS[r['model']]}: overhead ratio >= {OVERHEAD_MIN} {overhead}, faster than plain with "
+            f"{' and '.join(faster) if faster else 'NO speed setting'}"
+        )
     return "claims: " + "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argument_parser(__doc__.splitlines()[0])
-    parser.add_argument("--fast-workers", type=int, default=0, metavar="N",
-                        help="data.num_workers of the speed-settings variants (default 0, as in our configs)")
+    parser.add_argument(
+        "--fast-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="data.num_workers of the speed-settings variants (default 0, as in our configs)",
+    )
     args = parser.parse_args(argv)
     if args.fast_workers < 0:
         parser.error(f"--fast-workers must be >= 0, got {args.fast_workers}")
@@ -204,10 +251,15 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="retina-seg-throughput-") as scratch:
         for case in QUICK if args.quick else FULL:
             results.append(measure_case(case, args.fast_workers, Path(scratch)))
-            print(f"\n{case.model}, batch {results[-1]['input']}, {case.warmup} warm-up steps, then rounds of "
-                  f"{case.steps} steps:\n{rounds_table(results[-1])}", flush=True)
-    print(f"\n{summary_table(results)}\n\n(images/s: median over rounds; ratios: median of per-round ratios; "
-          f"{time.perf_counter() - started:.0f} s in all)")
+            print(
+                f"\n{case.model}, batch {results[-1]['input']}, {case.warmup} warm-up steps, then rounds of "
+                f"{case.steps} steps:\n{rounds_table(results[-1])}",
+                flush=True,
+            )
+    print(
+        f"\n{summary_table(results)}\n\n(images/s: median over rounds; ratios: median of per-round ratios; "
+        f"{time.perf_counter() - started:.0f} s in all)"
+    )
     save_results(args.json, {"quick": args.quick, "fast_workers": args.fast_workers, "cases": results})
     print(claims(results))
     for r in results:

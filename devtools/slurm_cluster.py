@@ -23,6 +23,7 @@ Settings learned the hard way (see /work/shared/STACK-FACTS.md):
   cancelled job.
 - No systemd and no cgroups here: proctrack/linuxproc, task/none, jobacct_gather/none.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,8 +54,24 @@ DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")  # one slurm
 # stop() order: groups stopped one after another, the daemons within a group together. slurmctld
 # flushes to slurmdbd, slurmdbd to mariadb, and all of them need munged until they are gone.
 STOP_GROUPS = (("slurmd", "slurmctld"), ("slurmdbd",), ("mariadbd", "munged"))
-BINARIES = ("munged", "munge", "unmunge", "mariadbd", "mariadb-install-db", "mariadb", "slurmdbd",
-            "slurmctld", "slurmd", "sbatch", "squeue", "sacct", "sacctmgr", "scontrol", "sinfo", "scancel")
+BINARIES = (
+    "munged",
+    "munge",
+    "unmunge",
+    "mariadbd",
+    "mariadb-install-db",
+    "mariadb",
+    "slurmdbd",
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "squeue",
+    "sacct",
+    "sacctmgr",
+    "scontrol",
+    "sinfo",
+    "scancel",
+)
 
 HEALTHY_NODE_STATES = {"idle", "mixed", "allocated", "completing"}
 
@@ -92,7 +109,7 @@ def _pid_alive(pid: int, name: str) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    comm, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2]
+    comm, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
     if state == "Z":
         try:
             os.waitpid(pid, os.WNOHANG)
@@ -109,8 +126,13 @@ def node_names(count: int) -> list[str]:
 class SlurmCluster:
     """Bring up, check and tear down the cluster of ``nodes`` nodes whose files live under ``root``."""
 
-    def __init__(self, root: str | os.PathLike | None = None, timeout: float = 60.0, nodes: int | None = None,
-                 port_base: int = DEFAULT_PORT_BASE):
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        timeout: float = 60.0,
+        nodes: int | None = None,
+        port_base: int = DEFAULT_PORT_BASE,
+    ):
         self.root = Path(root or os.environ.get("RETINA_SEG_SLURM_DIR") or DEFAULT_DIR)
         self.timeout = timeout
         count = nodes or int(os.environ.get("RETINA_SEG_SLURM_NODES", DEFAULT_NODES))
@@ -182,16 +204,25 @@ class SlurmCluster:
                     self.actions.append(f"resumed node {node} (was {state})")
             return state in HEALTHY_NODE_STATES
 
-        self._wait(node_ready, f"node {node} to become idle (state: {{}})", log, daemon=("slurmd", node),
-                   detail=lambda: self.node_state(node))
+        self._wait(
+            node_ready,
+            f"node {node} to become idle (state: {{}})",
+            log,
+            daemon=("slurmd", node),
+            detail=lambda: self.node_state(node),
+        )
 
     def crash_node(self, node: str) -> list[int]:
         """What a node's crash looks like to SLURM: its slurmd, its slurmstepds and every process under
         them end at once (SIGKILL). Killing slurmd alone would leave the job's tasks running as orphans.
         Returns the pids killed."""
         slurmd = self._pid("slurmd", node)
-        stepds = [pid for pid in _pids_named("slurmstepd") if _environ(pid).get("SLURMD_NODENAME") == node
-                  or any(_environ(child).get("SLURMD_NODENAME") == node for child in _descendants(pid))]
+        stepds = [
+            pid
+            for pid in _pids_named("slurmstepd")
+            if _environ(pid).get("SLURMD_NODENAME") == node
+            or any(_environ(child).get("SLURMD_NODENAME") == node for child in _descendants(pid))
+        ]
         victims = [pid for pid in [slurmd, *stepds] if pid is not None]
         victims += [child for pid in stepds for child in _descendants(pid)]
         for pid in victims:
@@ -211,8 +242,12 @@ class SlurmCluster:
             self._poll(lambda: not self._run(["squeue", "-h"]).stdout.strip(), 10)
         stopped = []
         for group in STOP_GROUPS:
-            ours = {(name, node): self._pid(name, node) for name in group for node in self._instances(name)
-                    if self._running(name, node)}
+            ours = {
+                (name, node): self._pid(name, node)
+                for name in group
+                for node in self._instances(name)
+                if self._running(name, node)
+            }
             self._terminate(ours)
             stopped += [name if node is None else f"{name} {node}" for name, node in ours]
             for name in group:
@@ -224,7 +259,9 @@ class SlurmCluster:
         """None for a daemon the cluster has one of; the node names for slurmd (every pid file's node)."""
         if name != "slurmd":
             return [None]
-        return sorted({*self.nodes, *(p.name[len("slurmd."):-len(".pid")] for p in self.run_dir.glob("slurmd.*.pid"))})
+        return sorted(
+            {*self.nodes, *(p.name[len("slurmd.") : -len(".pid")] for p in self.run_dir.glob("slurmd.*.pid"))}
+        )
 
     def status(self) -> str:
         """One line per daemon (pid or 'not running') plus the overall verdict."""
@@ -251,7 +288,9 @@ class SlurmCluster:
         r, base = self.root, self.port_base
         node_lines = "\n".join(
             f"NodeName={node} NodeHostname={CONTROLLER} NodeAddr={node} Port={base + 10 + index} CPUs={cpus} "
-            f"RealMemory={mem_mb} State=UNKNOWN" for index, node in enumerate(self.nodes))
+            f"RealMemory={mem_mb} State=UNKNOWN"
+            for index, node in enumerate(self.nodes)
+        )
         slurm_conf = f"""\
 # Written by devtools/slurm_cluster.py; regenerated on every start.
 ClusterName={CLUSTER}
@@ -331,8 +370,16 @@ StorageLoc={DB_NAME}
         shutil.chown(munge_dir, "munge", "munge")
         munge_dir.chmod(0o700)
         log = munge_dir / "munged.log"  # written by munged itself; its stdout/stderr go to log/
-        self._spawn(["munged", f"--log-file={log}", f"--pid-file={munge_dir / 'munged.pid'}",
-                     f"--seed-file={munge_dir / 'munged.seed'}"], self._log("munged"), user="munge")
+        self._spawn(
+            [
+                "munged",
+                f"--log-file={log}",
+                f"--pid-file={munge_dir / 'munged.pid'}",
+                f"--seed-file={munge_dir / 'munged.seed'}",
+            ],
+            self._log("munged"),
+            user="munge",
+        )
         self._wait(self._munge_works, "munged to answer", log)
         self._pid_file("munged").write_text((munge_dir / "munged.pid").read_text())
 
@@ -341,15 +388,36 @@ StorageLoc={DB_NAME}
         if not self._running("mariadbd"):
             if not (self.db_dir / "mysql").is_dir():
                 init = subprocess.run(
-                    ["mariadb-install-db", "--no-defaults", f"--datadir={self.db_dir}", "--user=root",
-                     "--auth-root-authentication-method=socket", "--skip-test-db"],
-                    env=self.env, capture_output=True, text=True)
+                    [
+                        "mariadb-install-db",
+                        "--no-defaults",
+                        f"--datadir={self.db_dir}",
+                        "--user=root",
+                        "--auth-root-authentication-method=socket",
+                        "--skip-test-db",
+                    ],
+                    env=self.env,
+                    capture_output=True,
+                    text=True,
+                )
                 if init.returncode != 0:
                     raise SlurmError(f"mariadb-install-db failed:\n{init.stdout}\n{init.stderr}")
-            proc = self._spawn(["mariadbd", "--no-defaults", f"--datadir={self.db_dir}", "--user=root",
-                                f"--socket={self.db_socket}", f"--pid-file={self._pid_file('mariadbd')}",
-                                f"--port={self.port_base}", "--bind-address=127.0.0.1", "--skip-name-resolve",
-                                f"--log-error={log}"], log, forks=False)
+            proc = self._spawn(
+                [
+                    "mariadbd",
+                    "--no-defaults",
+                    f"--datadir={self.db_dir}",
+                    "--user=root",
+                    f"--socket={self.db_socket}",
+                    f"--pid-file={self._pid_file('mariadbd')}",
+                    f"--port={self.port_base}",
+                    "--bind-address=127.0.0.1",
+                    "--skip-name-resolve",
+                    f"--log-error={log}",
+                ],
+                log,
+                forks=False,
+            )
 
             def accepts() -> bool:
                 if proc.poll() is not None:
@@ -357,8 +425,10 @@ StorageLoc={DB_NAME}
                 return self._sql("SELECT 1").returncode == 0
 
             self._wait(accepts, "mariadb to accept connections", log, daemon="mariadbd")
-        grant = self._sql(f"CREATE USER IF NOT EXISTS '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASS}'; "
-                          f"GRANT ALL ON {DB_NAME}.* TO '{DB_USER}'@'127.0.0.1';")
+        grant = self._sql(
+            f"CREATE USER IF NOT EXISTS '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASS}'; "
+            f"GRANT ALL ON {DB_NAME}.* TO '{DB_USER}'@'127.0.0.1';"
+        )
         if grant.returncode != 0:
             raise SlurmError(f"could not create the slurm database user: {grant.stderr}")
 
@@ -366,8 +436,12 @@ StorageLoc={DB_NAME}
         log = self._log("slurmdbd")
         if not self._running("slurmdbd"):
             self._spawn(["slurmdbd"], log)
-        self._wait(lambda: self._run(["sacctmgr", "-n", "show", "cluster"]).returncode == 0,
-                   "slurmdbd to answer sacctmgr", log, daemon="slurmdbd")
+        self._wait(
+            lambda: self._run(["sacctmgr", "-n", "show", "cluster"]).returncode == 0,
+            "slurmdbd to answer sacctmgr",
+            log,
+            daemon="slurmdbd",
+        )
         if CLUSTER not in self._clusters():
             self.actions.append(f"added cluster {CLUSTER} to accounting")
             add = self._run(["sacctmgr", "-i", "add", "cluster", CLUSTER])
@@ -378,8 +452,9 @@ StorageLoc={DB_NAME}
         log = self._log("slurmctld")
         if not self._running("slurmctld"):
             self._spawn(["slurmctld"], log)
-        self._wait(lambda: "UP" in self._run(["scontrol", "ping"]).stdout, "slurmctld to answer ping", log,
-                   daemon="slurmctld")
+        self._wait(
+            lambda: "UP" in self._run(["scontrol", "ping"]).stdout, "slurmctld to answer ping", log, daemon="slurmctld"
+        )
 
     # ----------------------------------------------------------------- helpers
     def _run(self, cmd: list[str], timeout: float = 15) -> subprocess.CompletedProcess:
@@ -396,8 +471,9 @@ StorageLoc={DB_NAME}
         """
         self.actions.append(f"started {cmd[0]}")
         with open(log, "ab") as out:
-            proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                    start_new_session=True, user=user)
+            proc = subprocess.Popen(
+                cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, user=user
+            )
         if forks:
             try:
                 rc = proc.wait(timeout=self.timeout)
@@ -416,14 +492,15 @@ StorageLoc={DB_NAME}
         def ready_or_dead() -> bool:
             # Daemons write their pid file right after forking; allow a moment for that.
             if instance and time.monotonic() - t0 > 2 and not self._running(*instance):
-                raise SlurmError(f"{' '.join(filter(None, instance))} is not running (while waiting for "
-                                 f"{what.format('?')}); tail of {log}:\n{_tail(log)}")
+                raise SlurmError(
+                    f"{' '.join(filter(None, instance))} is not running (while waiting for "
+                    f"{what.format('?')}); tail of {log}:\n{_tail(log)}"
+                )
             return ready()
 
         if not self._poll(ready_or_dead, self.timeout):
             what = what.format(detail() if detail else "")
-            raise SlurmError(f"timed out after {self.timeout:.0f} s waiting for {what}; "
-                             f"tail of {log}:\n{_tail(log)}")
+            raise SlurmError(f"timed out after {self.timeout:.0f} s waiting for {what}; tail of {log}:\n{_tail(log)}")
 
     @staticmethod
     def _poll(ready, timeout: float, interval: float = 0.2) -> bool:
@@ -437,6 +514,7 @@ StorageLoc={DB_NAME}
 
     def _terminate(self, pids: dict[tuple[str, str | None], int], grace: float = 20) -> None:
         """SIGTERM every daemon in `pids` ((name, node) -> pid), then SIGKILL what is left after `grace` s."""
+
         def gone() -> bool:
             return not any(_pid_alive(pid, name) for (name, _), pid in pids.items())
 
@@ -445,8 +523,10 @@ StorageLoc={DB_NAME}
         if not self._poll(gone, grace, interval=0.1):
             for (name, node), pid in pids.items():
                 if _pid_alive(pid, name):
-                    print(f"slurm_cluster: {name} {node or ''} ignored SIGTERM for {grace:.0f} s; killing it",
-                          file=sys.stderr)
+                    print(
+                        f"slurm_cluster: {name} {node or ''} ignored SIGTERM for {grace:.0f} s; killing it",
+                        file=sys.stderr,
+                    )
                     os.kill(pid, signal.SIGKILL)
             self._poll(gone, 5, interval=0.1)
 
@@ -471,12 +551,22 @@ StorageLoc={DB_NAME}
         cred = self._run(["munge", "-n", "-S", str(MUNGE_SOCKET)], timeout=5)
         if cred.returncode != 0:
             return False
-        return subprocess.run(["unmunge", "-S", str(MUNGE_SOCKET)], input=cred.stdout, text=True,
-                              env=self.env, capture_output=True, timeout=5).returncode == 0
+        return (
+            subprocess.run(
+                ["unmunge", "-S", str(MUNGE_SOCKET)],
+                input=cred.stdout,
+                text=True,
+                env=self.env,
+                capture_output=True,
+                timeout=5,
+            ).returncode
+            == 0
+        )
 
     def _sql(self, statement: str) -> subprocess.CompletedProcess:
-        return self._run(["mariadb", "--no-defaults", f"--socket={self.db_socket}", "-u", "root",
-                          "-e", statement], timeout=10)
+        return self._run(
+            ["mariadb", "--no-defaults", f"--socket={self.db_socket}", "-u", "root", "-e", statement], timeout=10
+        )
 
     def _clusters(self) -> list[str]:
         out = self._run(["sacctmgr", "-n", "-P", "show", "cluster", "format=cluster"]).stdout
@@ -516,7 +606,7 @@ def _descendants(pid: int) -> list[int]:
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
                 stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+                parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
@@ -552,8 +642,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"failed to start: {exc}", file=sys.stderr)
             return 1
         took = time.monotonic() - t0
-        print(f"{'; '.join(cluster.actions)}: up in {took:.1f} s" if started
-              else f"already up ({took:.1f} s to check)")
+        print(f"{'; '.join(cluster.actions)}: up in {took:.1f} s" if started else f"already up ({took:.1f} s to check)")
         print(f"export SLURM_CONF={cluster.conf}")
         return 0
     if args[0] == "stop":

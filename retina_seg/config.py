@@ -1,6 +1,7 @@
 """Config helpers shared by the entrypoints: the reference's hparams JSON files, secret-free dumps, train's
 value checks, and the resolvers that let data loading and DDP follow the accelerator a run is given. Importing
 it registers every entrypoint's schema (config_schemas.py) with Hydra."""
+
 import json
 import logging
 import os
@@ -102,18 +103,29 @@ def apply_hparams_file(cfg: DictConfig, command_line_keys: set[str] = frozenset(
     targets: dict[str, str] = {}
     for key in values:
         if HPARAMS_KEYS[key] in targets:
-            raise ConfigError(f"hparams_file {path}: keys {targets[HPARAMS_KEYS[key]]!r} and {key!r} both set "
-                              f"{HPARAMS_KEYS[key]}; keep one")
+            raise ConfigError(
+                f"hparams_file {path}: keys {targets[HPARAMS_KEYS[key]]!r} and {key!r} both set "
+                f"{HPARAMS_KEYS[key]}; keep one"
+            )
         targets[HPARAMS_KEYS[key]] = key
-    problems = [f"{key}={values[key]!r} must be {rule_problem(_TRAIN_RULE[target], values[key])}"
-                for target, key in targets.items() if rule_problem(_TRAIN_RULE[target], values[key])]
+    problems = [
+        f"{key}={values[key]!r} must be {rule_problem(_TRAIN_RULE[target], values[key])}"
+        for target, key in targets.items()
+        if rule_problem(_TRAIN_RULE[target], values[key])
+    ]
     if problems:
         raise ConfigError(f"hparams_file {path}: " + "; ".join(problems))
     with open_dict(cfg):
         for target, key in targets.items():
             if target in command_line_keys:
-                log.info("hparams_file %s: %s=%r ignored, the command line sets %s=%r", path, key, values[key],
-                         target, OmegaConf.select(cfg, target))
+                log.info(
+                    "hparams_file %s: %s=%r ignored, the command line sets %s=%r",
+                    path,
+                    key,
+                    values[key],
+                    target,
+                    OmegaConf.select(cfg, target),
+                )
             else:
                 OmegaConf.update(cfg, target, values[key], merge=False)
 

@@ -9,6 +9,7 @@ groups, which have no schema, a null means unset. Those groups have no types eit
 type of its value too (the helpers below do). ``rule_problem`` checks one value against one rule, a null included
 (train's hparams file, which is JSON, not Hydra).
 """
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,12 @@ def _rule(key: str, holds: Callable[[Any, DictConfig | None], bool], must_be: st
 def integer(key: str, low: int | None = None, nullable: bool = False) -> Rule:
     """An integer (at least ``low``); with ``nullable``, or null."""
     must_be = "an integer" if low is None else f"an integer >= {low}"
-    return _rule(key, lambda v, cfg: is_int(v) and (low is None or v >= low),
-                 f"null or {must_be}" if nullable else must_be, nullable)
+    return _rule(
+        key,
+        lambda v, cfg: is_int(v) and (low is None or v >= low),
+        f"null or {must_be}" if nullable else must_be,
+        nullable,
+    )
 
 
 def positive(key: str) -> Rule:
@@ -91,5 +96,9 @@ def one_of(key: str, choices: tuple[str, ...]) -> Rule:
 
 def folder_to_write(key: str) -> Rule:
     """A folder that exists or can be made: not a file already there (someone's file is never replaced)."""
-    return _rule(key, lambda v, cfg: Path(str(v)).is_dir() or not Path(str(v)).exists(),
-                 "a folder (existing or to create), not a file", False)
+    return _rule(
+        key,
+        lambda v, cfg: Path(str(v)).is_dir() or not Path(str(v)).exists(),
+        "a folder (existing or to create), not a file",
+        False,
+    )

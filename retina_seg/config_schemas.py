@@ -7,6 +7,7 @@ error before anything runs. The YAML files hold the values and their documentati
 defaults. Config groups (data, model, trainer, ...) are typed Any here: their keys are the ones their YAML
 files define, and train's rules check the values users override most.
 """
+
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
@@ -143,7 +144,7 @@ def register_schemas() -> None:
 
 def _smallest_side(cfg: DictConfig | None) -> int:
     depth = OmegaConf.select(cfg, "model.depth", default=4) if cfg is not None else 4
-    return 2 ** depth if is_int(depth) and 0 <= depth <= 16 else 1
+    return 2**depth if is_int(depth) and 0 <= depth <= 16 else 1
 
 
 def _side(key: str) -> Rule:
@@ -221,8 +222,11 @@ def _formats(value: Any, cfg: DictConfig | None) -> bool:
 
 
 def _sizes(value: Any, cfg: DictConfig | None) -> bool:
-    return isinstance(value, list) and bool(value) and all(
-        isinstance(s, list) and len(s) == 2 and all(is_int(v) and v >= 16 for v in s) for s in value)
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(s, list) and len(s) == 2 and all(is_int(v) and v >= 16 for v in s) for s in value)
+    )
 
 
 EXPORT_RULES = (

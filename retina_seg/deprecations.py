@@ -1,6 +1,7 @@
 """Names changed in this release. Old option names still work for one release: each old file only pulls in
 the new one, and a run that chose an old name logs which name replaces it (remove an entry together with its
 file). The old key data.augmentation is refused where an edit under it would silently do something else."""
+
 import logging
 
 from omegaconf import DictConfig, OmegaConf
@@ -20,13 +21,17 @@ RENAMED_CONFIGS = {"seed_table": "reference_table"}
 
 def deprecated_names(hydra_cfg: DictConfig) -> list[str]:
     """One message per old name the run was composed with (Hydra's record of the options it chose)."""
-    messages = [f"{group}={chosen} is deprecated and will be removed in the next release; use {group}={renamed[chosen]}"
-                for group, renamed in RENAMED_OPTIONS.items()
-                if (chosen := hydra_cfg.runtime.choices.get(group)) in renamed]
+    messages = [
+        f"{group}={chosen} is deprecated and will be removed in the next release; use {group}={renamed[chosen]}"
+        for group, renamed in RENAMED_OPTIONS.items()
+        if (chosen := hydra_cfg.runtime.choices.get(group)) in renamed
+    ]
     config_name = hydra_cfg.job.config_name
     if config_name in RENAMED_CONFIGS:
-        messages.append(f"-cn {config_name} is deprecated and will be removed in the next release; "
-                        f"use -cn {RENAMED_CONFIGS[config_name]}")
+        messages.append(
+            f"-cn {config_name} is deprecated and will be removed in the next release; "
+            f"use -cn {RENAMED_CONFIGS[config_name]}"
+        )
     return messages
 
 
@@ -43,6 +48,8 @@ def check_augmentation_key(cfg: DictConfig) -> None:
     data = cfg.get("data")
     if data is None or ("augmentation" in data and OmegaConf.is_interpolation(data, "augmentation")):
         return
-    raise ConfigError("data.augmentation must stay ${augmentation}, the augmentation group handed to the datamodule; "
-                      "edit the group at its own key: augmentation.<key>=<value> (e.g. augmentation.train.crop."
-                      "height=192 or ~augmentation.train.rotate) instead of data.augmentation.<key>=<value>")
+    raise ConfigError(
+        "data.augmentation must stay ${augmentation}, the augmentation group handed to the datamodule; "
+        "edit the group at its own key: augmentation.<key>=<value> (e.g. augmentation.train.crop."
+        "height=192 or ~augmentation.train.rotate) instead of data.augmentation.<key>=<value>"
+    )

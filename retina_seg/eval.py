@@ -1,5 +1,6 @@
 """`retina-seg-eval`: evaluate a checkpoint on one split and write the same metrics a run writes.
 Exit codes: retina_seg/exit_codes.py (2 for a bad config, checkpoint or data set)."""
+
 import logging
 from pathlib import Path
 

@@ -11,6 +11,7 @@
 
 A sweep (``retina-seg-train -m``) exits 1 when one of its jobs failed.
 """
+
 import functools
 import sys
 from collections.abc import Callable
@@ -24,8 +25,10 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 # The help text's line, for Hydra's --help footer (conf/hydra/default.yaml) and retina-seg-report --help.
-SUMMARY = ("Exit codes: 0 success; 2 bad input or config (unknown key, wrong type or value, unusable checkpoint, "
-           "missing data), refused before any work; 1 the work started and failed.")
+SUMMARY = (
+    "Exit codes: 0 success; 2 bad input or config (unknown key, wrong type or value, unusable checkpoint, "
+    "missing data), refused before any work; 1 the work started and failed."
+)
 
 
 def fail(program: str, error: Exception, code: int) -> NoReturn:

@@ -1,6 +1,7 @@
 """`retina-seg-predict`: vessel masks, probability maps and overlays for any fundus photographs.
 Exit codes (retina_seg/exit_codes.py): 0 every input predicted; 1 some inputs failed (listed); 2 nothing could
 run (a bad config, checkpoint or input path)."""
+
 import logging
 import sys
 
@@ -25,8 +26,13 @@ def predict_photographs(cfg: DictConfig) -> None:
         summary = predict_files(predict_settings(cfg))
     except (CheckpointError, ConfigError, DataError) as error:
         fail("retina-seg-predict", error, EXIT_BAD_INPUT)
-    log.info("Predicted %d image(s) in %.1f s (%s images/s) into %s", summary["predicted"], summary["wall_time_s"],
-             summary["images_per_s"], cfg.output)
+    log.info(
+        "Predicted %d image(s) in %.1f s (%s images/s) into %s",
+        summary["predicted"],
+        summary["wall_time_s"],
+        summary["images_per_s"],
+        cfg.output,
+    )
     if summary["overall"]:
         log.info("Overall IoU %.4f, Dice %.4f", summary["overall"]["IoU"], summary["overall"]["Dice"])
     if summary["failed"]:

@@ -1,10 +1,11 @@
-"""`retina-seg-report SWEEP_DIR... [--out DIR] [--comet] [--protocol reference]`: the job-id table of one or more sweeps.
+"""`retina-seg-report SWEEP_DIR... [--out DIR] [--comet] [--protocol P]`: the job-id table of one or more sweeps.
 
 Writes report.md, report.csv, report.json, val_iou_curves.png and final_iou.png into --out (default: the
 first path, or the folder holding it when it is a file) and prints the table and its problems. Exit codes
 (retina_seg/exit_codes.py): 0 whenever a table was written, even with failed or corrupt runs (they are marked in
 it); 2 for an unknown option or a path that does not exist or holds no run; 1 when the report cannot be written.
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -19,13 +20,22 @@ from .utils.atomic import write_text_atomic
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="retina-seg-report", description=__doc__.splitlines()[0], epilog=SUMMARY)
-    parser.add_argument("paths", nargs="+", type=Path, metavar="SWEEP_DIR",
-                        help="sweep folders, run folders, or folders holding them (Comet archives with --comet)")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="SWEEP_DIR",
+        help="sweep folders, run folders, or folders holding them (Comet archives with --comet)",
+    )
     parser.add_argument("--out", type=Path, help="folder for the report files (default: the first SWEEP_DIR)")
     parser.add_argument("--comet", action="store_true", help="read Comet offline archives instead of run folders")
-    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="strict",
-                        help="also show the test scores of this evaluation protocol (docs/results.md); strict: "
-                             "the table's own columns only")
+    parser.add_argument(
+        "--protocol",
+        choices=sorted(PROTOCOLS),
+        default="strict",
+        help="also show the test scores of this evaluation protocol (docs/results.md); strict: "
+        "the table's own columns only",
+    )
     return parser.parse_args(argv)
 
 
@@ -45,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"retina-seg-report: error: cannot write the report to {out}: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(markdown, end="")
-    print(f"\n{len(runs)} run(s); report written to {out}/ ({REPORT_MD}, {REPORT_CSV}, {REPORT_JSON}, "
-          f"{VAL_IOU_CURVES_PNG}, {FINAL_IOU_PNG})")
+    print(
+        f"\n{len(runs)} run(s); report written to {out}/ ({REPORT_MD}, {REPORT_CSV}, {REPORT_JSON}, "
+        f"{VAL_IOU_CURVES_PNG}, {FINAL_IOU_PNG})"
+    )
     return EXIT_OK
 
 

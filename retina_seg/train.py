@@ -1,6 +1,7 @@
 """`retina-seg-train`: the one Hydra entrypoint for training runs and sweeps.
 Exit codes (retina_seg/exit_codes.py): 2 for a bad config, checkpoint or data set; 1 for a run that failed or
 a run folder held by another run."""
+
 import logging
 from pathlib import Path
 
@@ -34,8 +35,13 @@ def train_run(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             raise  # the launcher reports every failed job of the sweep (its metrics.json says failed)
         fail("retina-seg-train", error, EXIT_FAILED if isinstance(error, FolderLockedError) else EXIT_BAD_INPUT)
-    log.info("Run %s finished: val_IoU=%s test_IoU=%s (%s)", record["job_id"], _fmt(record.get("val_IoU")),
-             _fmt(record.get("test_IoU")), output_dir)
+    log.info(
+        "Run %s finished: val_IoU=%s test_IoU=%s (%s)",
+        record["job_id"],
+        _fmt(record.get("val_IoU")),
+        _fmt(record.get("test_IoU")),
+        output_dir,
+    )
     return record.get("test_IoU", record.get("val_IoU"))
 
 

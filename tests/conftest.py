@@ -1,4 +1,5 @@
 """Shared fixtures: the real data sets and a briefly trained DRIVE model. Plain helpers are in tests/helpers."""
+
 import os
 from pathlib import Path
 
@@ -36,11 +37,24 @@ def stare_root() -> Path:
 # A small U-Net trained briefly on DRIVE's training photographs at their native scale: 120 steps on 192x192 crops,
 # bf16, one-cycle schedule, validated once at the end (45 s on 2 idle cores, val IoU about 0.52).
 DRIVE_BRIEF_TRAINING = [
-    "data=drive", "augmentation=crops", "augmentation.train.crop.height=192",
-    "augmentation.train.crop.width=192", "loss=bce_dice", "scheduler=onecycle", "optimizer.lr=2e-3",
-    "data.batch_size=8", "data.train_repeats=8", "trainer.precision=bf16-mixed", "trainer.max_epochs=8",
-    "trainer.check_val_every_n_epoch=8", "callbacks=minimal", "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false", "logger=none", "test=false", "seed=0",
+    "data=drive",
+    "augmentation=crops",
+    "augmentation.train.crop.height=192",
+    "augmentation.train.crop.width=192",
+    "loss=bce_dice",
+    "scheduler=onecycle",
+    "optimizer.lr=2e-3",
+    "data.batch_size=8",
+    "data.train_repeats=8",
+    "trainer.precision=bf16-mixed",
+    "trainer.max_epochs=8",
+    "trainer.check_val_every_n_epoch=8",
+    "callbacks=minimal",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "logger=none",
+    "test=false",
+    "seed=0",
 ]
 
 
@@ -53,4 +67,3 @@ def drive_checkpoint(drive_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("drive_run")
     train(compose([*DRIVE_BRIEF_TRAINING, f"data.root={drive_root}"], out), out, "0")
     return out / "checkpoints" / "best.ckpt"
-

@@ -3,6 +3,7 @@
 Selected by conf/train.yaml (``override hydra/sweeper: resumable``); the logic lives in
 retina_seg.sweeps.resume, this module only makes it a plugin Hydra accepts.
 """
+
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +21,7 @@ class ResumableSweeperConf:
     params: dict[str, str] | None = None
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="resumable", node=ResumableSweeperConf,
-                             provider="retina_seg")
+ConfigStore.instance().store(group="hydra/sweeper", name="resumable", node=ResumableSweeperConf, provider="retina_seg")
 
 
 class ResumableSweeper(BasicSweeper):

@@ -1,4 +1,5 @@
 """The LightningDataModule: one place that turns a data source and an augmentation config into loaders."""
+
 from collections.abc import Mapping
 from statistics import median
 
@@ -17,9 +18,17 @@ from .transforms import build_pipeline
 class RetinaDataModule(pl.LightningDataModule):
     """Loads and validates every split once (bad data fails before training), then serves loaders."""
 
-    def __init__(self, source, root: str | None = None, augmentation: Mapping | None = None,
-                 batch_size: int = 4, num_workers: int = 0, train_repeats: int = 1, channels: str = "rgb",
-                 pin_memory: bool = False):
+    def __init__(
+        self,
+        source,
+        root: str | None = None,
+        augmentation: Mapping | None = None,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        train_repeats: int = 1,
+        channels: str = "rgb",
+        pin_memory: bool = False,
+    ):
         """``source`` loads the splits; for data sets on disk it is a partial that still needs ``root``
         (kept at the top of the data config so ``data.root=...`` is the override users type)."""
         super().__init__()
@@ -41,8 +50,10 @@ class RetinaDataModule(pl.LightningDataModule):
         if self.splits is None:
             self.splits = self.source.load()
         if stage == "fit" and not self.splits.train:
-            raise DataError("no training photographs: data.source.split=all puts every photograph in the test "
-                            "split, for evaluating a model trained elsewhere (retina-seg-eval)")
+            raise DataError(
+                "no training photographs: data.source.split=all puts every photograph in the test "
+                "split, for evaluating a model trained elsewhere (retina-seg-eval)"
+            )
 
     def fov_diameters(self, split: str) -> list[float]:
         """FOV diameters of a split's photographs as evaluation shows them to the network (eval transforms applied,
@@ -64,10 +75,15 @@ class RetinaDataModule(pl.LightningDataModule):
         return SegmentationDataset(samples, self.eval_pipeline, 1, self.channels, self.eval_scale)
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(self.dataset(split), batch_size=batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=self.pin_memory,
-                          drop_last=shuffle and len(self.dataset(split)) > batch_size)
+        return DataLoader(
+            self.dataset(split),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            drop_last=shuffle and len(self.dataset(split)) > batch_size,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

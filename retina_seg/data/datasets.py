@@ -1,4 +1,5 @@
 """Tensors for the network from loaded samples: the transform runs per item, in the loader's workers."""
+
 import albumentations as A
 import numpy as np
 import torch
@@ -10,7 +11,7 @@ from .scale import ScaleRule, rescale
 
 
 def select_channels(image: np.ndarray, channels: str) -> np.ndarray:
-    """"rgb" keeps all three channels; "green" keeps the one that carries most vessel contrast."""
+    """ "rgb" keeps all three channels; "green" keeps the one that carries most vessel contrast."""
     if channels == "rgb":
         return image
     if channels == "green":
@@ -25,8 +26,14 @@ class SegmentationDataset(Dataset):
     photograph's own size, where the predictions are mapped back and scored.
     """
 
-    def __init__(self, samples: list[LoadedSample], transform: A.Compose, repeats: int = 1,
-                 channels: str = "rgb", scale: ScaleRule | None = None):
+    def __init__(
+        self,
+        samples: list[LoadedSample],
+        transform: A.Compose,
+        repeats: int = 1,
+        channels: str = "rgb",
+        scale: ScaleRule | None = None,
+    ):
         if repeats < 1:
             raise ValueError(f"data.train_repeats must be >= 1, got {repeats}")
         self.samples, self.transform, self.repeats, self.channels = samples, transform, repeats, channels
@@ -37,8 +44,7 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index % len(self.samples)]
-        out = self.transform(image=sample.image, mask=sample.mask.astype(np.uint8),
-                             fov=sample.fov.astype(np.uint8))
+        out = self.transform(image=sample.image, mask=sample.mask.astype(np.uint8), fov=sample.fov.astype(np.uint8))
         fov = np.asarray(out["fov"]) > 0
         factor = self.scale.factor(fov_diameter(fov)) if self.scale is not None else 1.0
         image = select_channels(rescale(np.asarray(out["image"], dtype=np.float32), factor), self.channels)

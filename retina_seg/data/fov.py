@@ -1,4 +1,5 @@
 """Field-of-view (FOV) detection: the bright, roughly circular retina on the photograph's dark border."""
+
 import numpy as np
 from PIL import Image, ImageFilter
 from scipy import ndimage
@@ -60,11 +61,11 @@ def detect_fov(image: np.ndarray) -> np.ndarray:
     histogram = np.bincount(brightness.ravel(), minlength=256)
     threshold = _otsu_threshold(histogram)
     levels = np.arange(256)
-    dark, bright = histogram[:threshold + 1], histogram[threshold + 1:]
+    dark, bright = histogram[: threshold + 1], histogram[threshold + 1 :]
     if bright.sum() == 0:
         return np.ones(brightness.shape, dtype=bool)
-    dark_mean = (dark * levels[:threshold + 1]).sum() / max(dark.sum(), 1)
-    bright_mean = (bright * levels[threshold + 1:]).sum() / bright.sum()
+    dark_mean = (dark * levels[: threshold + 1]).sum() / max(dark.sum(), 1)
+    bright_mean = (bright * levels[threshold + 1 :]).sum() / bright.sum()
     if dark_mean > _BORDER_CONTRAST * bright_mean:
         return np.ones(brightness.shape, dtype=bool)
     cut = dark_mean + _CUT_FRACTION * (threshold - dark_mean)

@@ -1,4 +1,5 @@
 """Read images and binary masks into numpy arrays, turning every file problem into a DataError."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Find image/mask(/FOV) file triples in the supported on-disk layouts, reporting all problems at once."""
+
 from __future__ import annotations
 
 import os
@@ -135,8 +136,11 @@ def _find(naming: FileNaming, root: Path, split: str, split_dir: Path) -> dict[s
     what = f"{naming.what} layout at {root}"
     required = [role for role in naming.folders if role not in naming.optional]
     _check_folders(root, split, split_dir, sorted({naming.folders[role] for role in required}), what)
-    by_key = {role: _by_key(naming.folders[role], naming.names[role], naming.key, role in naming.ignore_case)
-              for role in naming.folders if naming.folders[role].is_dir()}
+    by_key = {
+        role: _by_key(naming.folders[role], naming.names[role], naming.key, role in naming.ignore_case)
+        for role in naming.folders
+        if naming.folders[role].is_dir()
+    }
     found = {role: by_key[role] for role in required}
     if not any(found.values()):
         expected_names = ", ".join(naming.names[role].format("NN") for role in required)
@@ -148,8 +152,10 @@ def _find(naming: FileNaming, root: Path, split: str, split_dir: Path) -> dict[s
 
 def _samples(found: dict[str, dict[str, Path]], keys: list[str], group: Callable[[str], str]) -> list[Sample]:
     optional = {role: found.get(role, {}) for role in ("fov", SECOND_OBSERVER)}
-    return [Sample(found["image"][k], found["mask"][k], optional["fov"].get(k), group(k),
-                   optional[SECOND_OBSERVER].get(k)) for k in keys]
+    return [
+        Sample(found["image"][k], found["mask"][k], optional["fov"].get(k), group(k), optional[SECOND_OBSERVER].get(k))
+        for k in keys
+    ]
 
 
 def drive_samples(root: str | Path, split: str) -> list[Sample]:
@@ -158,10 +164,22 @@ def drive_samples(root: str | Path, split: str) -> list[Sample]:
     root = Path(root)
     kind = "training" if split == "train" else "test"
     split_dir = root / kind
-    naming = FileNaming("DRIVE", {"image": split_dir / "images", "mask": split_dir / "1st_manual",
-                                  "fov": split_dir / "mask", SECOND_OBSERVER: split_dir / "2nd_manual"},
-                        {"image": f"{{}}_{kind}.tif", "mask": "{}_manual1.gif", "fov": f"{{}}_{kind}_mask.gif",
-                         SECOND_OBSERVER: "{}_manual2.gif"}, optional=(SECOND_OBSERVER,))
+    naming = FileNaming(
+        "DRIVE",
+        {
+            "image": split_dir / "images",
+            "mask": split_dir / "1st_manual",
+            "fov": split_dir / "mask",
+            SECOND_OBSERVER: split_dir / "2nd_manual",
+        },
+        {
+            "image": f"{{}}_{kind}.tif",
+            "mask": "{}_manual1.gif",
+            "fov": f"{{}}_{kind}_mask.gif",
+            SECOND_OBSERVER: "{}_manual2.gif",
+        },
+        optional=(SECOND_OBSERVER,),
+    )
     found = _find(naming, root, split, split_dir)
     return _samples(found, sorted(found["image"], key=_natural_key), str)
 
@@ -184,35 +202,48 @@ class UndividedSet:
 
 
 def _second_half(keys: list[str]) -> set[str]:
-    return set(keys[len(keys) // 2:])
+    return set(keys[len(keys) // 2 :])
 
 
 # STARE: images/imNNNN.ppm, labels-ah/imNNNN.ah.ppm (first observer), labels-vk/imNNNN.vk.ppm (second); no
 # FOV masks. Test: the second half of the photographs by number (10 of the 20), train the first half.
 STARE = UndividedSet(
-    lambda root: FileNaming("STARE", {"image": root / "images", "mask": root / "labels-ah",
-                                      SECOND_OBSERVER: root / "labels-vk"},
-                            {"image": "im{}.ppm", "mask": "im{}.ah.ppm", SECOND_OBSERVER: "im{}.vk.ppm"},
-                            optional=(SECOND_OBSERVER,)),
-    _second_half)
+    lambda root: FileNaming(
+        "STARE",
+        {"image": root / "images", "mask": root / "labels-ah", SECOND_OBSERVER: root / "labels-vk"},
+        {"image": "im{}.ppm", "mask": "im{}.ah.ppm", SECOND_OBSERVER: "im{}.vk.ppm"},
+        optional=(SECOND_OBSERVER,),
+    ),
+    _second_half,
+)
 
 # CHASE_DB1: one folder of Image_NNE.jpg (child NN, eye E = L or R), Image_NNE_1stHO.png (first observer) and
 # Image_NNE_2ndHO.png; no FOV masks. A child's two eyes are one group; children 11-14 test, 01-10 train.
 CHASE_DB1_FIRST_TEST_CHILD = 11
 CHASE_DB1 = UndividedSet(
-    lambda root: FileNaming("CHASE_DB1", {"image": root, "mask": root, SECOND_OBSERVER: root},
-                            {"image": "Image_{}.jpg", "mask": "Image_{}_1stHO.png",
-                             SECOND_OBSERVER: "Image_{}_2ndHO.png"}, key=r"\d+[LR]", optional=(SECOND_OBSERVER,)),
+    lambda root: FileNaming(
+        "CHASE_DB1",
+        {"image": root, "mask": root, SECOND_OBSERVER: root},
+        {"image": "Image_{}.jpg", "mask": "Image_{}_1stHO.png", SECOND_OBSERVER: "Image_{}_2ndHO.png"},
+        key=r"\d+[LR]",
+        optional=(SECOND_OBSERVER,),
+    ),
     lambda keys: {k for k in keys if int(k[:-1]) >= CHASE_DB1_FIRST_TEST_CHILD},
-    group=lambda key: key[:-1])
+    group=lambda key: key[:-1],
+)
 
 # HRF: images/NN_C.jpg (or .JPG; C = h healthy, dr diabetic retinopathy, g glaucoma), manual1/NN_C.tif and
 # mask/NN_C_mask.tif (FOV), 3504x2336. Test: numbers 06-15 of each category (30), train 01-05 (15).
 HRF_LAST_TRAIN_NUMBER = 5
 HRF = UndividedSet(
-    lambda root: FileNaming("HRF", {"image": root / "images", "mask": root / "manual1", "fov": root / "mask"},
-                            {"image": "{}.jpg", "mask": "{}.tif", "fov": "{}_mask.tif"},
-                            key=r"\d+_(?:h|dr|g)", ignore_case=("image",)),
-    lambda keys: {k for k in keys if int(k.split("_")[0]) > HRF_LAST_TRAIN_NUMBER})
+    lambda root: FileNaming(
+        "HRF",
+        {"image": root / "images", "mask": root / "manual1", "fov": root / "mask"},
+        {"image": "{}.jpg", "mask": "{}.tif", "fov": "{}_mask.tif"},
+        key=r"\d+_(?:h|dr|g)",
+        ignore_case=("image",),
+    ),
+    lambda keys: {k for k in keys if int(k.split("_")[0]) > HRF_LAST_TRAIN_NUMBER},
+)
 
 stare_samples, chase_db1_samples, hrf_samples = STARE.samples, CHASE_DB1.samples, HRF.samples

@@ -1,4 +1,5 @@
 """Decode a list of samples into arrays, checking them together so one run reports every bad file."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -51,11 +52,17 @@ def _load_one(sample: Sample, detect_missing_fov: bool, mask_rule: str) -> Loade
     image = _read(read_image, sample.image, problems)
     mask = _read(partial(read_mask, rule=mask_rule), sample.mask, problems)
     fov = _read(read_fov, sample.fov, problems) if sample.fov is not None else None
-    second = (_read(partial(read_mask, rule=mask_rule), sample.second_mask, problems)
-              if sample.second_mask is not None else None)
+    second = (
+        _read(partial(read_mask, rule=mask_rule), sample.second_mask, problems)
+        if sample.second_mask is not None
+        else None
+    )
     if image is not None:
-        for path, array, role in ((sample.mask, mask, "mask"), (sample.fov, fov, "FOV mask"),
-                                  (sample.second_mask, second, "second-observer mask")):
+        for path, array, role in (
+            (sample.mask, mask, "mask"),
+            (sample.fov, fov, "FOV mask"),
+            (sample.second_mask, second, "second-observer mask"),
+        ):
             problems += _size_problem(path, array, sample.image, image, role) if array is not None else []
     if problems:
         return problems
@@ -64,8 +71,9 @@ def _load_one(sample: Sample, detect_missing_fov: bool, mask_rule: str) -> Loade
     return LoadedSample(sample.image.stem, image, mask, fov, sample.group, second)
 
 
-def load_samples(samples: Sequence[Sample], detect_missing_fov: bool = False,
-                 mask_rule: str = "half") -> list[LoadedSample]:
+def load_samples(
+    samples: Sequence[Sample], detect_missing_fov: bool = False, mask_rule: str = "half"
+) -> list[LoadedSample]:
     """Decode all samples in order; raise one DataError that lists every file problem found.
 
     ``detect_missing_fov``: samples without an FOV file get one detected from the photograph (the Kaggle set

@@ -5,6 +5,7 @@ resolution, shows them two or three times wider or narrower, and the network the
 learned. The FOV diameter is the natural ruler of a fundus photograph: rescaling each photograph so that its
 FOV is as wide as the training photographs' puts its vessels back at the width the network knows.
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,14 +66,18 @@ def to_size(values: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def training_scale(stored: float | None, override: float | None, tolerance: float,
-                   checkpoint: object) -> tuple[ScaleRule, str]:
+def training_scale(
+    stored: float | None, override: float | None, tolerance: float, checkpoint: object
+) -> tuple[ScaleRule, str]:
     """The rule for a checkpoint, and where its training diameter came from. A checkpoint written before the
     diameter was stored falls back to the photographs' own scale, with a warning that says how to fix it."""
     if override is not None:
         return ScaleRule(float(override), tolerance), "override"
     if stored is not None:
         return ScaleRule(float(stored), tolerance), "checkpoint"
-    log.warning("checkpoint %s stores no training FOV diameter (written before scale-aware prediction): "
-                "photographs stay at their own scale; set train_fov_diameter=<pixels> to rescale them", checkpoint)
+    log.warning(
+        "checkpoint %s stores no training FOV diameter (written before scale-aware prediction): "
+        "photographs stay at their own scale; set train_fov_diameter=<pixels> to rescale them",
+        checkpoint,
+    )
     return ScaleRule(None, tolerance), "none (the checkpoint predates it): native scale"

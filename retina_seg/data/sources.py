@@ -1,6 +1,8 @@
 """Where images come from: each source yields loaded train/val/test splits, validated before training."""
+
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,15 +26,16 @@ class Splits:
 class SyntheticSource:
     """Generated fundus photographs with exact vessel and FOV masks: the embedded default."""
 
-    def __init__(self, n_train: int = 16, n_val: int = 4, n_test: int = 4, height: int = 160,
-                 width: int = 160, seed: int = 0):
+    def __init__(
+        self, n_train: int = 16, n_val: int = 4, n_test: int = 4, height: int = 160, width: int = 160, seed: int = 0
+    ):
         self.counts = (n_train, n_val, n_test)
         self.height, self.width, self.seed = height, width, seed
 
     def load(self) -> Splits:
         made = synthetic_samples(sum(self.counts), self.height, self.width, self.seed)
         n_train, n_val, _ = self.counts
-        return Splits(made[:n_train], made[n_train:n_train + n_val], made[n_train + n_val:])
+        return Splits(made[:n_train], made[n_train : n_train + n_val], made[n_train + n_val :])
 
 
 # Every photograph of the set in the test split: for evaluating a model trained elsewhere.
@@ -45,9 +48,17 @@ class _FileSource:
 
     layout = staticmethod(kaggle_samples)
 
-    def __init__(self, root: str | Path, split: str = "grouped", n_val: int = 20, split_seed: int = 0,
-                 limit_train: int | None = None, limit_test: int | None = None, detect_fov: bool = True,
-                 mask_rule: str = "half"):
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "grouped",
+        n_val: int = 20,
+        split_seed: int = 0,
+        limit_train: int | None = None,
+        limit_test: int | None = None,
+        detect_fov: bool = True,
+        mask_rule: str = "half",
+    ):
         if split not in (*MODES, ALL):
             raise ValueError(f"data.source.split={split!r} must be one of {(*MODES, ALL)}")
         self.root, self.split, self.n_val, self.split_seed = Path(root), split, n_val, split_seed
@@ -66,14 +77,19 @@ class _FileSource:
             pool, test = [], pool + test
         split = None
         if pool:
-            split = _collect(problems, lambda: split_train_val(pool[:self.limit_train], self.n_val, self.split,
-                                                               self.split_seed))
+            split = _collect(
+                problems, lambda: split_train_val(pool[: self.limit_train], self.n_val, self.split, self.split_seed)
+            )
         elif pool is not None:
             split = ([], [])
         train, val = split if split is not None else (None, None)
-        test = test[:self.limit_test] if test is not None else None
-        loaded = [_collect(problems, lambda: load_samples(samples, self.detect_fov, self.mask_rule))
-                  if samples is not None else None for samples in (train, val, test)]
+        test = test[: self.limit_test] if test is not None else None
+        loaded = [
+            _collect(problems, partial(load_samples, samples, self.detect_fov, self.mask_rule))
+            if samples is not None
+            else None
+            for samples in (train, val, test)
+        ]
         if problems:
             raise DataError("\n".join(dict.fromkeys(problems)))  # a missing root is every split's problem
         return Splits(*loaded)

@@ -1,4 +1,5 @@
 """Hold out a validation set from training samples, keeping augmented copies of one photograph together."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -51,9 +52,7 @@ def _grouped_val(samples: Sequence[Any], n_val: int, rng: np.random.Generator) -
     return {index for position in chosen for index in groups[order[position]]}
 
 
-def split_train_val(
-    samples: Sequence[T], n_val: int, mode: str = "grouped", seed: int = 0
-) -> tuple[list[T], list[T]]:
+def split_train_val(samples: Sequence[T], n_val: int, mode: str = "grouped", seed: int = 0) -> tuple[list[T], list[T]]:
     """Split into (train, val) deterministically for a seed, both in input order.
 
     "grouped" moves whole photographs (same `.group`) to val so no photograph leaks across;

@@ -1,4 +1,5 @@
 """The built-in data set: fundus-like photographs with exact vessel masks, made from a seed (no download)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -157,9 +158,7 @@ def _soften(coverage: np.ndarray, radius: float) -> np.ndarray:
     return np.asarray(image.filter(ImageFilter.GaussianBlur(radius)), dtype=np.float32) / 255
 
 
-def synthesize_fundus(
-    seed: int, height: int = 256, width: int = 256
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def synthesize_fundus(seed: int, height: int = 256, width: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A fundus-like photograph (uint8 HxWx3), its exact vessel mask and its field-of-view mask (bool HxW)."""
     rng = np.random.default_rng(seed)
     eye = _eye(rng, height, width)

@@ -1,4 +1,5 @@
 """albumentations pipelines built from the augmentation config, applied to image, mask and FOV together."""
+
 from collections.abc import Mapping
 
 import albumentations as A

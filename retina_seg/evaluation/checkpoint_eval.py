@@ -1,4 +1,5 @@
 """Evaluating a saved checkpoint on a split, with the metrics and run-folder format of training."""
+
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,12 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Score the checkpoint under each protocol of ``cfg.protocols``; one metrics.json with every protocol's keys."""
     net, info = network_from_checkpoint(cfg.ckpt_path)
     protocols = [protocol_named(name) for name in cfg.protocols]
-    record = {"status": RunStatus.COMPLETED, "checkpoint": str(cfg.ckpt_path), "split": cfg.split,
-              "protocols": {p.name: p.describe() for p in protocols}}
+    record = {
+        "status": RunStatus.COMPLETED,
+        "checkpoint": str(cfg.ckpt_path),
+        "split": cfg.split,
+        "protocols": {p.name: p.describe() for p in protocols},
+    }
     for protocol in protocols:
         record.update(_score(cfg, net, info, protocol))
     record["config"] = resolved_config(cfg)
@@ -51,21 +56,34 @@ def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> dict[str,
     datamodule.setup("test")
     datamodule.eval_scale, scale_source = _scale_rule(cfg, info)
     per_image = protocol.averaging == "per_image"
-    module = VesselSegmentationModule(net, loss_from_checkpoint(info, instantiate(cfg.loss)), optimizer=None,
-                                      threshold=threshold, flip_tta=flip_tta, reference_protocol=per_image)
+    module = VesselSegmentationModule(
+        net,
+        loss_from_checkpoint(info, instantiate(cfg.loss)),
+        optimizer=None,
+        threshold=threshold,
+        flip_tta=flip_tta,
+        reference_protocol=per_image,
+    )
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, callbacks=[])
     split = cfg.split
     if per_image:  # the per-image scores are the test loop's, whichever split is scored
         results = trainer.test(module, dataloaders=_loader(datamodule, split), verbose=False)[0]
-        return {"mask_rule" + protocol.key_suffix: rule,
-                **{protocol.key(split, name): results[protocol.key("test", name)] for name in PER_IMAGE_SCORES}}
+        return {
+            "mask_rule" + protocol.key_suffix: rule,
+            **{protocol.key(split, name): results[protocol.key("test", name)] for name in PER_IMAGE_SCORES},
+        }
     run = trainer.validate if split == "val" else trainer.test
     results = run(module, dataloaders=_loader(datamodule, split), verbose=False)[0]
     metrics = module.val_metrics if split == "val" else module.test_metrics
-    return {"threshold": threshold, "flip_tta": flip_tta, "mask_rule": rule,
-            "scale": _scale_record(datamodule, split, scale_source),
-            f"{split}_loss": results[f"{split}_loss"], **summarize(metrics, threshold, split),
-            **{name: value for name, value in results.items() if "clDice" in name}}
+    return {
+        "threshold": threshold,
+        "flip_tta": flip_tta,
+        "mask_rule": rule,
+        "scale": _scale_record(datamodule, split, scale_source),
+        f"{split}_loss": results[f"{split}_loss"],
+        **summarize(metrics, threshold, split),
+        **{name: value for name, value in results.items() if "clDice" in name},
+    }
 
 
 def _loader(datamodule, split: str):
@@ -82,8 +100,11 @@ def _scale_rule(cfg: DictConfig, info: RunInfo) -> tuple[ScaleRule, str]:
 def _scale_record(datamodule, split: str, source: str) -> dict[str, Any]:
     """The training diameter, where it came from, and the factor each photograph was rescaled by."""
     rule = datamodule.eval_scale
-    return {"train_fov_diameter": rule.train_fov_diameter, "source": source,
-            "factors": [round(rule.factor(d), 6) for d in datamodule.fov_diameters(split)]}
+    return {
+        "train_fov_diameter": rule.train_fov_diameter,
+        "source": source,
+        "factors": [round(rule.factor(d), 6) for d in datamodule.fov_diameters(split)],
+    }
 
 
 def score_second_observer(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
@@ -94,8 +115,10 @@ def score_second_observer(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     samples = getattr(datamodule.splits, cfg.split)
     lacking = [s.name for s in samples if s.second_mask is None]
     if lacking or not samples:
-        raise DataError(f"second_observer=true: no second-observer masks for {lacking or 'an empty split'} in "
-                        f"{cfg.data.root} ({cfg.split} split)")
+        raise DataError(
+            f"second_observer=true: no second-observer masks for {lacking or 'an empty split'} in "
+            f"{cfg.data.root} ({cfg.split} split)"
+        )
     pixels, centrelines = VesselMetrics(), CentrelineDice()
     for sample in samples:
         human, truth, fov = (torch.from_numpy(a)[None] for a in (sample.second_mask, sample.mask, sample.fov))
@@ -103,8 +126,15 @@ def score_second_observer(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         centrelines.update(human, truth, fov)
     scores = {k: v for k, v in summarize(pixels, 0.5, cfg.split).items() if "AUC" not in k}
     cl = centrelines.compute()
-    record = {"status": RunStatus.COMPLETED, "observer": "second against first", "split": cfg.split,
-              "images": len(samples), **scores, f"{cfg.split}_clDice": cl["fov"], f"{cfg.split}_clDice_all": cl["all"],
-              "config": resolved_config(cfg)}
+    record = {
+        "status": RunStatus.COMPLETED,
+        "observer": "second against first",
+        "split": cfg.split,
+        "images": len(samples),
+        **scores,
+        f"{cfg.split}_clDice": cl["fov"],
+        f"{cfg.split}_clDice_all": cl["all"],
+        "config": resolved_config(cfg),
+    }
     write_metrics(output_dir, record)
     return record

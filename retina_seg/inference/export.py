@@ -5,6 +5,7 @@ torch.export-based one needs onnxscript, which is not a dependency). The tracer 
 arithmetic (padding of odd sizes, mirror padding) as graph operations, so the graphs follow the input size; every
 export is checked against the PyTorch model at several sizes before the export counts as done.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -71,9 +72,14 @@ def parity_inputs(predictor: VesselPredictor, sizes: list[tuple[int, int]]) -> l
 def run_metadata(info: RunInfo, checkpoint_sha256: str) -> dict[str, str]:
     """What a user of any export needs besides the graph, as text: input scaling, channels, threshold and the
     training FOV diameter (the scale to put photographs at), and the checkpoint it came from."""
-    return {"model": json.dumps(info.model), "normalize": json.dumps(info.normalize),
-            "channels": str(info.channels), "threshold": repr(float(info.threshold)),
-            "fov_diameter": json.dumps(info.fov_diameter), "checkpoint_sha256": checkpoint_sha256}
+    return {
+        "model": json.dumps(info.model),
+        "normalize": json.dumps(info.normalize),
+        "channels": str(info.channels),
+        "threshold": repr(float(info.threshold)),
+        "fov_diameter": json.dumps(info.fov_diameter),
+        "checkpoint_sha256": checkpoint_sha256,
+    }
 
 
 def export_torchscript(model: ProbabilityNet, example: torch.Tensor, path: Path, metadata: dict[str, str]) -> None:
@@ -85,20 +91,28 @@ def export_torchscript(model: ProbabilityNet, example: torch.Tensor, path: Path,
     write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=extra))
 
 
-def _onnx_with_metadata(model: ProbabilityNet, example: torch.Tensor, tmp: Path, opset: int,
-                        metadata: dict[str, str]) -> None:
+def _onnx_with_metadata(
+    model: ProbabilityNet, example: torch.Tensor, tmp: Path, opset: int, metadata: dict[str, str]
+) -> None:
     import onnx
 
     dynamic = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                      output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic})
+    torch.onnx.export(
+        model,
+        (example,),
+        str(tmp),
+        dynamo=False,
+        opset_version=opset,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic},
+    )
     graph = onnx.load(str(tmp))
     onnx.helper.set_model_props(graph, metadata)
     onnx.save(graph, str(tmp))
 
 
-def export_onnx(model: ProbabilityNet, example: torch.Tensor, path: Path, opset: int,
-                metadata: dict[str, str]) -> None:
+def export_onnx(model: ProbabilityNet, example: torch.Tensor, path: Path, opset: int, metadata: dict[str, str]) -> None:
     """The metadata goes into the model's metadata_props."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
@@ -137,8 +151,13 @@ def reference_outputs(model: ProbabilityNet, inputs: list[np.ndarray]) -> list[n
         return [model(torch.from_numpy(batch)).numpy() for batch in inputs]
 
 
-def check_parity(run: Callable[[np.ndarray], np.ndarray], inputs: list[np.ndarray], expected: list[np.ndarray],
-                 tolerance: float, path: Path) -> dict[str, float]:
+def check_parity(
+    run: Callable[[np.ndarray], np.ndarray],
+    inputs: list[np.ndarray],
+    expected: list[np.ndarray],
+    tolerance: float,
+    path: Path,
+) -> dict[str, float]:
     """Max |probability difference| per input size; an export beyond the tolerance is an error."""
     differences = {}
     for batch, wanted in zip(inputs, expected):
@@ -149,8 +168,10 @@ def check_parity(run: Callable[[np.ndarray], np.ndarray], inputs: list[np.ndarra
         differences[size] = float(np.abs(actual - wanted).max())
     worst = max(differences.values())
     if worst >= tolerance:
-        raise ExportError(f"{path}: differs from the PyTorch model by up to {worst:.2e} (tolerance {tolerance:.0e}) "
-                          f"at input sizes {differences}")
+        raise ExportError(
+            f"{path}: differs from the PyTorch model by up to {worst:.2e} (tolerance {tolerance:.0e}) "
+            f"at input sizes {differences}"
+        )
     return differences
 
 
@@ -162,8 +183,9 @@ def _require_extra(formats: list[str]) -> None:
             try:
                 __import__(module)
             except ImportError as error:
-                raise ExportError(f"formats: {kind} needs {module}, from the export extra "
-                                  f"(pip install 'retina-seg[export]')") from error
+                raise ExportError(
+                    f"formats: {kind} needs {module}, from the export extra (pip install 'retina-seg[export]')"
+                ) from error
 
 
 def export_checkpoint(settings: ExportSettings) -> dict[str, Any]:

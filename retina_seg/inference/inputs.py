@@ -1,4 +1,5 @@
 """Which files to predict (FILE, FOLDER or GLOB), their output names, and their masks found by name."""
+
 from __future__ import annotations
 
 import glob
@@ -93,5 +94,6 @@ class NameIndex:
             if len(candidates) > 1:
                 names = ", ".join(p.name for p in candidates)
                 raise DataError(f"{image}: several {self.what} files in {self.folder} match it ({names})")
-        raise DataError(f"{image}: no {self.what} file in {self.folder} named {image.stem}.* "
-                        f"or {_leading_id(image.stem)}_*")
+        raise DataError(
+            f"{image}: no {self.what} file in {self.folder} named {image.stem}.* or {_leading_id(image.stem)}_*"
+        )

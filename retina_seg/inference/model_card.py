@@ -1,5 +1,6 @@
 """The model card shipped with an export (JSON for programs, Markdown for people), from the checkpoint and the
 training run folder that produced it."""
+
 from __future__ import annotations
 
 import json
@@ -26,19 +27,21 @@ METRIC_DEFINITIONS = {
     "clDice": "centreline Dice: agreement of each mask's skeleton with the other mask",
     "loss": "the training loss on the split",
 }
-REGION_NOTE = ("Computed inside the field of view (FOV); a name ending in _all counts all pixels. A ratio with a "
-               "zero denominator is 1.0.")
+REGION_NOTE = (
+    "Computed inside the field of view (FOV); a name ending in _all counts all pixels. A ratio with a "
+    "zero denominator is 1.0."
+)
 _METRIC_KEY = re.compile(r"^(val|test)_([A-Za-z]+)(_all)?$")
 
 NORMALIZATION_WORDS = {
     "standard": "per channel: (pixel / max_pixel_value - mean) / std, with the mean, std and max_pixel_value shown",
     "image": "(pixel - mean) / (std + 1e-4), mean and std over all pixels and channels of the image, clipped "
-             "to [-20, 20]",
+    "to [-20, 20]",
     "image_per_channel": "per channel: (pixel - mean) / (std + 1e-4), mean and std of that channel over the whole "
-                         "image, clipped to [-20, 20]",
+    "image, clipped to [-20, 20]",
     "min_max": "(pixel - min) / (max - min + 1e-4), min and max over the whole image, clipped to [-20, 20]",
     "min_max_per_channel": "per channel: (pixel - min) / (max - min + 1e-4), min and max of that channel over "
-                           "the whole image",
+    "the whole image",
 }
 
 
@@ -48,23 +51,38 @@ def read_run(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _metrics(run: dict[str, Any]) -> dict[str, Any]:
-    values = {key: value for key, value in run.items()
-              if _METRIC_KEY.match(key) and isinstance(value, (int, float)) and not isinstance(value, bool)}
+    values = {
+        key: value
+        for key, value in run.items()
+        if _METRIC_KEY.match(key) and isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
     names = {_METRIC_KEY.match(key).group(2) for key in values}
-    return {"values": values, "definitions": {n: METRIC_DEFINITIONS[n] for n in sorted(names)
-                                              if n in METRIC_DEFINITIONS}, "region": REGION_NOTE}
+    return {
+        "values": values,
+        "definitions": {n: METRIC_DEFINITIONS[n] for n in sorted(names) if n in METRIC_DEFINITIONS},
+        "region": REGION_NOTE,
+    }
 
 
 def _training(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     config = run.get("config") or {}
     data = config.get("data") or {}
     source = data.get("source") or {}
-    return {"run_dir": str(run_dir), "job_id": run.get("job_id"), "git_commit": run.get("git_commit"),
-            "data_source": source.get("_target_"), "data": source,
-            "split": {key: source.get(key) for key in ("split", "n_val", "split_seed") if key in source},
-            "channels": data.get("channels"), "augmentation": data.get("augmentation"),
-            "epochs": run.get("epochs"), "best_epoch": run.get("best_epoch"), "batch_size": run.get("batch_size"),
-            "learning_rate": run.get("learning_rate"), "wall_time_s": run.get("wall_time_s")}
+    return {
+        "run_dir": str(run_dir),
+        "job_id": run.get("job_id"),
+        "git_commit": run.get("git_commit"),
+        "data_source": source.get("_target_"),
+        "data": source,
+        "split": {key: source.get(key) for key in ("split", "n_val", "split_seed") if key in source},
+        "channels": data.get("channels"),
+        "augmentation": data.get("augmentation"),
+        "epochs": run.get("epochs"),
+        "best_epoch": run.get("best_epoch"),
+        "batch_size": run.get("batch_size"),
+        "learning_rate": run.get("learning_rate"),
+        "wall_time_s": run.get("wall_time_s"),
+    }
 
 
 def _threshold(info: RunInfo, run: dict[str, Any] | None) -> dict[str, Any]:
@@ -75,21 +93,31 @@ def _threshold(info: RunInfo, run: dict[str, Any] | None) -> dict[str, Any]:
         how = "fixed in the training config (module.threshold)"
     else:
         how = "chosen on the validation split to maximise val_IoU"
-    return {"value": float(info.threshold), "how": how,
-            "rule": "a pixel is a vessel when its probability >= the threshold"}
+    return {
+        "value": float(info.threshold),
+        "how": how,
+        "rule": "a pixel is a vessel when its probability >= the threshold",
+    }
 
 
 def _scale(info: RunInfo) -> dict[str, Any]:
     diameter = info.fov_diameter
-    how = ("median over the training photographs, measured as the longer side of the FOV's bounding box"
-           if diameter is not None else "unknown: the checkpoint was written before the diameter was stored")
-    return {"fov_diameter": diameter, "how": how,
-            "use": "rescale a photograph by fov_diameter / its own FOV diameter before predicting, and the "
-                   "probabilities back to its size (retina-seg-predict mode=auto does this)"}
+    how = (
+        "median over the training photographs, measured as the longer side of the FOV's bounding box"
+        if diameter is not None
+        else "unknown: the checkpoint was written before the diameter was stored"
+    )
+    return {
+        "fov_diameter": diameter,
+        "how": how,
+        "use": "rescale a photograph by fov_diameter / its own FOV diameter before predicting, and the "
+        "probabilities back to its size (retina-seg-predict mode=auto does this)",
+    }
 
 
-def build_card(checkpoint: Path, checkpoint_sha256: str, net: nn.Module, info: RunInfo,
-               run_dir: Path, exports: dict[str, Any]) -> dict[str, Any]:
+def build_card(
+    checkpoint: Path, checkpoint_sha256: str, net: nn.Module, info: RunInfo, run_dir: Path, exports: dict[str, Any]
+) -> dict[str, Any]:
     run = read_run(run_dir)
     mode = info.normalize.get("normalization", "standard")
     channels = "3 channels R, G, B" if info.channels == "rgb" else "1 channel: green"
@@ -97,15 +125,21 @@ def build_card(checkpoint: Path, checkpoint_sha256: str, net: nn.Module, info: R
         "name": "retina-seg U-Net for retinal vessel segmentation",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "checkpoint": {"path": str(checkpoint), "sha256": checkpoint_sha256, "bytes": checkpoint.stat().st_size},
-        "architecture": {"class": info.model.get("_target_"), "parameters": count_parameters(net),
-                         "config": info.model,
-                         "input": f"float32 [batch, {1 if info.channels == 'green' else 3}, height, width] "
-                                  f"({channels}), any height and width of at least "
-                                  f"{getattr(net, 'min_side', 1)} pixels, normalised as below",
-                         "output": "float32 [batch, 1, height, width]: vessel probability per pixel"},
-        "input_normalization": {"albumentations": info.normalize, "mode": mode,
-                                "formula": NORMALIZATION_WORDS.get(mode, mode),
-                                "then": f"keep {channels}; layout channels first"},
+        "architecture": {
+            "class": info.model.get("_target_"),
+            "parameters": count_parameters(net),
+            "config": info.model,
+            "input": f"float32 [batch, {1 if info.channels == 'green' else 3}, height, width] "
+            f"({channels}), any height and width of at least "
+            f"{getattr(net, 'min_side', 1)} pixels, normalised as below",
+            "output": "float32 [batch, 1, height, width]: vessel probability per pixel",
+        },
+        "input_normalization": {
+            "albumentations": info.normalize,
+            "mode": mode,
+            "formula": NORMALIZATION_WORDS.get(mode, mode),
+            "then": f"keep {channels}; layout channels first",
+        },
         "threshold": _threshold(info, run),
         "scale": _scale(info),
         "training": _training(run, run_dir) if run else None,
@@ -116,37 +150,83 @@ def build_card(checkpoint: Path, checkpoint_sha256: str, net: nn.Module, info: R
 
 
 def _rows(mapping: dict[str, Any]) -> list[str]:
-    return [f"| {key} | {json.dumps(value) if isinstance(value, (dict, list)) else value} |"
-            for key, value in mapping.items()]
+    return [
+        f"| {key} | {json.dumps(value) if isinstance(value, (dict, list)) else value} |"
+        for key, value in mapping.items()
+    ]
 
 
 def render_markdown(card: dict[str, Any]) -> str:
     arch, norm, threshold = card["architecture"], card["input_normalization"], card["threshold"]
-    lines = [f"# {card['name']}", "", f"Created {card['created']} from checkpoint `{card['checkpoint']['path']}`",
-             f"(SHA-256 `{card['checkpoint']['sha256']}`).", "", "## Architecture", "",
-             f"`{arch['class']}` with {arch['parameters']:,} trainable parameters.", "", "| setting | value |",
-             "|---|---|", *_rows({k: v for k, v in arch["config"].items() if k != "_target_"}), "",
-             f"- Input: {arch['input']}.", f"- Output: {arch['output']}.", "", "## Input normalisation", "",
-             f"albumentations `Normalize` {json.dumps(norm['albumentations'])}: {norm['formula']}; then "
-             f"{norm['then']}.", "", "## Threshold", "",
-             f"{threshold['value']:.4f}, {threshold['how']}; {threshold['rule']}.", "", "## Scale", "",
-             f"Training FOV diameter: {card['scale']['fov_diameter']} pixels ({card['scale']['how']}). To predict, "
-             f"{card['scale']['use']}.", ""]
+    lines = [
+        f"# {card['name']}",
+        "",
+        f"Created {card['created']} from checkpoint `{card['checkpoint']['path']}`",
+        f"(SHA-256 `{card['checkpoint']['sha256']}`).",
+        "",
+        "## Architecture",
+        "",
+        f"`{arch['class']}` with {arch['parameters']:,} trainable parameters.",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        *_rows({k: v for k, v in arch["config"].items() if k != "_target_"}),
+        "",
+        f"- Input: {arch['input']}.",
+        f"- Output: {arch['output']}.",
+        "",
+        "## Input normalisation",
+        "",
+        f"albumentations `Normalize` {json.dumps(norm['albumentations'])}: {norm['formula']}; then {norm['then']}.",
+        "",
+        "## Threshold",
+        "",
+        f"{threshold['value']:.4f}, {threshold['how']}; {threshold['rule']}.",
+        "",
+        "## Scale",
+        "",
+        f"Training FOV diameter: {card['scale']['fov_diameter']} pixels ({card['scale']['how']}). To predict, "
+        f"{card['scale']['use']}.",
+        "",
+    ]
     training = card["training"]
     lines += ["## Training data and split", ""]
     if training is None:
         lines += ["Unknown: no metrics.json in the run folder given for this checkpoint.", ""]
     else:
-        lines += ["| item | value |", "|---|---|",
-                  *_rows({k: v for k, v in training.items() if k != "augmentation"}), ""]
+        lines += [
+            "| item | value |",
+            "|---|---|",
+            *_rows({k: v for k, v in training.items() if k != "augmentation"}),
+            "",
+        ]
     if card["metrics"]:
         metrics = card["metrics"]
-        lines += ["## Metrics", "", metrics["region"], "", "| metric | value |", "|---|---|",
-                  *_rows({k: f"{v:.4f}" for k, v in metrics["values"].items()}), "", "Definitions:", "",
-                  *[f"- **{name}**: {text}." for name, text in metrics["definitions"].items()], ""]
-    lines += ["## Exports", "", "| format | file | SHA-256 | max abs difference from PyTorch |", "|---|---|---|---|",
-              *[f"| {kind} | {e['file']} | `{e['sha256']}` | {e['parity_max_abs_diff']} |"
-                for kind, e in card["exports"].items()], ""]
+        lines += [
+            "## Metrics",
+            "",
+            metrics["region"],
+            "",
+            "| metric | value |",
+            "|---|---|",
+            *_rows({k: f"{v:.4f}" for k, v in metrics["values"].items()}),
+            "",
+            "Definitions:",
+            "",
+            *[f"- **{name}**: {text}." for name, text in metrics["definitions"].items()],
+            "",
+        ]
+    lines += [
+        "## Exports",
+        "",
+        "| format | file | SHA-256 | max abs difference from PyTorch |",
+        "|---|---|---|---|",
+        *[
+            f"| {kind} | {e['file']} | `{e['sha256']}` | {e['parity_max_abs_diff']} |"
+            for kind, e in card["exports"].items()
+        ],
+        "",
+    ]
     if card["config"]:
         lines += ["## Resolved training config", "", "```json", json.dumps(card["config"], indent=2), "```", ""]
     return "\n".join(lines)

@@ -4,6 +4,7 @@ For uint8 images albumentations itself normalises through a 256-entry table per 
 image's statistics in the per-image modes. Building that table once per image, from the image's histogram, and
 applying it tile by tile gives the same numbers as normalising the whole image, without a float copy of it.
 """
+
 from collections.abc import Mapping
 
 import albumentations as A
@@ -82,8 +83,7 @@ def normalization_tables(normalize: A.Normalize, image: np.ndarray) -> np.ndarra
     raise NormalizationError(f"normalize: unsupported normalization mode {mode!r}")
 
 
-def normalized_crop(image: np.ndarray, tables: np.ndarray, top: int, left: int, height: int,
-                    width: int) -> np.ndarray:
+def normalized_crop(image: np.ndarray, tables: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
     """float32 HxWx3 of one window of the image, normalised as the whole image would be."""
-    crop = image[top:top + height, left:left + width]
+    crop = image[top : top + height, left : left + width]
     return np.stack([tables[c][crop[..., c]] for c in range(3)], axis=-1)

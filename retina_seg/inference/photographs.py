@@ -1,4 +1,5 @@
 """Loading inputs in DataLoader workers: decode, find or detect the FOV, read the truth, prepare normalisation."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,16 +53,25 @@ class MaskSources:
 
 def _check_size(mask: np.ndarray, mask_path: Path, image: np.ndarray, image_path: Path) -> np.ndarray:
     if mask.shape != image.shape[:2]:
-        raise DataError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
-                        f"{image.shape[1]}x{image.shape[0]} (width x height)")
+        raise DataError(
+            f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
+            f"{image.shape[1]}x{image.shape[0]} (width x height)"
+        )
     return mask
 
 
 class PhotographDataset(Dataset):
     """Items are Photograph, or FailedInput naming the file and the problem: one bad file stops nothing."""
 
-    def __init__(self, images: list[Path], names: dict[Path, str], normalize: A.Normalize, tiling: Tiling,
-                 masks: MaskSources, scale: ScaleRule):
+    def __init__(
+        self,
+        images: list[Path],
+        names: dict[Path, str],
+        normalize: A.Normalize,
+        tiling: Tiling,
+        masks: MaskSources,
+        scale: ScaleRule,
+    ):
         self.images, self.names, self.normalize = images, names, normalize
         self.tiling, self.masks, self.scale = tiling, masks, scale
         self.resize = A.Resize(tiling.resize_height, tiling.resize_width)
@@ -100,6 +110,16 @@ class PhotographDataset(Dataset):
             factor = self.scale.factor(diameter) if self.tiling.scale_aware else 1.0
             network_image = rescale(image, factor)
         kind = self.tiling.plan_kind(*network_image.shape[:2])
-        return Photograph(path, self.names[path], image, network_image,
-                          normalization_tables(self.normalize, network_image), kind, fov, fov_source, diameter,
-                          factor, truth)
+        return Photograph(
+            path,
+            self.names[path],
+            image,
+            network_image,
+            normalization_tables(self.normalize, network_image),
+            kind,
+            fov,
+            fov_source,
+            diameter,
+            factor,
+            truth,
+        )

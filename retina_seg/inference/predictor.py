@@ -1,4 +1,5 @@
 """A trained network turned into vessel probability maps for photographs of any size."""
+
 from __future__ import annotations
 
 from itertools import groupby
@@ -21,8 +22,16 @@ CHANNELS = ("rgb", "green")
 class VesselPredictor:
     """The network with the normalisation, channels and threshold it was trained with."""
 
-    def __init__(self, net: nn.Module, info: RunInfo, threshold: float | None = None, batch_size: int = 4,
-                 channels_last: bool = True, flip_tta: bool | None = None, device: str = "cpu"):
+    def __init__(
+        self,
+        net: nn.Module,
+        info: RunInfo,
+        threshold: float | None = None,
+        batch_size: int = 4,
+        channels_last: bool = True,
+        flip_tta: bool | None = None,
+        device: str = "cpu",
+    ):
         self.device = torch.device(device)
         self.net, self.info = net.eval().to(self.device), info
         self.normalize = build_normalize(info.normalize)
@@ -31,9 +40,11 @@ class VesselPredictor:
             raise ValueError(f"channels must be one of {CHANNELS}, got {self.channels!r}")
         if info.eval_transforms:
             # Evaluation applies them; prediction applies only the normalisation, so its maps would differ.
-            raise ValueError(f"trained with eval transforms {sorted(info.eval_transforms)} "
-                             "(augmentation.eval), which prediction does not apply; evaluate it with "
-                             "retina-seg-eval instead")
+            raise ValueError(
+                f"trained with eval transforms {sorted(info.eval_transforms)} "
+                "(augmentation.eval), which prediction does not apply; evaluate it with "
+                "retina-seg-eval instead"
+            )
         self.threshold = float(info.threshold if threshold is None else threshold)
         self.batch_size, self.channels_last = batch_size, channels_last
         self.flip_tta = info.flip_tta if flip_tta is None else flip_tta
@@ -61,8 +72,9 @@ class VesselPredictor:
         """Windows for `kind` ("tiles": sliding windows; otherwise the whole, possibly resized, image)."""
         height, width = image.shape[:2]
         if min(height, width) < self.min_side:
-            raise ValueError(f"image of {width}x{height} pixels is smaller than the network's minimum side "
-                             f"{self.min_side}")
+            raise ValueError(
+                f"image of {width}x{height} pixels is smaller than the network's minimum side {self.min_side}"
+            )
         if kind == "tiles":
             return TilePlan.tiles(height, width, tile_size, tile_overlap, self.stride)
         return TilePlan.whole(height, width)
@@ -88,8 +100,9 @@ class VesselPredictor:
         probs = flip_averaged(self.net, tensor) if self.flip_tta else vessel_probability(self.net(tensor))
         return probs[:, 0].float().cpu().numpy()
 
-    def probabilities(self, images: list[np.ndarray], tables: list[np.ndarray],
-                      plans: list[TilePlan]) -> list[np.ndarray]:
+    def probabilities(
+        self, images: list[np.ndarray], tables: list[np.ndarray], plans: list[TilePlan]
+    ) -> list[np.ndarray]:
         """float32 probability maps of several images; windows of one shape share forward passes."""
         maps = [BlendedMap(plan) for plan in plans]
         jobs = [(index, window) for index, plan in enumerate(plans) for window in plan.windows]
@@ -97,14 +110,15 @@ class VesselPredictor:
         for _, same_shape in groupby(jobs, key=lambda job: (job[1].height, job[1].width)):
             same_shape = list(same_shape)
             for start in range(0, len(same_shape), self.batch_size):
-                chunk = same_shape[start:start + self.batch_size]
+                chunk = same_shape[start : start + self.batch_size]
                 batch = np.stack([self.network_input(images[i], tables[i], window) for i, window in chunk])
                 for (index, window), values in zip(chunk, self._forward(batch)):
                     maps[index].add(window, values)
         return [blended.result() for blended in maps]
 
-    def predict(self, image: np.ndarray, kind: str = "whole", tile_size: int = 512,
-                tile_overlap: int = 128) -> np.ndarray:
+    def predict(
+        self, image: np.ndarray, kind: str = "whole", tile_size: int = 512, tile_overlap: int = 128
+    ) -> np.ndarray:
         """Probability map of one uint8 HxWx3 image at its own size ("whole" or "tiles"), no FOV applied."""
         plan = self.plan(image, kind, tile_size, tile_overlap)
         return self.probabilities([image], [self.normalization_tables(image)], [plan])[0]

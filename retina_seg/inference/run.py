@@ -1,4 +1,5 @@
 """`retina-seg-predict`'s work: every input through loader workers, the network and the writers."""
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,14 @@ class PredictionRun:
                 self.fail(item.source, item.error)
                 continue
             try:
-                plans.append(self.predictor.plan(item.network_image, item.plan_kind, self.settings.tiling.tile_size,
-                                                 self.settings.tiling.tile_overlap))
+                plans.append(
+                    self.predictor.plan(
+                        item.network_image,
+                        item.plan_kind,
+                        self.settings.tiling.tile_size,
+                        self.settings.tiling.tile_overlap,
+                    )
+                )
                 photos.append(item)
             except ValueError as error:
                 self.fail(item.source, f"{item.source}: {error}")
@@ -76,12 +83,26 @@ class PredictionRun:
         probability = to_size(probability, *photo.image.shape[:2])
         probability[~photo.fov] = 0
         mask = probability >= self.predictor.threshold
-        outputs = write_prediction(self.settings.output, photo.name, photo.image, probability, mask,
-                                   self.settings.overlay_color, self.settings.overlay_alpha)
-        record = {"input": str(photo.source), "height": photo.image.shape[0], "width": photo.image.shape[1],
-                  "plan": photo.plan_kind, "fov": photo.fov_source, "fov_diameter": photo.fov_diameter,
-                  "scale": round(photo.scale, 6), "network_size": list(photo.network_image.shape[:2]),
-                  "outputs": outputs}
+        outputs = write_prediction(
+            self.settings.output,
+            photo.name,
+            photo.image,
+            probability,
+            mask,
+            self.settings.overlay_color,
+            self.settings.overlay_alpha,
+        )
+        record = {
+            "input": str(photo.source),
+            "height": photo.image.shape[0],
+            "width": photo.image.shape[1],
+            "plan": photo.plan_kind,
+            "fov": photo.fov_source,
+            "fov_diameter": photo.fov_diameter,
+            "scale": round(photo.scale, 6),
+            "network_size": list(photo.network_image.shape[:2]),
+            "outputs": outputs,
+        }
         if photo.truth is not None:
             counts = confusion(mask, photo.truth)
             self.scores.append((photo.name, counts))
@@ -93,30 +114,44 @@ def _scale_rule(settings: PredictSettings, predictor: VesselPredictor) -> tuple[
     """The training scale in auto mode; whole, tiles and resize never rescale by it."""
     if not settings.tiling.scale_aware:
         return ScaleRule(None), f"mode={settings.tiling.mode}: not scale-aware"
-    return training_scale(predictor.info.fov_diameter, settings.scale.train_fov_diameter,
-                          settings.scale.tolerance, settings.ckpt_path)
+    return training_scale(
+        predictor.info.fov_diameter, settings.scale.train_fov_diameter, settings.scale.tolerance, settings.ckpt_path
+    )
 
 
 def _mask_sources(settings: PredictSettings, truth_rule: str) -> MaskSources:
-    return MaskSources(fov=NameIndex(settings.fov_masks, "FOV mask") if settings.fov_masks else None,
-                       truth=NameIndex(settings.masks, "ground-truth mask") if settings.masks else None,
-                       detect_fov=settings.detect_fov, truth_rule=truth_rule)
+    return MaskSources(
+        fov=NameIndex(settings.fov_masks, "FOV mask") if settings.fov_masks else None,
+        truth=NameIndex(settings.masks, "ground-truth mask") if settings.masks else None,
+        detect_fov=settings.detect_fov,
+        truth_rule=truth_rule,
+    )
 
 
 def predict_files(settings: PredictSettings) -> dict[str, Any]:
     """Predict every input into settings.output; returns (and writes) the summary. Bad inputs, a bad checkpoint
     or a mask folder that is not one raise before anything is predicted; a bad image only fails itself."""
-    predictor = VesselPredictor.from_checkpoint(settings.ckpt_path, threshold=settings.threshold,
-                                                batch_size=settings.batch_size, channels_last=settings.channels_last,
-                                                flip_tta=settings.flip_tta, device=settings.device)
+    predictor = VesselPredictor.from_checkpoint(
+        settings.ckpt_path,
+        threshold=settings.threshold,
+        batch_size=settings.batch_size,
+        channels_last=settings.channels_last,
+        flip_tta=settings.flip_tta,
+        device=settings.device,
+    )
     inputs = resolve_inputs(settings.inputs)
     for path in inputs.skipped:
         log.warning("skipped %s: not an image file name (%s)", path, path.suffix or "no extension")
     rule, scale_source = _scale_rule(settings, predictor)
-    dataset = PhotographDataset(inputs.images, output_names(inputs.images), predictor.normalize, settings.tiling,
-                                _mask_sources(settings, predictor.info.mask_rule), rule)
-    loader = DataLoader(dataset, batch_size=settings.batch_size, num_workers=settings.num_workers,
-                        collate_fn=_as_list)
+    dataset = PhotographDataset(
+        inputs.images,
+        output_names(inputs.images),
+        predictor.normalize,
+        settings.tiling,
+        _mask_sources(settings, predictor.info.mask_rule),
+        rule,
+    )
+    loader = DataLoader(dataset, batch_size=settings.batch_size, num_workers=settings.num_workers, collate_fn=_as_list)
     settings.output.mkdir(parents=True, exist_ok=True)
     run = PredictionRun(settings, predictor)
     started = time.monotonic()
@@ -127,13 +162,22 @@ def predict_files(settings: PredictSettings) -> dict[str, Any]:
     elapsed = time.monotonic() - started
     if run.scores:
         write_scores(settings.output, run.scores)
-    summary = {"checkpoint": str(settings.ckpt_path), "threshold": predictor.threshold,
-               "threshold_source": "checkpoint" if settings.threshold is None else "override",
-               "mode": settings.tiling.mode, "train_fov_diameter": rule.train_fov_diameter,
-               "scale_source": scale_source, "device": settings.device, "predicted": len(run.predicted), "failed": run.failed,
-               "skipped": [str(p) for p in inputs.skipped], "wall_time_s": round(elapsed, 3),
-               "images_per_s": round(len(run.predicted) / elapsed, 3) if elapsed > 0 else None,
-               "overall": _overall(run.scores), "images": run.predicted}
+    summary = {
+        "checkpoint": str(settings.ckpt_path),
+        "threshold": predictor.threshold,
+        "threshold_source": "checkpoint" if settings.threshold is None else "override",
+        "mode": settings.tiling.mode,
+        "train_fov_diameter": rule.train_fov_diameter,
+        "scale_source": scale_source,
+        "device": settings.device,
+        "predicted": len(run.predicted),
+        "failed": run.failed,
+        "skipped": [str(p) for p in inputs.skipped],
+        "wall_time_s": round(elapsed, 3),
+        "images_per_s": round(len(run.predicted) / elapsed, 3) if elapsed > 0 else None,
+        "overall": _overall(run.scores),
+        "images": run.predicted,
+    }
     write_summary(settings.output, summary)
     return summary
 

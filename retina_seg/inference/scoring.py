@@ -4,6 +4,7 @@ Counted over the whole image: predictions are zero outside the FOV, so this equa
 ground truth has no vessels outside the FOV (as in DRIVE), and counts any that it has as missed. As in
 training's metrics, a ratio with a zero denominator is 1.0 (nothing to find and nothing found).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

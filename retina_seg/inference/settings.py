@@ -1,5 +1,6 @@
 """The predictor's and the exporter's settings, read from the Hydra config once it is checked (its schema and
 rules: config_schemas.py), before any file is touched."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ class Tiling:
         return self.mode == "auto"
 
     def plan_kind(self, height: int, width: int) -> str:
-        """"whole", "tiles" or "resize" for a network image of this size (in auto mode: after rescaling)."""
+        """ "whole", "tiles" or "resize" for a network image of this size (in auto mode: after rescaling)."""
         if self.mode == "auto":
             return "whole" if height * width <= self.whole_image_max_pixels else "tiles"
         return self.mode
@@ -77,7 +78,7 @@ def scale_settings(cfg: DictConfig) -> ScaleSettings:
 
 
 def _device(value: str) -> str:
-    """"auto": the GPU when there is one; otherwise the torch device named (it exists here: checked)."""
+    """ "auto": the GPU when there is one; otherwise the torch device named (it exists here: checked)."""
     if value == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return value
@@ -88,16 +89,28 @@ def predict_settings(cfg: DictConfig) -> PredictSettings:
     check_config(cfg, PREDICT_RULES)
     inputs = cfg.input
     inputs = [str(i) for i in inputs] if OmegaConf.is_list(inputs) else [str(inputs)]
-    tiling = Tiling(cfg.mode, cfg.whole_image_max_pixels, cfg.tile.size, cfg.tile.overlap, cfg.resize.height,
-                    cfg.resize.width)
+    tiling = Tiling(
+        cfg.mode, cfg.whole_image_max_pixels, cfg.tile.size, cfg.tile.overlap, cfg.resize.height, cfg.resize.width
+    )
     return PredictSettings(
-        ckpt_path=Path(str(cfg.ckpt_path)), inputs=inputs, output=Path(str(cfg.output)),
-        masks=_path(cfg, "masks"), fov_masks=_path(cfg, "fov_masks"),
-        detect_fov=cfg.detect_fov, threshold=cfg.threshold,
-        tiling=tiling, scale=scale_settings(cfg), batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-        device=_device(cfg.device), channels_last=cfg.channels_last, flip_tta=cfg.flip_tta,
+        ckpt_path=Path(str(cfg.ckpt_path)),
+        inputs=inputs,
+        output=Path(str(cfg.output)),
+        masks=_path(cfg, "masks"),
+        fov_masks=_path(cfg, "fov_masks"),
+        detect_fov=cfg.detect_fov,
+        threshold=cfg.threshold,
+        tiling=tiling,
+        scale=scale_settings(cfg),
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        device=_device(cfg.device),
+        channels_last=cfg.channels_last,
+        flip_tta=cfg.flip_tta,
         progress_bar=cfg.progress_bar,
-        overlay_color=tuple(cfg.overlay.color), overlay_alpha=cfg.overlay.alpha)
+        overlay_color=tuple(cfg.overlay.color),
+        overlay_alpha=cfg.overlay.alpha,
+    )
 
 
 @dataclass(frozen=True)
@@ -116,5 +129,12 @@ def export_settings(cfg: DictConfig) -> ExportSettings:
     check_config(cfg, EXPORT_RULES)
     ckpt_path = Path(str(cfg.ckpt_path))
     run_dir = _path(cfg, "run_dir") or ckpt_path.resolve().parent.parent
-    return ExportSettings(ckpt_path, Path(str(cfg.output)), list(cfg.formats), run_dir, cfg.onnx_opset,
-                          [tuple(size) for size in cfg.parity.sizes], cfg.parity.tolerance)
+    return ExportSettings(
+        ckpt_path,
+        Path(str(cfg.output)),
+        list(cfg.formats),
+        run_dir,
+        cfg.onnx_opset,
+        [tuple(size) for size in cfg.parity.sizes],
+        cfg.parity.tolerance,
+    )

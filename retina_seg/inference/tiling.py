@@ -7,6 +7,7 @@ tile lacks context and its padding shows, count least; at the image border no we
 is the product of its row and column weights, so the sum of all weights at a pixel is the product of two 1-D sums
 and never needs an image-sized array of its own.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,8 +76,12 @@ class TilePlan:
             raise ValueError(f"tile overlap {overlap} must be between 0 and half the tile size {tile}")
         if tile < align:
             raise ValueError(f"tile size {tile} is smaller than the network's pooling stride {align}")
-        return cls(height, width, tuple(axis_tiles(height, tile, overlap, align)),
-                   tuple(axis_tiles(width, tile, overlap, align)))
+        return cls(
+            height,
+            width,
+            tuple(axis_tiles(height, tile, overlap, align)),
+            tuple(axis_tiles(width, tile, overlap, align)),
+        )
 
     @classmethod
     def whole(cls, height: int, width: int) -> TilePlan:
@@ -92,7 +97,7 @@ class TilePlan:
         for tiles, length in ((self.rows, self.height), (self.cols, self.width)):
             total = np.zeros(length, dtype=np.float32)
             for start, weights in tiles:
-                total[start:start + len(weights)] += weights
+                total[start : start + len(weights)] += weights
             sums.append(total)
         return sums[0], sums[1]
 
@@ -108,7 +113,7 @@ class BlendedMap:
         """Add one window's HxW prediction with its blending weights."""
         weighted = values * window.row_weights[:, None]
         weighted *= window.col_weights[None, :]
-        self.total[window.top:window.top + window.height, window.left:window.left + window.width] += weighted
+        self.total[window.top : window.top + window.height, window.left : window.left + window.width] += weighted
 
     def result(self) -> np.ndarray:
         """The blended map (in place: the accumulator becomes the result)."""

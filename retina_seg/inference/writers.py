@@ -1,4 +1,5 @@
 """Prediction outputs, each written atomically: mask, 16-bit probability map, overlay, scores, summary."""
+
 from __future__ import annotations
 
 import csv
@@ -36,11 +37,21 @@ def overlay_pixels(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, i
     return blended
 
 
-def write_prediction(output: Path, name: str, image: np.ndarray, probability: np.ndarray, mask: np.ndarray,
-                     color: tuple[int, int, int], alpha: float) -> dict[str, str]:
+def write_prediction(
+    output: Path,
+    name: str,
+    image: np.ndarray,
+    probability: np.ndarray,
+    mask: np.ndarray,
+    color: tuple[int, int, int],
+    alpha: float,
+) -> dict[str, str]:
     """The three images of one prediction, at the input's size; returns their paths."""
-    paths = {"mask": output / f"{name}{MASK_SUFFIX}", "probability": output / f"{name}{PROBABILITY_SUFFIX}",
-             "overlay": output / f"{name}{OVERLAY_SUFFIX}"}
+    paths = {
+        "mask": output / f"{name}{MASK_SUFFIX}",
+        "probability": output / f"{name}{PROBABILITY_SUFFIX}",
+        "overlay": output / f"{name}{OVERLAY_SUFFIX}",
+    }
     _save_png(paths["mask"], mask.view(np.uint8) * np.uint8(255))
     _save_png(paths["probability"], probability_pixels(probability))
     _save_png(paths["overlay"], overlay_pixels(image, mask, color, alpha))

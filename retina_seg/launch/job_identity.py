@@ -1,4 +1,5 @@
 """Who a run is: the job id that keys the sweep table and names the Comet experiment."""
+
 import os
 import socket
 import subprocess

@@ -1,4 +1,5 @@
 """Settings a run takes from the way it was launched: the sweep's epoch scale and its share of the CPU."""
+
 import logging
 import os
 

@@ -10,6 +10,7 @@ is switched off, so two handlers never requeue one job and there is only one res
 by a plain ``sbatch``/``srun`` without submitit is therefore not requeued on a signal; resubmitted, it
 still resumes from last.ckpt.
 """
+
 import os
 
 from lightning.fabric.plugins.environments import SLURMEnvironment
@@ -30,17 +31,18 @@ def check_tasks_match_devices(cfg: DictConfig) -> None:
     problems = []
     tasks, devices = os.environ.get("SLURM_NTASKS_PER_NODE"), cfg.trainer.devices
     if tasks is not None and isinstance(devices, int) and int(tasks) != devices:
-        problems.append(f"trainer.devices={devices} but SLURM runs {tasks} task(s) per node "
-                        f"(hydra.launcher.tasks_per_node)")
+        problems.append(
+            f"trainer.devices={devices} but SLURM runs {tasks} task(s) per node (hydra.launcher.tasks_per_node)"
+        )
     nodes, num_nodes = os.environ.get("SLURM_JOB_NUM_NODES"), cfg.trainer.get("num_nodes", 1)
     if nodes is not None and int(nodes) != num_nodes:
-        problems.append(f"trainer.num_nodes={num_nodes} but the SLURM job has {nodes} node(s) "
-                        f"(hydra.launcher.nodes)")
+        problems.append(f"trainer.num_nodes={num_nodes} but the SLURM job has {nodes} node(s) (hydra.launcher.nodes)")
     if problems:
         raise ConfigError(
             f"invalid config: {'; '.join(problems)}; Lightning needs one task per device on every node. Keep "
             f"hydra.launcher.tasks_per_node=${{trainer.devices}} and hydra.launcher.nodes=${{trainer.num_nodes}} "
-            f"(conf/hydra/launcher/slurm.yaml)")
+            f"(conf/hydra/launcher/slurm.yaml)"
+        )
 
 
 def slurm_plugins(cfg: DictConfig) -> list:

@@ -5,6 +5,7 @@ them back to the input size would misplace every prediction near the border rela
 learn such a position-dependent stretch). Instead, as in the original paper, the network uses the overlap-tile
 strategy: the input is extended by mirroring its borders, so the valid output covers exactly the input's pixels.
 """
+
 from __future__ import annotations
 
 import torch
@@ -61,7 +62,7 @@ class DropBlock(nn.Module):
         if not self.training or self.rate == 0.0:
             return x
         # Block centres at this density make about `rate` of all positions fall in some block.
-        centres = (torch.rand(x.shape[0], 1, *x.shape[2:], device=x.device) < self.rate / self.size ** 2).float()
+        centres = (torch.rand(x.shape[0], 1, *x.shape[2:], device=x.device) < self.rate / self.size**2).float()
         half = self.size // 2  # a square max-pool done as two 1-D ones: the same blocks, far fewer comparisons
         dropped = F.max_pool2d(centres, (self.size, 1), stride=1, padding=(half, 0))
         dropped = F.max_pool2d(dropped, (1, self.size), stride=1, padding=(0, half))
@@ -74,8 +75,16 @@ class DoubleConv(nn.Sequential):
     """Two 3x3 conv (+BN) + ReLU, optionally followed by DropBlock and Dropout2d: the unit every U-Net level
     repeats."""
 
-    def __init__(self, in_channels: int, out_channels: int, pad: int, batch_norm: bool, dropout: float,
-                 dropblock_rate: float = 0.0, dropblock_size: int = 7):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        pad: int,
+        batch_norm: bool,
+        dropout: float,
+        dropblock_rate: float = 0.0,
+        dropblock_size: int = 7,
+    ):
         layers: list[nn.Module] = []
         for channels in (in_channels, out_channels):
             # A bias right before BN is redundant (BN's shift absorbs it), so drop it there.
@@ -94,8 +103,12 @@ def _validate(in_channels: int, num_classes: int, depth: int, base_width: int, p
     """Fail at construction, naming the argument, rather than with a shape error deep inside forward."""
     if padding not in PADDINGS:
         raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
-    for name, value, low in (("in_channels", in_channels, 1), ("num_classes", num_classes, 1),
-                             ("depth", depth, 1), ("base_width", base_width, 1)):
+    for name, value, low in (
+        ("in_channels", in_channels, 1),
+        ("num_classes", num_classes, 1),
+        ("depth", depth, 1),
+        ("base_width", base_width, 1),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if not 0.0 <= dropout < 1.0:
@@ -107,7 +120,7 @@ def valid_margin(depth: int) -> int:
 
     Levels 0..depth-2 have a conv pair in the encoder and one in the decoder, the bottleneck one pair (depth 5: 92).
     """
-    scales = [2 ** level for level in range(depth - 1)]
+    scales = [2**level for level in range(depth - 1)]
     return 2 * (2 * sum(scales) + 2 ** (depth - 1))
 
 
@@ -157,7 +170,7 @@ def _pad_to(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
 def _center_crop(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
     """Crop a skip to the decoder map, as the original U-Net does (unpadded convs shrink the decoder path)."""
     top, left = (x.shape[-2] - size[0]) // 2, (x.shape[-1] - size[1]) // 2
-    return x[..., top:top + size[0], left:left + size[1]]
+    return x[..., top : top + size[0], left : left + size[1]]
 
 
 class UNet(nn.Module):
@@ -169,9 +182,18 @@ class UNet(nn.Module):
     that every pooling is exact), so the unpadded network's output starts at input pixel 0 and is cropped to HxW.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 1, depth: int = 5, base_width: int = 64,
-                 padding: str = "same", batch_norm: bool = False, dropout: float = 0.0, dropblock_rate: float = 0.0,
-                 dropblock_size: int = 7):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 1,
+        depth: int = 5,
+        base_width: int = 64,
+        padding: str = "same",
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        dropblock_rate: float = 0.0,
+        dropblock_size: int = 7,
+    ):
         super().__init__()
         _validate(in_channels, num_classes, depth, base_width, padding, dropout)
         _validate_dropblock(dropblock_rate, dropblock_size)  # also when rate 0 builds no DropBlock
@@ -180,21 +202,21 @@ class UNet(nn.Module):
         self.depth = depth
         self.min_side = min_input_side(depth, padding)
         self.margin = valid_margin(depth) if padding == "valid" else 0
-        widths = [base_width * 2 ** level for level in range(depth)]
+        widths = [base_width * 2**level for level in range(depth)]
         pad = 1 if padding == "same" else 0
         self.encoder = nn.ModuleList(
             DoubleConv(c_in, c_out, pad, batch_norm, 0.0, **blocks)
             for c_in, c_out in zip([in_channels] + widths[:-2], widths[:-1])
         )
-        self.bottleneck = DoubleConv(widths[-2] if depth > 1 else in_channels, widths[-1], pad, batch_norm, dropout,
-                                     **blocks)
+        self.bottleneck = DoubleConv(
+            widths[-2] if depth > 1 else in_channels, widths[-1], pad, batch_norm, dropout, **blocks
+        )
         decoder_levels = list(reversed(range(depth - 1)))
         self.upsamples = nn.ModuleList(
             nn.ConvTranspose2d(widths[level + 1], widths[level], kernel_size=2, stride=2) for level in decoder_levels
         )
         self.decoder = nn.ModuleList(
-            DoubleConv(2 * widths[level], widths[level], pad, batch_norm, dropout, **blocks)
-            for level in decoder_levels
+            DoubleConv(2 * widths[level], widths[level], pad, batch_norm, dropout, **blocks) for level in decoder_levels
         )
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 

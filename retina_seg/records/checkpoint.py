@@ -1,6 +1,7 @@
 """The checkpoint contract: what a retina-seg checkpoint carries besides its weights (one typed payload,
 ``RunInfo``), written atomically beside its target, loaded safely (weights_only), the newest readable one chosen
 as the resume point, and the network it was trained with rebuilt."""
+
 import logging
 import re
 import zipfile
@@ -66,8 +67,11 @@ class RunInfo:
         """The checkpoint's payload checked: a CheckpointError names the file and the missing or foreign entry."""
         if not isinstance(payload, dict):
             raise CheckpointError(f"checkpoint {path}: its {PAYLOAD_KEY} entry is not a mapping")
-        missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
-                   and payload.get(f.name) is None]
+        missing = [
+            f.name
+            for f in fields(cls)
+            if f.default is MISSING and f.default_factory is MISSING and payload.get(f.name) is None
+        ]
         if missing:
             raise CheckpointError(f"checkpoint {path}: its {PAYLOAD_KEY} entry lacks {missing}")
         for key in ("model", "normalize"):
@@ -102,12 +106,18 @@ def load_checkpoint_file(path: str | Path) -> Any:
     except Exception as error:  # garbage makes the unpickler fail in many ways (KeyError, IndexError, EOFError...)
         refused = _REFUSED_GLOBAL.search(str(error))
         if refused:  # torch's own message advises weights_only=False: exactly what must not be done here
-            raise CheckpointError(f"checkpoint {path}: refused, it holds pickled objects that are not plain data "
-                                  f"({refused[1]}; loaded with weights_only=True)") from None
-        what = "an empty file" if path.stat().st_size == 0 else (
-            "a damaged torch.save archive" if zipfile.is_zipfile(path) else "not a torch.save archive")
-        raise CheckpointError(f"checkpoint {path}: corrupt or not a PyTorch checkpoint ({what}: "
-                              f"{type(error).__name__})") from None
+            raise CheckpointError(
+                f"checkpoint {path}: refused, it holds pickled objects that are not plain data "
+                f"({refused[1]}; loaded with weights_only=True)"
+            ) from None
+        what = (
+            "an empty file"
+            if path.stat().st_size == 0
+            else ("a damaged torch.save archive" if zipfile.is_zipfile(path) else "not a torch.save archive")
+        )
+        raise CheckpointError(
+            f"checkpoint {path}: corrupt or not a PyTorch checkpoint ({what}: {type(error).__name__})"
+        ) from None
 
 
 def epochs_done(path: str | Path) -> int:
@@ -198,6 +208,8 @@ def transforms_from_checkpoint(info: RunInfo, path: str | Path) -> tuple[dict[st
     for key, config in entries.items():
         foreign = [target for target in _targets(config) if not target.startswith(TRANSFORM_MODULE)]
         if foreign:
-            raise CheckpointError(f"checkpoint {path}: {key} names {foreign}; only {TRANSFORM_MODULE}* transforms "
-                                  "are rebuilt from a checkpoint")
+            raise CheckpointError(
+                f"checkpoint {path}: {key} names {foreign}; only {TRANSFORM_MODULE}* transforms "
+                "are rebuilt from a checkpoint"
+            )
     return entries["normalize"], entries["eval_transforms"]

@@ -1,5 +1,6 @@
 """Evaluation protocols: how a split's scores are measured, each defined once here. A protocol's scores have keys
 of their own in metrics.json, so numbers measured two ways never share a column (docs/results.md)."""
+
 from dataclasses import dataclass
 
 from ..config import ConfigError

@@ -1,5 +1,6 @@
 """The run folder contract (docs/run-folder.md): the files a run leaves, its statuses, and metrics.json read and
 written one way for every package that looks at a run."""
+
 import csv
 import io
 import json
@@ -18,8 +19,17 @@ CHECKPOINTS = "checkpoints"
 LAST_CKPT = "last.ckpt"
 
 # The reference's table columns come first in metrics.json, in this order.
-HEADLINE_KEYS = ("job_id", "status", "epochs", "batch_size", "learning_rate",
-                 "val_IoU", "val_loss", "test_IoU", "test_loss")
+HEADLINE_KEYS = (
+    "job_id",
+    "status",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "val_IoU",
+    "val_loss",
+    "test_IoU",
+    "test_loss",
+)
 
 
 class RunStatus(StrEnum):

@@ -10,6 +10,7 @@ without those two files are not Comet archives and are skipped. A resumed run (a
 second archive with the same name in the same folder: they are one run, read as one record, the later
 archive continuing the earlier one.
 """
+
 import json
 import logging
 import math
@@ -70,8 +71,9 @@ def read_archive(archive: Path) -> Experiment | None:
     try:
         with zipfile.ZipFile(archive) as bundle:
             if not {EXPERIMENT_JSON, MESSAGES_JSON} <= set(bundle.namelist()):
-                log.warning("%s: skipped, not a Comet offline archive (no %s and %s)", archive, EXPERIMENT_JSON,
-                            MESSAGES_JSON)
+                log.warning(
+                    "%s: skipped, not a Comet offline archive (no %s and %s)", archive, EXPERIMENT_JSON, MESSAGES_JSON
+                )
                 return None
             header = json.loads(bundle.read(EXPERIMENT_JSON))
             lines = bundle.read(MESSAGES_JSON).decode("utf-8").splitlines()
@@ -85,8 +87,9 @@ def read_archive(archive: Path) -> Experiment | None:
         try:
             _apply(experiment, json.loads(line))
         except (ValueError, KeyError, TypeError) as error:
-            raise ArchiveError(f"{archive}: {MESSAGES_JSON} line {number} is not a Comet message "
-                               f"({type(error).__name__}: {error})") from error
+            raise ArchiveError(
+                f"{archive}: {MESSAGES_JSON} line {number} is not a Comet message ({type(error).__name__}: {error})"
+            ) from error
     return experiment
 
 
@@ -106,18 +109,30 @@ def table_record(experiment: Experiment, archive: Path) -> dict[str, Any]:
     """The metrics.json headline keys, best_epoch, threshold, git_commit, the val history, the archive."""
     done = experiment.others.get("epochs_done")
     final = experiment.steps.get(done, {}) if done is not None else {}
-    history = [{"epoch": step, "val_IoU": row.get("val_IoU"), "val_loss": row.get("val_loss")}
-               for step, row in sorted(experiment.steps.items())
-               if (done is None or step < done) and ("val_IoU" in row or "val_loss" in row)]
+    history = [
+        {"epoch": step, "val_IoU": row.get("val_IoU"), "val_loss": row.get("val_loss")}
+        for step, row in sorted(experiment.steps.items())
+        if (done is None or step < done) and ("val_IoU" in row or "val_loss" in row)
+    ]
     val = final if "val_IoU" in final else _best(history)
     status = experiment.others.get("status") or (RunStatus.COMPLETED if "test_IoU" in final else RunStatus.RUNNING)
-    record = {"job_id": experiment.others.get("Name"), "status": status,
-              **{key: experiment.parameters.get(name) for key, name in HYPERPARAMETERS.items()},
-              "val_IoU": val.get("val_IoU"), "val_loss": val.get("val_loss"),
-              "test_IoU": final.get("test_IoU"), "test_loss": final.get("test_loss")}
-    return {**record, "best_epoch": experiment.others.get("best_epoch"),
-            "threshold": experiment.others.get("threshold"), "git_commit": experiment.others.get("git_commit"),
-            "history": history, "archive": str(archive)}
+    record = {
+        "job_id": experiment.others.get("Name"),
+        "status": status,
+        **{key: experiment.parameters.get(name) for key, name in HYPERPARAMETERS.items()},
+        "val_IoU": val.get("val_IoU"),
+        "val_loss": val.get("val_loss"),
+        "test_IoU": final.get("test_IoU"),
+        "test_loss": final.get("test_loss"),
+    }
+    return {
+        **record,
+        "best_epoch": experiment.others.get("best_epoch"),
+        "threshold": experiment.others.get("threshold"),
+        "git_commit": experiment.others.get("git_commit"),
+        "history": history,
+        "archive": str(archive),
+    }
 
 
 def _best(history: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """The report's two figures: every run's val_IoU curve, and each run's final val and test IoU side by side."""
+
 import math
 from pathlib import Path
 
@@ -41,8 +42,9 @@ def plot_final_iou(runs: list[Run], path: Path) -> Path:
         heights = [np.nan if run.values.get(key) is None else run.values[key] for run in runs]
         ax.bar(x + offset, heights, width=0.4, label=key)
     crowded = len(runs) > 8
-    ax.set_xticks(x, [job_cell(run) for run in runs], rotation=45 if crowded else 0,
-                  ha="right" if crowded else "center")
+    ax.set_xticks(
+        x, [job_cell(run) for run in runs], rotation=45 if crowded else 0, ha="right" if crowded else "center"
+    )
     ax.set(xlabel="Job id", ylabel="IoU", ylim=(0, 1), title="val_IoU and test_IoU per job (as in the table)")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)

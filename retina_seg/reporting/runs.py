@@ -20,6 +20,7 @@ Pending and corrupt runs, a completed run without epochs.csv, an unreadable epoc
 in more than one folder are listed as problems, each naming the file and what is wrong. A score that is
 not finite (a diverged run) counts as a value that does not exist.
 """
+
 import csv
 import json
 import math
@@ -54,8 +55,11 @@ RECORDED_STATUSES = tuple(RunStatus)
 # The table's value columns, in the order of the run folder contract.
 VALUE_KEYS = HEADLINE_KEYS[2:]
 # Scores of other evaluation protocols, shown as extra columns when asked for (retina-seg-report --protocol).
-PROTOCOL_KEYS = {protocol.name: tuple(protocol.key("test", score) for score in PER_IMAGE_SCORES)
-                 for protocol in PROTOCOLS.values() if protocol.key_suffix}
+PROTOCOL_KEYS = {
+    protocol.name: tuple(protocol.key("test", score) for score in PER_IMAGE_SCORES)
+    for protocol in PROTOCOLS.values()
+    if protocol.key_suffix
+}
 INTEGER_KEYS = ("epochs", "batch_size")
 HYPERPARAMETER_KEYS = ("epochs", "batch_size", "learning_rate")
 VAL_KEYS = ("val_IoU", "val_loss")
@@ -95,8 +99,9 @@ def find_run_dirs(paths: Iterable[Path | str]) -> list[Path]:
         found.extend(_run_dirs_under(path))
     unique = list(dict.fromkeys(p.resolve() for p in found))
     if not unique:
-        raise ReportError(f"no run folder (a folder with {METRICS_JSON} or .hydra/) found in: "
-                          + ", ".join(str(p) for p in paths))
+        raise ReportError(
+            f"no run folder (a folder with {METRICS_JSON} or .hydra/) found in: " + ", ".join(str(p) for p in paths)
+        )
     return unique
 
 
@@ -119,8 +124,12 @@ def read_run(run_dir: Path) -> Run:
     """The row of one run folder; a missing or corrupt metrics.json gives a marked row, never an error."""
     path = run_dir / METRICS_JSON
     if not path.exists():
-        return Run(hydra_job_id(run_dir), PENDING, str(run_dir),
-                   problems=[f"{path}: missing (pending: the job has not started training, or was killed)"])
+        return Run(
+            hydra_job_id(run_dir),
+            PENDING,
+            str(run_dir),
+            problems=[f"{path}: missing (pending: the job has not started training, or was killed)"],
+        )
     try:
         metrics = check_metrics(_load_json(path))
     except MetricsError as error:
@@ -129,9 +138,11 @@ def read_run(run_dir: Path) -> Run:
     run = run_from_metrics(metrics, str(run_dir), history, problems, default_id=hydra_job_id(run_dir))
     if run.status == RUNNING and is_stale(metrics):
         run.status = STALE
-        run.problems.append(f"{path}: stale: status running, but its process (pid {metrics.get('pid')} on "
-                            f"{metrics.get('host')}, last heartbeat {metrics.get('heartbeat')}) is gone; "
-                            "rerun the same command to resume it from its last checkpoint")
+        run.problems.append(
+            f"{path}: stale: status running, but its process (pid {metrics.get('pid')} on "
+            f"{metrics.get('host')}, last heartbeat {metrics.get('heartbeat')}) is gone; "
+            "rerun the same command to resume it from its last checkpoint"
+        )
     return run
 
 
@@ -189,13 +200,17 @@ def check_metrics(metrics: Any) -> dict[str, Any]:
     return metrics
 
 
-def run_from_metrics(metrics: dict[str, Any], source: str, history: list[tuple[int, float]],
-                     problems: list[str], default_id: str) -> Run:
+def run_from_metrics(
+    metrics: dict[str, Any], source: str, history: list[tuple[int, float]], problems: list[str], default_id: str
+) -> Run:
     """A row from a checked record, showing only the values its status allows (see the module docstring)."""
     status = metrics["status"]
     protocol_keys = tuple(key for keys in PROTOCOL_KEYS.values() for key in keys)
-    shown = {COMPLETED: VALUE_KEYS + protocol_keys, RUNNING: HYPERPARAMETER_KEYS + VAL_KEYS,
-             FAILED: HYPERPARAMETER_KEYS}[status]
+    shown = {
+        COMPLETED: VALUE_KEYS + protocol_keys,
+        RUNNING: HYPERPARAMETER_KEYS + VAL_KEYS,
+        FAILED: HYPERPARAMETER_KEYS,
+    }[status]
     values = {key: _finite(metrics.get(key)) if key in shown else None for key in VALUE_KEYS + protocol_keys}
     job = metrics.get("job_id")
     return Run(default_id if job in (None, "") else str(job), status, source, values, history, problems)
@@ -252,8 +267,9 @@ def _comet_run(record: dict[str, Any], path: Path) -> Run:
     fallback = str(record.get("job_id") or path.name)
     try:
         check_metrics(record)
-        history = [(int(h["epoch"]), float(h["val_IoU"])) for h in record.get("history") or []
-                   if h.get("val_IoU") is not None]
+        history = [
+            (int(h["epoch"]), float(h["val_IoU"])) for h in record.get("history") or [] if h.get("val_IoU") is not None
+        ]
     except (MetricsError, KeyError, TypeError, ValueError) as error:
         return Run(fallback, CORRUPT, str(path), problems=[f"{path}: corrupt Comet record of job {fallback}: {error}"])
     return run_from_metrics(record, str(path), history, [], default_id=fallback)
@@ -262,6 +278,8 @@ def _comet_run(record: dict[str, Any], path: Path) -> Run:
 def duplicate_id_problems(runs: list[Run]) -> list[str]:
     """Two folders with one job id (e.g. two basic-launcher sweeps both start at 0) make the table ambiguous."""
     counts = Counter(run.job_id for run in runs)
-    return [f"job id {job} appears in {counts[job]} places: "
-            + ", ".join(run.source for run in runs if run.job_id == job)
-            for job in dict.fromkeys(run.job_id for run in runs) if counts[job] > 1]
+    return [
+        f"job id {job} appears in {counts[job]} places: " + ", ".join(run.source for run in runs if run.job_id == job)
+        for job in dict.fromkeys(run.job_id for run in runs)
+        if counts[job] > 1
+    ]

@@ -8,6 +8,7 @@ value does not exist. A row that is not completed has its status appended to the
 JSON: ``{"columns": [...], "rows": [...], "problems": [...]}``; each row has the eight columns (the plain
 job id, numbers parsed back from the Markdown cells, null for ``-``) and one extra field, ``status``.
 """
+
 import csv
 import io
 import json
@@ -63,9 +64,11 @@ def to_markdown(runs: list[Run], problems: list[str], protocol: str = "strict") 
     header = columns(protocol)
     rows = [list(header), *([c.replace("|", r"\|") for c in cells(run, protocol)] for run in runs)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [_markdown_line(rows[0], widths),
-             "| " + " | ".join(("-" * (w - 1) + (":" if i else "-")) for i, w in enumerate(widths)) + " |",
-             *(_markdown_line(row, widths) for row in rows[1:])]
+    lines = [
+        _markdown_line(rows[0], widths),
+        "| " + " | ".join(("-" * (w - 1) + (":" if i else "-")) for i, w in enumerate(widths)) + " |",
+        *(_markdown_line(row, widths) for row in rows[1:]),
+    ]
     if problems:
         lines += ["", f"Problems ({len(problems)}):", *(f"- {problem}" for problem in problems)]
     return "\n".join(lines) + "\n"
@@ -86,9 +89,14 @@ def to_csv(runs: list[Run], protocol: str = "strict") -> str:
 
 def to_json(runs: list[Run], problems: list[str], protocol: str = "strict") -> str:
     header = columns(protocol)
-    rows = [{header[0]: run.job_id,
-             **{key: _parsed(key, cell) for key, cell in zip(header[1:], cells(run, protocol)[1:])},
-             "status": run.status} for run in runs]
+    rows = [
+        {
+            header[0]: run.job_id,
+            **{key: _parsed(key, cell) for key, cell in zip(header[1:], cells(run, protocol)[1:])},
+            "status": run.status,
+        }
+        for run in runs
+    ]
     return json.dumps({"columns": list(header), "rows": rows, "problems": problems}, indent=2) + "\n"
 
 

@@ -1,5 +1,6 @@
 """Hydra callback: the run folder (single run) or the sweep folder (multirun) is locked before Hydra writes
 anything into it, so a second launch into the same folder stops at once and changes nothing there."""
+
 import sys
 from typing import Any
 

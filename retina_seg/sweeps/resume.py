@@ -14,6 +14,7 @@ the job to a new folder) keeps one folder per job number and leaves the choice o
 The folder of a job is ``hydra.sweep.dir/hydra.sweep.subdir``, computed here exactly as the launcher will,
 so the re-run must use the same ``hydra.sweep.dir`` (and the same sweep) as the first run.
 """
+
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,15 +62,20 @@ class SkipCompletedLauncher:
         if not pending:
             return []
         if isinstance(self.launcher, BasicLauncher):
-            return [ret for start, chunk in consecutive_chunks(pending)
-                    for ret in self.launcher.launch(chunk, initial_job_idx=start)]
+            return [
+                ret
+                for start, chunk in consecutive_chunks(pending)
+                for ret in self.launcher.launch(chunk, initial_job_idx=start)
+            ]
         pinned = [[*job.overrides, f"hydra.sweep.subdir={quote_override(job.subdir)}"] for job in pending]
         return list(self.launcher.launch(pinned, initial_job_idx=pending[0].num))
 
     def _jobs(self, job_overrides: Sequence[Sequence[str]], first: int) -> list[PendingJob | None]:
         """One PendingJob per job still to run, None for a completed one (logged as skipped)."""
-        folders = [(num, list(overrides), *self.run_folder(list(overrides), num))
-                   for num, overrides in enumerate(job_overrides, start=first)]
+        folders = [
+            (num, list(overrides), *self.run_folder(list(overrides), num))
+            for num, overrides in enumerate(job_overrides, start=first)
+        ]
         refuse_other_runs(folders)
         jobs: list[PendingJob | None] = []
         for num, overrides, sweep_dir, subdir in folders:
@@ -80,8 +86,10 @@ class SkipCompletedLauncher:
                 jobs.append(PendingJob(num, overrides, subdir))
         log.info("skip_completed: %d of %d run(s) to launch", sum(j is not None for j in jobs), len(jobs))
         if not any((sweep_dir / subdir / METRICS_JSON).exists() for _, _, sweep_dir, subdir in folders):
-            log.warning("skip_completed: no run of this sweep has a metrics.json yet; to resume an earlier "
-                        "sweep, pass its hydra.sweep.dir")
+            log.warning(
+                "skip_completed: no run of this sweep has a metrics.json yet; to resume an earlier "
+                "sweep, pass its hydra.sweep.dir"
+            )
         return jobs
 
     def run_folder(self, overrides: list[str], num: int) -> tuple[Path, str]:
@@ -95,7 +103,8 @@ class SkipCompletedLauncher:
             raise ConfigError(
                 "skip_completed: hydra.sweep.subdir must name a run by what is known before launch "
                 f"(e.g. ${{hydra.job.num}} or ${{hydra.job.override_dirname}}), not the launcher's job id: "
-                f"{error}") from error
+                f"{error}"
+            ) from error
 
 
 def refuse_other_runs(folders: list[tuple[int, list[str], Path, str]]) -> None:
@@ -106,17 +115,22 @@ def refuse_other_runs(folders: list[tuple[int, list[str], Path, str]]) -> None:
         if differing:
             mismatches.append(f"{sweep_dir / subdir} (job #{num}): {', '.join(differing)}")
     if mismatches:
-        raise ConfigError("skip_completed: these run folders hold runs of other overrides than this sweep's jobs, "
-                          "so they are neither skipped nor resumed; use a new hydra.sweep.dir for new values:\n"
-                          + "\n".join(f"  - {line}" for line in mismatches))
+        raise ConfigError(
+            "skip_completed: these run folders hold runs of other overrides than this sweep's jobs, "
+            "so they are neither skipped nor resumed; use a new hydra.sweep.dir for new values:\n"
+            + "\n".join(f"  - {line}" for line in mismatches)
+        )
 
 
 def override_values(overrides: Sequence[str]) -> dict[str, tuple[Any, str]]:
     """``{key: (value, as typed)}`` of Hydra overrides, values parsed (``1e-3`` equals ``0.001``), without
     IGNORED_KEYS."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return {o.get_key_element(): (None, "(deleted)") if o.is_delete() else (o.value(), o.get_value_element_as_str())
-            for o in parsed if o.key_or_group not in IGNORED_KEYS}
+    return {
+        o.get_key_element(): (None, "(deleted)") if o.is_delete() else (o.value(), o.get_value_element_as_str())
+        for o in parsed
+        if o.key_or_group not in IGNORED_KEYS
+    }
 
 
 def differing_keys(run_dir: Path, overrides: Sequence[str]) -> list[str]:
@@ -131,9 +145,11 @@ def differing_keys(run_dir: Path, overrides: Sequence[str]) -> list[str]:
         return [f"{recorded_file} unreadable ({error})"]
     wanted = override_values(overrides)
     unset = (None, "(unset)")
-    return [f"{key}: {recorded.get(key, unset)[1]} -> {wanted.get(key, unset)[1]}"
-            for key in sorted(set(recorded) | set(wanted))
-            if recorded.get(key, unset)[0] != wanted.get(key, unset)[0] or (key in recorded) != (key in wanted)]
+    return [
+        f"{key}: {recorded.get(key, unset)[1]} -> {wanted.get(key, unset)[1]}"
+        for key in sorted(set(recorded) | set(wanted))
+        if recorded.get(key, unset)[0] != wanted.get(key, unset)[0] or (key in recorded) != (key in wanted)
+    ]
 
 
 def consecutive_chunks(jobs: list[PendingJob]) -> list[tuple[int, list[list[str]]]]:

@@ -11,6 +11,7 @@ reached or does not accept the experiment, the run continues offline if ``offlin
 fails at once otherwise. The API key is read from the environment only, by comet_ml itself: it is never
 a config value, a parameter or a logged value, and it is masked in Comet's own log messages.
 """
+
 import logging
 import os
 from collections.abc import Mapping
@@ -51,9 +52,20 @@ MODES = ("auto", "online", "offline")
 # What comet_ml records on its own is switched off: the run logs its config, metrics and images itself,
 # and nothing else (no source code, git patch, console capture, argv, host or system details).
 QUIET_EXPERIMENT = dict(
-    log_code=False, log_graph=False, auto_param_logging=False, auto_metric_logging=False, parse_args=False,
-    auto_output_logging=False, log_env_details=False, log_git_metadata=False, log_git_patch=False,
-    log_env_gpu=False, log_env_host=False, log_env_cpu=False, log_env_network=False, log_env_disk=False,
+    log_code=False,
+    log_graph=False,
+    auto_param_logging=False,
+    auto_metric_logging=False,
+    parse_args=False,
+    auto_output_logging=False,
+    log_env_details=False,
+    log_git_metadata=False,
+    log_git_patch=False,
+    log_env_gpu=False,
+    log_env_host=False,
+    log_env_cpu=False,
+    log_env_network=False,
+    log_env_disk=False,
     display_summary_level=0,
 )
 
@@ -69,8 +81,10 @@ def choose_mode(mode: str, environ: Mapping[str, str] = os.environ) -> tuple[boo
         return False, "logger.comet.mode=offline"
     if mode == "online":
         if not has_key:
-            raise CometStartError(f"logger.comet.mode=online needs {API_KEY_VARIABLE} in the environment "
-                                  "(it is never read from the config); set it, or use logger.comet.mode=auto")
+            raise CometStartError(
+                f"logger.comet.mode=online needs {API_KEY_VARIABLE} in the environment "
+                "(it is never read from the config); set it, or use logger.comet.mode=auto"
+            )
         return True, f"logger.comet.mode=online and {API_KEY_VARIABLE} is set"
     if mode == "auto":
         return has_key, f"{API_KEY_VARIABLE} is set" if has_key else f"no {API_KEY_VARIABLE} in the environment"
@@ -112,9 +126,16 @@ class CometRunLogger(CometLogger):
     (val at the chosen threshold, test) come from ``finish_run`` at the step after the last epoch.
     """
 
-    def __init__(self, run_dir: str | Path, mode: str = "auto", workspace: str | None = None,
-                 project: str | None = None, sweep_name: str | None = None, offline_fallback: bool = True,
-                 connect_timeout_s: float = 5):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        mode: str = "auto",
+        workspace: str | None = None,
+        project: str | None = None,
+        sweep_name: str | None = None,
+        offline_fallback: bool = True,
+        connect_timeout_s: float = 5,
+    ):
         self._goes_online, self._reason = choose_mode(mode)
         self._run_dir = Path(run_dir)
         self._offline_dir = self._run_dir / OFFLINE_FOLDER
@@ -122,9 +143,11 @@ class CometRunLogger(CometLogger):
         self._connect_timeout_s = connect_timeout_s
         self._trainer_state = None
         self._ended = self._config_logged = False
-        super().__init__(workspace=workspace or os.environ.get("COMET_WORKSPACE"),
-                         project=project or os.environ.get("COMET_PROJECT_NAME") or DEFAULT_PROJECT,
-                         offline_directory=str(self._offline_dir))
+        super().__init__(
+            workspace=workspace or os.environ.get("COMET_WORKSPACE"),
+            project=project or os.environ.get("COMET_PROJECT_NAME") or DEFAULT_PROJECT,
+            offline_directory=str(self._offline_dir),
+        )
 
     def _create_experiment(self) -> None:
         """Called on rank 0 only (by Lightning); says which mode was chosen and where the archive goes."""
@@ -137,10 +160,17 @@ class CometRunLogger(CometLogger):
         import comet_ml
 
         self._offline_dir.mkdir(parents=True, exist_ok=True)
-        experiment = comet_ml.OfflineExperiment(project_name=self._project_name, workspace=self._workspace,
-                                                offline_directory=str(self._offline_dir), **QUIET_EXPERIMENT)
-        log.info("Comet: offline (%s); archive at the end of the run: %s", reason,
-                 self._offline_dir / f"{experiment.get_key()}.zip")
+        experiment = comet_ml.OfflineExperiment(
+            project_name=self._project_name,
+            workspace=self._workspace,
+            offline_directory=str(self._offline_dir),
+            **QUIET_EXPERIMENT,
+        )
+        log.info(
+            "Comet: offline (%s); archive at the end of the run: %s",
+            reason,
+            self._offline_dir / f"{experiment.get_key()}.zip",
+        )
         return experiment
 
     def _start_online(self):
@@ -152,17 +182,25 @@ class CometRunLogger(CometLogger):
         server = get_backend_address()
         problem = server_problem(server, self._connect_timeout_s)
         if problem is None:
-            experiment = comet_ml.Experiment(project_name=self._project_name, workspace=self._workspace,
-                                             offline_directory=str(self._offline_dir), **QUIET_EXPERIMENT)
+            experiment = comet_ml.Experiment(
+                project_name=self._project_name,
+                workspace=self._workspace,
+                offline_directory=str(self._offline_dir),
+                **QUIET_EXPERIMENT,
+            )
             if experiment.alive:
                 log.info("Comet: online (%s); experiment %s", self._reason, experiment.url)
                 return experiment
             experiment.end()
-            problem = (f"the Comet server {server} did not accept the experiment (an invalid {API_KEY_VARIABLE}, "
-                       "workspace or project; Comet's message is above)")
+            problem = (
+                f"the Comet server {server} did not accept the experiment (an invalid {API_KEY_VARIABLE}, "
+                "workspace or project; Comet's message is above)"
+            )
         if not self._offline_fallback:
-            raise CometStartError(f"Comet online run cannot start: {problem}. Fix it, or run with "
-                                  "logger.comet.offline_fallback=true (continue offline) or logger.comet.mode=offline")
+            raise CometStartError(
+                f"Comet online run cannot start: {problem}. Fix it, or run with "
+                "logger.comet.offline_fallback=true (continue offline) or logger.comet.mode=offline"
+            )
         log.warning("Comet: %s; continuing offline (logger.comet.offline_fallback=true)", problem)
         return self._start_offline("the online start failed, see above")
 
@@ -175,8 +213,15 @@ class CometRunLogger(CometLogger):
         experiment.add_tags(run_tags(record, self._sweep_name))
         self.log_hyperparams(record.get("config") or {})
         self._config_logged = True
-        experiment.log_others({"status": RunStatus.RUNNING, "job_id": record["job_id"], "git_commit": record.get("git_commit"),
-                               "slurm_job_id": record.get("slurm_job_id"), "run_dir": str(self._run_dir)})
+        experiment.log_others(
+            {
+                "status": RunStatus.RUNNING,
+                "job_id": record["job_id"],
+                "git_commit": record.get("git_commit"),
+                "slurm_job_id": record.get("slurm_job_id"),
+                "run_dir": str(self._run_dir),
+            }
+        )
 
     @rank_zero_only
     def log_hyperparams(self, params: Any) -> None:
@@ -196,8 +241,11 @@ class CometRunLogger(CometLogger):
         if self._ended or (self._trainer_state is not None and self._trainer_state.fn != TrainerFn.FITTING):
             return
         epoch = metrics.get("epoch")
-        values = {name.removesuffix("_epoch"): float(value) for name, value in metrics.items()
-                  if name != "epoch" and not name.endswith("_step")}
+        values = {
+            name.removesuffix("_epoch"): float(value)
+            for name, value in metrics.items()
+            if name != "epoch" and not name.endswith("_step")
+        }
         if epoch is not None and values:
             self.experiment.log_metrics(values, step=int(epoch), epoch=int(epoch))
 
@@ -210,14 +258,23 @@ class CometRunLogger(CometLogger):
     def finish_run(self, trainer, record: dict[str, Any]) -> None:
         """Final scores at the step after the last epoch, the best checkpoint, the progress plot; then end."""
         step = trainer.current_epoch
-        final = {k: float(v) for k, v in record.items()
-                 if k.startswith(("val_", "test_")) and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        final = {
+            k: float(v)
+            for k, v in record.items()
+            if k.startswith(("val_", "test_")) and isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         experiment = self.experiment
         experiment.log_metrics(final, step=step, epoch=step)
-        experiment.log_others({"epochs_done": step, "threshold": record.get("threshold"),
-                               "best_epoch": record.get("best_epoch"), "wall_time_s": record.get("wall_time_s"),
-                               "best_checkpoint": record.get("best_checkpoint"),
-                               "best_checkpoint_score": best_checkpoint_score(trainer)})
+        experiment.log_others(
+            {
+                "epochs_done": step,
+                "threshold": record.get("threshold"),
+                "best_epoch": record.get("best_epoch"),
+                "wall_time_s": record.get("wall_time_s"),
+                "best_checkpoint": record.get("best_checkpoint"),
+                "best_checkpoint_score": best_checkpoint_score(trainer),
+            }
+        )
         plot = self._run_dir / PROGRESS_PNG
         if plot.exists():
             experiment.log_image(str(plot), name="progress", step=step)
@@ -265,8 +322,13 @@ def run_tags(record: dict[str, Any], sweep_name: str | None) -> list[str]:
         choices = hydra.runtime.choices
         if sweep is None and hydra.mode == RunMode.MULTIRUN:
             sweep = Path(hydra.sweep.dir).name
-    tags = {"sweep": sweep, "launcher": choices.get("hydra/launcher"), "model": choices.get("model"),
-            "data": choices.get("data"), "git": (record.get("git_commit") or "")[:12] or None}
+    tags = {
+        "sweep": sweep,
+        "launcher": choices.get("hydra/launcher"),
+        "model": choices.get("model"),
+        "data": choices.get("data"),
+        "git": (record.get("git_commit") or "")[:12] or None,
+    }
     return [f"{name}:{value}" for name, value in tags.items() if value]
 
 

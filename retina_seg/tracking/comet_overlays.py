@@ -1,4 +1,5 @@
 """Validation overlays in Comet: what a val_IoU number looks like, without opening the run folder."""
+
 import lightning.pytorch as pl
 import numpy as np
 import torch
@@ -26,11 +27,23 @@ class ValidationOverlays(pl.Callback):
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.logged = 0
 
-    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
-                                batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs,
+        batch,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         epoch = trainer.current_epoch
-        if (self.logged >= self.images or trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING
-                or (epoch + 1) % self.every_n_epochs or not trainer.is_global_zero):
+        if (
+            self.logged >= self.images
+            or trainer.sanity_checking
+            or trainer.state.fn != TrainerFn.FITTING
+            or (epoch + 1) % self.every_n_epochs
+            or not trainer.is_global_zero
+        ):
             return
         loggers = [lg for lg in trainer.loggers if isinstance(lg, CometRunLogger)]
         if not loggers:
@@ -46,8 +59,10 @@ def overlay_panels(pl_module: pl.LightningModule, batch: dict, count: int) -> li
     images = batch["image"][:count]
     with torch.no_grad():
         predicted = (pl_module(images) >= pl_module.threshold).float()
-    return [Image.fromarray(np.concatenate([_displayable(image), _binary(mask), _binary(pred)], axis=1))
-            for image, mask, pred in zip(images, batch["mask"][:count], predicted)]
+    return [
+        Image.fromarray(np.concatenate([_displayable(image), _binary(mask), _binary(pred)], axis=1))
+        for image, mask, pred in zip(images, batch["mask"][:count], predicted)
+    ]
 
 
 def _displayable(image: torch.Tensor) -> np.ndarray:

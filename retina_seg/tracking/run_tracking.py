@@ -3,6 +3,7 @@
 Loggers that want this (CometRunLogger) implement ``start_run(trainer, record)`` and
 ``finish_run(trainer, record)``; other loggers (CSV) are left alone.
 """
+
 from typing import Any
 
 

@@ -1,4 +1,5 @@
 """Secret hygiene: a value that must never be printed is masked in the log messages that could carry it."""
+
 import logging
 
 MASK = "***"

@@ -8,6 +8,7 @@ training runs on the same clock, which starts when the trainer is built; the val
 final validation and test that follow training are reserved from the budget, estimated as three times the
 longest validation seen, so the run as a whole keeps to it.
 """
+
 import math
 import time
 from typing import Any
@@ -40,8 +41,9 @@ class TimeBudget(pl.Callback):
     schedule where it stopped. Use with ``scheduler=none`` and a ``trainer.max_epochs`` that is not reached.
     """
 
-    def __init__(self, budget_s: float, pct_start: float = 0.2, div_factor: float = 25.0,
-                 final_div_factor: float = 1e4):
+    def __init__(
+        self, budget_s: float, pct_start: float = 0.2, div_factor: float = 25.0, final_div_factor: float = 1e4
+    ):
         if not budget_s > 0:
             raise ValueError(f"callbacks.time_budget.budget_s must be > 0, got {budget_s!r}")
         if not 0 < pct_start < 1:
@@ -66,16 +68,18 @@ class TimeBudget(pl.Callback):
             raise ValueError("callbacks.time_budget sets the learning rate itself: use scheduler=none")
         self._peaks = [group.get("initial_lr", group["lr"]) for opt in trainer.optimizers for group in opt.param_groups]
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         factor = one_cycle_factor(self.progress(), self.pct_start, self.div_factor, self.final_div_factor)
         groups = [group for opt in trainer.optimizers for group in opt.param_groups]
         for group, peak in zip(groups, self._peaks):
             group["initial_lr"] = peak
             group["lr"] = peak * factor
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self.progress() >= 1.0:
             trainer.should_stop = True
 

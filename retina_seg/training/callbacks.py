@@ -1,4 +1,5 @@
 """Keeps the run folder readable while training runs: per-epoch CSV, progress plot, metrics.json."""
+
 import logging
 import math
 import os
@@ -98,14 +99,22 @@ class RunFolderWriter(pl.Callback):
 
     def write_status(self, status: str, **extra: Any) -> None:
         best = self.best_so_far()
-        progress = {"val_IoU": best.get("val_IoU"), "val_loss": best.get("val_loss"),
-                    "best_epoch": best.get("epoch"), "epochs_done": self.epochs_done,
-                    "wall_time_s": self.wall_time_s(), **heartbeat()}
+        progress = {
+            "val_IoU": best.get("val_IoU"),
+            "val_loss": best.get("val_loss"),
+            "best_epoch": best.get("epoch"),
+            "epochs_done": self.epochs_done,
+            "wall_time_s": self.wall_time_s(),
+            **heartbeat(),
+        }
         write_metrics(self.output_dir, {**self.record, **progress, "status": status, **extra})
         self.last_write = time.monotonic()
 
 
 def heartbeat() -> dict[str, Any]:
     """When and by which process the run folder was last written (the report's test for a stale run)."""
-    return {"heartbeat": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "host": socket.gethostname(), "pid": os.getpid()}
+    return {
+        "heartbeat": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }

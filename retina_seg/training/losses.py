@@ -5,6 +5,7 @@ indices for C > 1) and an optional boolean `valid` mask of the target's shape, a
 One output channel means sigmoid + binary cross-entropy; C > 1 means softmax + cross-entropy, with class 1 the
 vessel class for the Dice-type losses.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,8 +34,10 @@ def _prepare(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | N
     valid = torch.ones_like(target) if valid is None else _as_map(valid).to(logits.dtype)
     expected = (logits.shape[0], *logits.shape[2:])
     if target.shape != expected or valid.shape != expected:
-        raise ValueError(f"target/valid must cover the logits' [B, H, W] = {expected}, "
-                         f"got {tuple(target.shape)} and {tuple(valid.shape)}")
+        raise ValueError(
+            f"target/valid must cover the logits' [B, H, W] = {expected}, "
+            f"got {tuple(target.shape)} and {tuple(valid.shape)}"
+        )
     return target, valid
 
 
@@ -103,6 +106,7 @@ def soft_skeleton(x: torch.Tensor, iterations: int) -> torch.Tensor:
 
     Centrelines of structures up to about 2*iterations+1 pixels wide are recovered.
     """
+
     def ridge(y: torch.Tensor) -> torch.Tensor:
         return F.relu(y - _soft_dilate(_soft_erode(y)))
 
@@ -200,13 +204,21 @@ class BCEDiceCLDiceLoss(_WeightedSum):
     """Cross-entropy + soft Dice + soft clDice; by default half cross-entropy, the overlap half split evenly
     between Dice and clDice (the clDice paper's alpha = 0.5)."""
 
-    def __init__(self, bce_weight: float = 0.5, dice_weight: float = 0.25, cldice_weight: float = 0.25,
-                 iterations: int = 3, smooth: float = 1.0):
-        super().__init__({
-            "bce": (bce_weight, PixelCrossEntropy()),
-            "dice": (dice_weight, SoftDiceLoss(smooth)),
-            "cldice": (cldice_weight, SoftCLDiceLoss(iterations, smooth)),
-        })
+    def __init__(
+        self,
+        bce_weight: float = 0.5,
+        dice_weight: float = 0.25,
+        cldice_weight: float = 0.25,
+        iterations: int = 3,
+        smooth: float = 1.0,
+    ):
+        super().__init__(
+            {
+                "bce": (bce_weight, PixelCrossEntropy()),
+                "dice": (dice_weight, SoftDiceLoss(smooth)),
+                "cldice": (cldice_weight, SoftCLDiceLoss(iterations, smooth)),
+            }
+        )
 
 
 class BCELovaszLoss(_WeightedSum):

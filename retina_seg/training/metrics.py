@@ -18,6 +18,7 @@ Conventions:
   * Under DDP the queries (confusion, scores, auc, best_threshold, summarize, compute) sum the histograms over
     ranks, a collective operation: call them on every rank, not only on rank 0.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,10 @@ class VesselMetrics(Metric):
         probs, target = _as_map(probs, "probs"), _as_map(target, "target").bool()
         fov = torch.ones_like(target) if fov is None else _as_map(fov, "fov").bool()
         if target.shape != probs.shape or fov.shape != probs.shape:
-            raise ValueError(f"probs {tuple(probs.shape)}, target {tuple(target.shape)} and fov "
-                             f"{tuple(fov.shape)} must have the same [B, H, W]")
+            raise ValueError(
+                f"probs {tuple(probs.shape)}, target {tuple(target.shape)} and fov "
+                f"{tuple(fov.shape)} must have the same [B, H, W]"
+            )
         bin_index = self._bins_of(probs)
         # One bincount over (truth, in-FOV, bin) codes: rows background-outside, background-in, vessel-outside,
         # vessel-in. float64 keeps pixel counts exact up to 2**53.
@@ -83,8 +86,9 @@ class VesselMetrics(Metric):
         if self._is_synced:  # already inside compute()'s sync
             yield
             return
-        with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync,
-                               should_unsync=self._should_unsync):
+        with self.sync_context(
+            dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=self._should_unsync
+        ):
             yield
 
     def _curves(self, region: str) -> dict[str, torch.Tensor]:
@@ -152,7 +156,7 @@ class VesselMetrics(Metric):
             raise ValueError(f"need 0 <= lo <= hi <= 1 spanning a grid point k/{self.bins}, got lo={lo}, hi={hi}")
         curves = self._curves(region)
         values = self._score_curves(curves["TP"], curves["FP"], curves["FN"], curves["TN"])[metric]
-        return (k_lo + int(values[k_lo:k_hi + 1].argmax())) / self.bins
+        return (k_lo + int(values[k_lo : k_hi + 1].argmax())) / self.bins
 
     def compute(self) -> dict[str, float]:
         """Scores at threshold 0.5 inside the FOV."""
@@ -179,8 +183,9 @@ def _centreline_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """|S(pred) & truth|, |S(pred)|, |S(truth) & pred|, |S(truth)| of two 2-D boolean masks (S the skeleton)."""
     skel_pred = _skeletonize(pred) if pred.any() else pred
     skel_truth = _skeletonize(truth) if truth.any() else truth
-    return np.array([(skel_pred & truth).sum(), skel_pred.sum(), (skel_truth & pred).sum(), skel_truth.sum()],
-                    dtype=np.float64)
+    return np.array(
+        [(skel_pred & truth).sum(), skel_pred.sum(), (skel_truth & pred).sum(), skel_truth.sum()], dtype=np.float64
+    )
 
 
 def _cldice_from_counts(counts) -> float:
@@ -227,8 +232,10 @@ class CentrelineDice(Metric):
         pred, target = _as_map(pred, "pred").bool(), _as_map(target, "target").bool()
         fov = torch.ones_like(target) if fov is None else _as_map(fov, "fov").bool()
         if target.shape != pred.shape or fov.shape != pred.shape:
-            raise ValueError(f"pred {tuple(pred.shape)}, target {tuple(target.shape)} and fov "
-                             f"{tuple(fov.shape)} must have the same [B, H, W]")
+            raise ValueError(
+                f"pred {tuple(pred.shape)}, target {tuple(target.shape)} and fov "
+                f"{tuple(fov.shape)} must have the same [B, H, W]"
+            )
         for p, t, f in zip(pred.cpu().numpy(), target.cpu().numpy(), fov.cpu().numpy()):
             self.counts_fov += torch.from_numpy(_centreline_counts(p & f, t & f)).to(self.counts_fov)
             self.counts_all += torch.from_numpy(_centreline_counts(p, t)).to(self.counts_all)

@@ -1,4 +1,5 @@
 """The LightningModule: trains the U-Net, measures dataset-level vessel metrics, holds the threshold."""
+
 from collections.abc import Callable
 
 import lightning.pytorch as pl
@@ -15,9 +16,18 @@ from .metrics import CentrelineDice, PerImageScores, VesselMetrics, summarize
 class VesselSegmentationModule(pl.LightningModule):
     """Fit with the configured loss; validate/test with histogram metrics over the whole split."""
 
-    def __init__(self, net: nn.Module, loss: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
-                 threshold: float | None = None, flip_tta: bool = False, channels_last: bool = True,
-                 run_info: RunInfo | None = None, reference_protocol: bool = False):
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        threshold: float | None = None,
+        flip_tta: bool = False,
+        channels_last: bool = True,
+        run_info: RunInfo | None = None,
+        reference_protocol: bool = False,
+    ):
         """``reference_protocol``: the test split is also scored under the reference's protocol (its masks must
         then be binarised by that protocol's rule, retina_seg.records.protocols.REFERENCE)."""
         super().__init__()

@@ -1,4 +1,5 @@
 """One training run, end to end: validate data, fit, pick the threshold on val, test the best checkpoint."""
+
 import logging
 import time
 from pathlib import Path
@@ -42,23 +43,34 @@ def build_module(cfg: DictConfig, in_channels: int, fov_diameter: float | None =
     net_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     net_cfg["in_channels"] = in_channels
     augmentation = OmegaConf.to_container(cfg.data.augmentation, resolve=True)
-    run_info = RunInfo(model=net_cfg, threshold=0.5, loss=OmegaConf.to_container(cfg.loss, resolve=True),
-                       channels=cfg.data.get("channels", "rgb"), normalize=augmentation["normalize"],
-                       eval_transforms=augmentation.get("eval") or {},
-                       # The threshold is chosen on these probabilities: eval and predict repeat the same flips.
-                       flip_tta=bool(cfg.module.get("flip_tta", False)),
-                       # The training photographs' scale: prediction rescales new photographs to it.
-                       fov_diameter=fov_diameter, mask_rule=mask_rule(cfg))
+    run_info = RunInfo(
+        model=net_cfg,
+        threshold=0.5,
+        loss=OmegaConf.to_container(cfg.loss, resolve=True),
+        channels=cfg.data.get("channels", "rgb"),
+        normalize=augmentation["normalize"],
+        eval_transforms=augmentation.get("eval") or {},
+        # The threshold is chosen on these probabilities: eval and predict repeat the same flips.
+        flip_tta=bool(cfg.module.get("flip_tta", False)),
+        # The training photographs' scale: prediction rescales new photographs to it.
+        fov_diameter=fov_diameter,
+        mask_rule=mask_rule(cfg),
+    )
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     module_factory = instantiate(cfg.module, _partial_=True)  # called directly: Hydra would copy run_info
-    return module_factory(net=instantiate(net_cfg), loss=instantiate(cfg.loss), optimizer=instantiate(cfg.optimizer),
-                          scheduler=scheduler, run_info=run_info,
-                          # test masks binarised as the reference's are: its protocol can be measured too
-                          reference_protocol=run_info.mask_rule == REFERENCE.mask_rule)
+    return module_factory(
+        net=instantiate(net_cfg),
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=scheduler,
+        run_info=run_info,
+        # test masks binarised as the reference's are: its protocol can be measured too
+        reference_protocol=run_info.mask_rule == REFERENCE.mask_rule,
+    )
 
 
 def mask_rule(cfg: DictConfig) -> str:
-    """How the run's vessel masks are binarised (the synthetic set's masks are exact: "half" leaves them as they are)."""
+    """How the run's vessel masks are binarised (the synthetic set's are exact: "half" keeps them as they are)."""
     return cfg.data.get("source", {}).get("mask_rule", "half")
 
 
@@ -69,16 +81,25 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar it was told to hide
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                       plugins=[*slurm_plugins(cfg), AtomicCheckpointIO()])
+    return instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[*slurm_plugins(cfg), AtomicCheckpointIO()]
+    )
 
 
 def run_record(cfg: DictConfig, run_job_id: str) -> dict[str, Any]:
     """What identifies the run in the sweep table, known before training starts."""
-    return {"job_id": run_job_id, "slurm_job_id": slurm_job_id(), "slurm_node": node_name(),
-            "epochs": cfg.trainer.max_epochs, "batch_size": cfg.data.batch_size,
-            "learning_rate": cfg.optimizer.lr, "seed": cfg.seed, "mask_rule": mask_rule(cfg), "git_commit": git_commit(),
-            "config": resolved_config(cfg)}
+    return {
+        "job_id": run_job_id,
+        "slurm_job_id": slurm_job_id(),
+        "slurm_node": node_name(),
+        "epochs": cfg.trainer.max_epochs,
+        "batch_size": cfg.data.batch_size,
+        "learning_rate": cfg.optimizer.lr,
+        "seed": cfg.seed,
+        "mask_rule": mask_rule(cfg),
+        "git_commit": git_commit(),
+        "config": resolved_config(cfg),
+    }
 
 
 def resume_from(cfg: DictConfig, output_dir: Path) -> tuple[str, int] | None:
@@ -178,7 +199,9 @@ def train_job(cfg: DictConfig, hydra_cfg: DictConfig, output_dir: Path) -> dict[
             prepare_config(cfg, hydra_cfg)
         except ConfigError as error:
             if rank_zero_only.rank == 0 and not (output_dir / METRICS_JSON).exists():  # never over an earlier run's
-                write_metrics(output_dir, {"job_id": run_job_id, "status": RunStatus.FAILED, "error": f"ConfigError: {error}"})
+                write_metrics(
+                    output_dir, {"job_id": run_job_id, "status": RunStatus.FAILED, "error": f"ConfigError: {error}"}
+                )
             raise
         return train(cfg, output_dir, hydra_job_id)
     finally:
@@ -207,7 +230,9 @@ def _train_locked(cfg: DictConfig, output_dir: Path, run_job_id: str) -> dict[st
         raise
     except BaseException as error:
         if rank_zero_only.rank == 0:
-            write_metrics(output_dir, {**record, "status": RunStatus.FAILED, "error": f"{type(error).__name__}: {error}"})
+            write_metrics(
+                output_dir, {**record, "status": RunStatus.FAILED, "error": f"{type(error).__name__}: {error}"}
+            )
         raise
     final = {**record, **{k: _plain(v) for k, v in results.items()}, "status": RunStatus.COMPLETED}
     if rank_zero_only.rank == 0:

@@ -1,4 +1,5 @@
 """The run's progress plot: loss and IoU curves per epoch, as nnU-Net leaves one in every run folder."""
+
 from pathlib import Path
 
 import matplotlib

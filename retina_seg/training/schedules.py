@@ -1,4 +1,5 @@
 """Learning-rate schedules stepped every batch; the module supplies the run's total number of steps."""
+
 import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR
 

@@ -1,6 +1,7 @@
 """Atomic file writes: a reader (the report, a resumed sweep) never sees half a file, and a kill at any moment
 leaves either the old file or the new one. The temporary file is made beside its target (never in TMPDIR,
 which may be another filesystem, where a rename is a copy), flushed to disk, then renamed."""
+
 import json
 import os
 import tempfile

@@ -5,6 +5,7 @@ exits, however it exits (``kill -9`` included), so the lock of a dead process ne
 reused process id cannot fake an owner. The file holds the owner's host, pid and job id, so whoever is
 refused learns who holds the folder, and whoever takes over an abandoned lock file says whose it was.
 """
+
 import fcntl
 import json
 import logging
@@ -27,13 +28,17 @@ class FolderLockedError(RuntimeError):
 
 
 def owner_record(job_id: str | None) -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": job_id,
-            "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "job_id": job_id,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def describe(owner: dict[str, Any]) -> str:
-    return (f"job {owner.get('job_id')} (pid {owner.get('pid')} on {owner.get('host')}, "
-            f"since {owner.get('since')})")
+    return f"job {owner.get('job_id')} (pid {owner.get('pid')} on {owner.get('host')}, since {owner.get('since')})"
 
 
 def lock_folder(folder: Path | str, job_id: str | None = None) -> None:
@@ -50,8 +55,10 @@ def lock_folder(folder: Path | str, job_id: str | None = None) -> None:
         except BlockingIOError:
             owner = _read_owner(fd)
             os.close(fd)
-            raise FolderLockedError(f"{folder} is in use by {describe(owner)}; lock file {path}. Wait for it "
-                                    "to finish, or choose another folder") from None
+            raise FolderLockedError(
+                f"{folder} is in use by {describe(owner)}; lock file {path}. Wait for it "
+                "to finish, or choose another folder"
+            ) from None
         if _is_current(fd, path):
             break
         os.close(fd)  # its owner removed that file between our open and our lock: take the new one

@@ -4,6 +4,7 @@ They are collected only when that variable is set: `python -m benchmarks.gpu_che
 machine, cpu with --cpu-dry-run, which CI runs), so the suite is exercised on every commit without a GPU,
 and on CUDA wherever the check is run on one.
 """
+
 import os
 
 import pytest

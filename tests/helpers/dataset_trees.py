@@ -1,5 +1,6 @@
 """Folders in each public data set's layout (Kaggle, DRIVE, CHASE_DB1, HRF), generated in a test's tmp_path:
 blank 4x4 images by default, or synthetic fundus photographs with their vessels and FOV where a size is given."""
+
 from pathlib import Path
 
 import numpy as np

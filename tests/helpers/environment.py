@@ -1,4 +1,5 @@
 """Where the repository and the real data are, and what a missing real part does: skip, or fail in CI."""
+
 import os
 from pathlib import Path
 

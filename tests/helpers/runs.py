@@ -1,4 +1,5 @@
 """Configs and entrypoint calls for a run: the tiny synthetic run, Hydra composition, the CLI as a user runs it."""
+
 import os
 import subprocess
 import sys
@@ -6,9 +7,15 @@ from pathlib import Path
 
 TINY_RUN = [
     "loss=bce_dice",
-    "data.source.n_train=4", "data.source.n_val=2", "data.source.n_test=2",
-    "data.source.height=64", "data.source.width=64", "data.batch_size=2",
-    "trainer.max_epochs=2", "callbacks=minimal", "trainer.enable_model_summary=false",
+    "data.source.n_train=4",
+    "data.source.n_val=2",
+    "data.source.n_test=2",
+    "data.source.height=64",
+    "data.source.width=64",
+    "data.batch_size=2",
+    "trainer.max_epochs=2",
+    "callbacks=minimal",
+    "trainer.enable_model_summary=false",
 ]
 
 
@@ -41,5 +48,6 @@ def compose(overrides: list[str], output_dir: Path | None = None, config_name: s
 def run_cli(module: str, *args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None):
     """Run an entrypoint as a user would (python -m ...), capturing its output and exit code."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )

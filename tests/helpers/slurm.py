@@ -1,5 +1,6 @@
 """Talking to the local SLURM cluster (devtools/slurm_cluster.py) from a test: client commands, accounting,
 waiting for a state, the submitit launcher's settings and logs, and a preempted-and-requeued sweep."""
+
 import re
 import subprocess
 import sys
@@ -12,16 +13,30 @@ from retina_seg.records.run_folder import read_epoch_table
 from tests.helpers.sweeps import SWEEP_RUN
 
 # Small resources, so two array tasks share the 2-CPU test node; a short time limit.
-ON_SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
-            "hydra.launcher.timeout_min=5"]
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
-            "BOOT_FAIL", "DEADLINE")
+ON_SLURM = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "hydra.launcher.timeout_min=5",
+]
+TERMINAL = (
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+)
 
 
 def run(cluster, *cmd: str, timeout: float = 30) -> str:
     """Run a SLURM client command against the test cluster and return its stdout."""
-    return subprocess.run(cmd, env=cluster.env, check=True, capture_output=True, text=True,
-                          timeout=timeout).stdout.strip()
+    return subprocess.run(
+        cmd, env=cluster.env, check=True, capture_output=True, text=True, timeout=timeout
+    ).stdout.strip()
 
 
 def poll(predicate, timeout: float, what: str):
@@ -52,6 +67,7 @@ def job_states(cluster, job: str) -> dict[str, tuple[str, str]]:
 
 def wait_ended(cluster, job: str, n: int = 1, timeout: float = 30) -> dict[str, tuple[str, str]]:
     """Wait until sacct reports `n` allocations of `job`, all in a terminal state."""
+
     def ended():
         states = job_states(cluster, job)
         done = len(states) == n and all(s.startswith(TERMINAL) for s, _ in states.values())
@@ -68,8 +84,16 @@ def submitit_logs(sweep_dir: Path) -> str:
 def preempt_once(cluster, sweep_dir: Path, log_path: Path, *overrides: str) -> tuple[str, int]:
     """Launch a one-run SLURM sweep, send its job USR2 once it has a last.ckpt, release the requeued job
     and wait for the launcher to succeed. Returns the job id and the epochs done when it was signalled."""
-    command = [sys.executable, "-m", "retina_seg.train", "-m", *SWEEP_RUN, *ON_SLURM, *overrides,
-               f"hydra.sweep.dir={sweep_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "retina_seg.train",
+        "-m",
+        *SWEEP_RUN,
+        *ON_SLURM,
+        *overrides,
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     with open(log_path, "w") as log:
         launcher = subprocess.Popen(command, env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -78,8 +102,13 @@ def preempt_once(cluster, sweep_dir: Path, log_path: Path, *overrides: str) -> t
         job = next(p.name for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit())
         done_when_signalled = len(read_epoch_table(run_dir))
         run(cluster, "scancel", "--signal=USR2", job)
-        poll(lambda: re.search(r"JobState=PENDING Reason=BeginTime.*Restarts=1",
-                               run(cluster, "scontrol", "-o", "show", "job", job)), 60, "the requeue")
+        poll(
+            lambda: re.search(
+                r"JobState=PENDING Reason=BeginTime.*Restarts=1", run(cluster, "scontrol", "-o", "show", "job", job)
+            ),
+            60,
+            "the requeue",
+        )
         # SLURM holds a requeued job for about two minutes (BeginTime); release it now.
         run(cluster, "scontrol", "update", f"jobid={job}", "StartTime=now")
         assert launcher.wait(timeout=300) == 0, log_path.read_text()[-3000:]

@@ -1,5 +1,6 @@
 """Sweeps as a user runs them (``retina-seg-train -m``, ``retina-seg-report``) and what their folders hold, for
 the sweep tests on the local launchers (tests/integration) and on the real cluster (tests/slurm)."""
+
 import json
 from pathlib import Path
 
@@ -16,16 +17,23 @@ TABLE_COLUMNS = ["Job id", "epochs", "batch_size", "learning_rate", "val_IoU", "
 
 # The reference's nine runs: job id -> (epochs, batch_size, learning_rate).
 REFERENCE_RUNS = {
-    17855: (100, 4, 1e-4), 17857: (100, 16, 1e-4), 17931: (200, 4, 1e-4), 17932: (200, 4, 5e-5),
-    17939: (200, 4, 1e-4), 17941: (300, 4, 1e-4), 17942: (300, 4, 5e-5), 18049: (400, 4, 1e-4),
+    17855: (100, 4, 1e-4),
+    17857: (100, 16, 1e-4),
+    17931: (200, 4, 1e-4),
+    17932: (200, 4, 5e-5),
+    17939: (200, 4, 1e-4),
+    17941: (300, 4, 1e-4),
+    17942: (300, 4, 5e-5),
+    18049: (400, 4, 1e-4),
     18808: (1000, 4, 1e-4),
 }
 
 
 def multirun(sweep_dir: Path, *overrides: str, env: dict | None = None, timeout: int = 600, cwd: Path | None = None):
     """``retina-seg-train -m`` as a user runs it; the sweep folder is pinned."""
-    return run_cli("retina_seg.train", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}", env=env, timeout=timeout,
-                   cwd=cwd)
+    return run_cli(
+        "retina_seg.train", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}", env=env, timeout=timeout, cwd=cwd
+    )
 
 
 def report_rows(sweep_dir: Path) -> list[dict]:
@@ -58,6 +66,7 @@ def assert_completed_rows(rows: list[dict], learning_rates: list[float]) -> None
 
 def evaluate_in_process(ckpt: Path, out: Path) -> dict:
     """Single-process evaluation of ``ckpt`` on the val split, through the real eval config."""
-    cfg = compose([f"ckpt_path={ckpt}", "split=val", *TINY_DATA, "trainer.enable_progress_bar=false"], out,
-                  config_name="eval")
+    cfg = compose(
+        [f"ckpt_path={ckpt}", "split=val", *TINY_DATA, "trainer.enable_progress_bar=false"], out, config_name="eval"
+    )
     return evaluate(cfg, out)

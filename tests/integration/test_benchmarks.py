@@ -1,5 +1,6 @@
 """The speed benchmarks: each --quick mode runs as a user runs it and ends with its ratio line; the
 turn-taking that makes their side-by-side numbers comparable. No time thresholds: timing here is noisy."""
+
 import json
 import re
 
@@ -15,8 +16,10 @@ NUMBER = r"(\d+\.\d+)"
 LAST_LINES = {
     "benchmarks.throughput": rf"overhead ratio \(pipeline/plain, default net\): {NUMBER}",
     "benchmarks.latency": rf"inference speed-up \(fp32 / channels_last\+bf16, default net, 1x3x\d+x\d+\): {NUMBER}",
-    "benchmarks.efficiency": (r"conv efficiency \(achieved conv GFLOP/s / fp32 matmul GFLOP/s, default net, "
-                              rf"fp32 channels_last\): {NUMBER}"),
+    "benchmarks.efficiency": (
+        r"conv efficiency \(achieved conv GFLOP/s / fp32 matmul GFLOP/s, default net, "
+        rf"fp32 channels_last\): {NUMBER}"
+    ),
 }
 
 
@@ -41,6 +44,7 @@ def quick_runs(tmp_path_factory):
             assert result.returncode == 0, result.stderr[-3000:]
             cache[module] = result, json.loads(out.read_text())
         return cache[module]
+
     return run
 
 
@@ -91,6 +95,7 @@ def test_loops_take_turns_window_by_window():
                 order.append(name)
                 if clock.step_done():
                     return
+
         return run
 
     seconds = run_in_turns({name: loop(name) for name in "abc"}, warmup=1, steps=2, rounds=3)
@@ -122,18 +127,31 @@ def test_a_loop_that_ends_early_is_named():
 
 def test_quality_quick_trains_each_seed_evaluates_on_drive_and_resumes(tmp_path, drive_root):
     out, results_path = tmp_path / "runs", tmp_path / "quality.json"
-    args = ["--quick", "--seeds", "0", "1", "--drive-root", str(drive_root), "--out", str(out),
-            "--json", str(results_path), "--protocols", "strict", "reference"]
+    args = [
+        "--quick",
+        "--seeds",
+        "0",
+        "1",
+        "--drive-root",
+        str(drive_root),
+        "--out",
+        str(out),
+        "--json",
+        str(results_path),
+        "--protocols",
+        "strict",
+        "reference",
+    ]
     result = run_cli("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(results_path.read_text())
     claims = result.stdout.strip().splitlines()[-2:]
-    for claim, protocol, key, source in ((claims[0], "strict protocol: in the FOV, threshold from val", "test_IoU",
-                                          "kaggle"),
-                                         (claims[1], "the reference's protocol", "test_IoU_reference_protocol",
-                                          "kaggle_reference_protocol")):
+    for claim, protocol, key, source in (
+        (claims[0], "strict protocol: in the FOV, threshold from val", "test_IoU", "kaggle"),
+        (claims[1], "the reference's protocol", "test_IoU_reference_protocol", "kaggle_reference_protocol"),
+    ):
         ious = [results[source][seed][key] for seed in ("0", "1")]
-        mean, spread = sum(ious) / 2, abs(ious[0] - ious[1]) / 2 ** 0.5
+        mean, spread = sum(ious) / 2, abs(ious[0] - ious[1]) / 2**0.5
         assert claim == f"mean test IoU over 2 seeds (Kaggle test split, {protocol}): {mean:.4f} +- {spread:.4f}"
     assert results["kaggle_reference_protocol"]["0"]["protocols"] == {"reference": REFERENCE.describe()}
     assert "the reference's own best: IoU 0.701" in result.stdout
@@ -156,8 +174,9 @@ def test_quality_names_a_missing_data_folder(tmp_path):
 
 def test_sweep_parallelism_quick_times_both_local_launchers(tmp_path):
     out = tmp_path / "sweeps.json"
-    result = run_cli("benchmarks.sweep_parallelism", "--quick", "--no-slurm", "--json", str(out), cwd=REPO_ROOT,
-                     timeout=600)
+    result = run_cli(
+        "benchmarks.sweep_parallelism", "--quick", "--no-slurm", "--json", str(out), cwd=REPO_ROOT, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.read_text())
     assert set(results["wall_time_s"]) == {"basic (sequential)", "submitit_local"}
@@ -166,24 +185,43 @@ def test_sweep_parallelism_quick_times_both_local_launchers(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == f"parallel/sequential wall-time ratio: submitit_local {ratio:.2f}"
 
 
-def test_cross_dataset_quick_evaluates_both_models_at_both_scales_beside_the_human(tmp_path, drive_checkpoint,
-                                                                                  kaggle_root, drive_root, stare_root):
+def test_cross_dataset_quick_evaluates_both_models_at_both_scales_beside_the_human(
+    tmp_path, drive_checkpoint, kaggle_root, drive_root, stare_root
+):
     """The Kaggle model is trained by the benchmark (one epoch on 8 images); the DRIVE one is given."""
     out, results_path = tmp_path / "runs", tmp_path / "cross.json"
-    result = run_cli("benchmarks.cross_dataset", "--quick", "--drive-ckpt", str(drive_checkpoint), "--kaggle-root",
-                     str(kaggle_root), "--drive-root", str(drive_root), "--stare-root", str(stare_root), "--out",
-                     str(out), "--json", str(results_path), cwd=REPO_ROOT, timeout=600)
+    result = run_cli(
+        "benchmarks.cross_dataset",
+        "--quick",
+        "--drive-ckpt",
+        str(drive_checkpoint),
+        "--kaggle-root",
+        str(kaggle_root),
+        "--drive-root",
+        str(drive_root),
+        "--stare-root",
+        str(stare_root),
+        "--out",
+        str(out),
+        "--json",
+        str(results_path),
+        cwd=REPO_ROOT,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(results_path.read_text())
-    assert results["checkpoints"] == {"kaggle": str((out / "kaggle" / "checkpoints" / "best.ckpt").resolve()),
-                                      "drive": str(drive_checkpoint.resolve())}
+    assert results["checkpoints"] == {
+        "kaggle": str((out / "kaggle" / "checkpoints" / "best.ckpt").resolve()),
+        "drive": str(drive_checkpoint.resolve()),
+    }
     rows = results["rows"]
     assert len(rows) == 5 and list(rows)[-1] == "second observer (human)"
     train_diameter = torch.load(drive_checkpoint, weights_only=True)["retina_seg"]["fov_diameter"]
     for row, by_data in rows.items():
         for data, metrics in by_data.items():
-            assert metrics["config"]["data"]["source"]["_target_"].endswith({"drive": "DriveSource",
-                                                                              "stare": "StareSource"}[data])
+            assert metrics["config"]["data"]["source"]["_target_"].endswith(
+                {"drive": "DriveSource", "stare": "StareSource"}[data]
+            )
             assert 0 < metrics["test_Dice"] < 1
             if row.startswith("second observer"):
                 assert metrics["images"] == 2 and "test_AUC" not in metrics
@@ -193,14 +231,18 @@ def test_cross_dataset_quick_evaluates_both_models_at_both_scales_beside_the_hum
     assert stare_aware["source"] == "checkpoint" and stare_aware["train_fov_diameter"] == train_diameter
     assert all(0.75 < factor < 0.9 for factor in stare_aware["factors"])  # STARE's FOV is about 650 px wide
     assert "| second observer (human) |" in result.stdout and "published F1 (Idiap bob.ip.binseg)" in result.stdout
-    dice = [rows[f"recipe on DRIVE (native 565x584), {how}"]["stare"]["test_Dice"]
-            for how in ("scale-aware", "native scale")]
+    dice = [
+        rows[f"recipe on DRIVE (native 565x584), {how}"]["stare"]["test_Dice"]
+        for how in ("scale-aware", "native scale")
+    ]
     assert result.stdout.strip().splitlines()[-1] == (
         f"STARE Dice of the DRIVE-trained model: scale-aware {dice[0]:.4f}, native scale {dice[1]:.4f} "
-        "(published U-Net DRIVE->STARE F1 0.807)")
+        "(published U-Net DRIVE->STARE F1 0.807)"
+    )
 
 
 def test_cross_dataset_names_a_missing_checkpoint(tmp_path):
-    result = run_cli("benchmarks.cross_dataset", "--drive-ckpt", str(tmp_path / "none.ckpt"), cwd=REPO_ROOT,
-                     timeout=120)
+    result = run_cli(
+        "benchmarks.cross_dataset", "--drive-ckpt", str(tmp_path / "none.ckpt"), cwd=REPO_ROOT, timeout=120
+    )
     assert result.returncode != 0 and f"--drive-ckpt {tmp_path / 'none.ckpt'} is not a file" in result.stderr

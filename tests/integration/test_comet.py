@@ -2,6 +2,7 @@
 
 Every archive is opened and read back: a Comet experiment that silently writes nothing must fail here.
 """
+
 import json
 import socket
 import sys
@@ -52,9 +53,18 @@ def offline_run(tmp_path_factory):
     """One CLI run on 2 CPU processes (DDP), forced offline while a recognisable fake API key is in the
     environment of both ranks."""
     run_dir = tmp_path_factory.mktemp("comet_run")
-    result = run_cli("retina_seg.train", *TINY_RUN, *COMET, "logger.comet.mode=offline",
-                     "callbacks.comet_overlays.every_n_epochs=1", "trainer=ddp", "trainer.accelerator=cpu",
-                     "trainer.devices=2", f"hydra.run.dir={run_dir}", env={"COMET_API_KEY": FAKE_KEY})
+    result = run_cli(
+        "retina_seg.train",
+        *TINY_RUN,
+        *COMET,
+        "logger.comet.mode=offline",
+        "callbacks.comet_overlays.every_n_epochs=1",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        f"hydra.run.dir={run_dir}",
+        env={"COMET_API_KEY": FAKE_KEY},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result.stdout + result.stderr
 
@@ -68,7 +78,8 @@ def test_offline_archive_holds_config_epochs_test_metrics_and_images(offline_run
         experiment_json = json.loads(bundle.read("experiment.json"))
         pictures = {name: bundle.read(name) for name in bundle.namelist() if name.startswith("tmp")}
     assert {"model:unet", "data:synthetic", "launcher:basic", f"git:{metrics['git_commit'][:12]}"} <= set(
-        experiment_json["tags"])
+        experiment_json["tags"]
+    )
     experiment = read_archive(archive)
     assert experiment.others["Name"] == metrics["job_id"]
     assert experiment.parameters["trainer.max_epochs"] == 2 and experiment.parameters["optimizer.lr"] == 1e-4
@@ -96,8 +107,15 @@ def test_api_key_never_reaches_disk_or_output(offline_run):
 
 def test_sweep_without_key_leaves_one_archive_per_run_that_rebuilds_the_table(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli("retina_seg.train", "-m", *TINY_RUN, *COMET, "optimizer.lr=1e-4,3e-4",
-                     f"hydra.sweep.dir={sweep}", env=WITHOUT_KEY)
+    result = run_cli(
+        "retina_seg.train",
+        "-m",
+        *TINY_RUN,
+        *COMET,
+        "optimizer.lr=1e-4,3e-4",
+        f"hydra.sweep.dir={sweep}",
+        env=WITHOUT_KEY,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (result.stdout + result.stderr).count("Comet: offline (no COMET_API_KEY in the environment)") == 2
     records = {r["job_id"]: r for r in read_archive_records(sweep)}
@@ -112,7 +130,8 @@ def test_sweep_without_key_leaves_one_archive_per_run_that_rebuilds_the_table(tm
         # Only its own epochs: a second run in the same process must not write into the first archive.
         assert [h["epoch"] for h in record["history"]] == [0, 1]
         assert [h["val_loss"] for h in record["history"]] == pytest.approx(
-            [r["val_loss"] for r in read_epoch_table(sweep / job)])
+            [r["val_loss"] for r in read_epoch_table(sweep / job)]
+        )
     report = run_cli("retina_seg.report", "--comet", str(sweep), "--out", str(tmp_path / "from_comet"))
     assert report.returncode == 0, report.stderr[-3000:]
     assert report_main([str(sweep), "--out", str(tmp_path / "from_runs")]) == 0

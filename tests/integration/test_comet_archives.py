@@ -1,4 +1,5 @@
 """Reading Comet offline archives back, and the rules that decide what reaches Comet (real comet_ml)."""
+
 import io
 import logging
 import zipfile
@@ -20,10 +21,20 @@ def test_a_failed_fit_leaves_an_archive_read_as_failed_with_its_best_epoch(tmp_p
     logger.finalize("failed")  # what Lightning calls when fit raises
     [record] = read_archive_records(tmp_path)
     assert {k: v for k, v in record.items() if k != "archive"} == {
-        "job_id": "5", "status": "failed", "epochs": 3, "batch_size": 2, "learning_rate": 0.01,
-        "val_IoU": 0.4, "val_loss": 0.8, "test_IoU": None, "test_loss": None,
-        "best_epoch": None, "threshold": None, "git_commit": None,
-        "history": [{"epoch": 0, "val_IoU": 0.4, "val_loss": 0.8}, {"epoch": 1, "val_IoU": 0.3, "val_loss": 0.7}]}
+        "job_id": "5",
+        "status": "failed",
+        "epochs": 3,
+        "batch_size": 2,
+        "learning_rate": 0.01,
+        "val_IoU": 0.4,
+        "val_loss": 0.8,
+        "test_IoU": None,
+        "test_loss": None,
+        "best_epoch": None,
+        "threshold": None,
+        "git_commit": None,
+        "history": [{"epoch": 0, "val_IoU": 0.4, "val_loss": 0.8}, {"epoch": 1, "val_IoU": 0.3, "val_loss": 0.7}],
+    }
 
 
 def test_zips_that_are_not_comet_archives_are_skipped_and_broken_ones_named(tmp_path):
@@ -42,13 +53,16 @@ def test_zips_that_are_not_comet_archives_are_skipped_and_broken_ones_named(tmp_
         read_archive_records(broken)
 
 
-@pytest.mark.parametrize("mode, environ, online", [
-    ("auto", {"COMET_API_KEY": "k"}, True),
-    ("auto", {}, False),
-    ("auto", {"COMET_API_KEY": ""}, False),
-    ("offline", {"COMET_API_KEY": "k"}, False),
-    ("online", {"COMET_API_KEY": "k"}, True),
-])
+@pytest.mark.parametrize(
+    "mode, environ, online",
+    [
+        ("auto", {"COMET_API_KEY": "k"}, True),
+        ("auto", {}, False),
+        ("auto", {"COMET_API_KEY": ""}, False),
+        ("offline", {"COMET_API_KEY": "k"}, False),
+        ("online", {"COMET_API_KEY": "k"}, True),
+    ],
+)
 def test_online_offline_decision_rule(mode, environ, online):
     assert choose_mode(mode, environ)[0] is online
 

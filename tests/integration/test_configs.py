@@ -1,4 +1,5 @@
 """Every option of every config group composes with the defaults and instantiates into real objects."""
+
 from pathlib import Path
 
 import albumentations as A
@@ -18,8 +19,19 @@ from retina_seg.training.pipeline import build_module, build_trainer
 from tests.helpers.dataset_trees import chase_db1_tree, hrf_tree
 from tests.helpers.runs import TINY_RUN, compose
 
-GROUPS = ("data", "augmentation", "model", "module", "loss", "optimizer", "scheduler", "trainer", "callbacks",
-          "logger", "experiment")
+GROUPS = (
+    "data",
+    "augmentation",
+    "model",
+    "module",
+    "loss",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "callbacks",
+    "logger",
+    "experiment",
+)
 # Options whose objects need hardware or services this machine lacks; they are composed and resolved here and
 # exercised by their own tests (Comet: tests/integration/test_comet*.py).
 COMPOSE_ONLY = {("trainer", "gpu"), ("experiment", "kaggle_gpu"), ("logger", "comet"), ("logger", "many")}
@@ -37,14 +49,26 @@ def real_data_overrides(cfg, request):
     """Point a config that reads a data set on disk at ../shared/data, with a few images only."""
     source = cfg.data.source._target_
     if source.endswith("KaggleSource"):
-        return [f"data.root={request.getfixturevalue('kaggle_root')}", "data.source.limit_train=8",
-                "data.source.n_val=4", "data.source.limit_test=2"]
+        return [
+            f"data.root={request.getfixturevalue('kaggle_root')}",
+            "data.source.limit_train=8",
+            "data.source.n_val=4",
+            "data.source.limit_test=2",
+        ]
     if source.endswith("DriveSource"):
-        return [f"data.root={request.getfixturevalue('drive_root')}", "data.source.limit_train=4",
-                "data.source.n_val=2", "data.source.limit_test=2"]
+        return [
+            f"data.root={request.getfixturevalue('drive_root')}",
+            "data.source.limit_train=4",
+            "data.source.n_val=2",
+            "data.source.limit_test=2",
+        ]
     if source.endswith("StareSource"):
-        return [f"data.root={request.getfixturevalue('stare_root')}", "data.source.limit_train=4",
-                "data.source.n_val=2", "data.source.limit_test=2"]
+        return [
+            f"data.root={request.getfixturevalue('stare_root')}",
+            "data.source.limit_train=4",
+            "data.source.n_val=2",
+            "data.source.limit_test=2",
+        ]
     # Not in ../shared: synthetic photographs written in their layouts (children 01-03 and 11; numbers 01-02 and 06).
     generated = request.getfixturevalue("tmp_path") / "generated"
     if source.endswith("ChaseDb1Source"):
@@ -75,10 +99,22 @@ def test_option_composes_and_instantiates(group, option, tmp_path, request):
 
 def test_every_group_has_the_options_users_were_promised():
     have = set(options())
-    for wanted in [("data", "synthetic"), ("data", "retina_kaggle"), ("data", "drive"), ("model", "unet_reference"),
-                   ("augmentation", "reference"), ("augmentation", "none"), ("optimizer", "adam"),
-                   ("optimizer", "adamw"), ("optimizer", "sgd"), ("loss", "bce"), ("loss", "dice"), ("loss", "bce_dice"),
-                   ("loss", "bce_lovasz"), ("trainer", "ddp")]:
+    for wanted in [
+        ("data", "synthetic"),
+        ("data", "retina_kaggle"),
+        ("data", "drive"),
+        ("model", "unet_reference"),
+        ("augmentation", "reference"),
+        ("augmentation", "none"),
+        ("optimizer", "adam"),
+        ("optimizer", "adamw"),
+        ("optimizer", "sgd"),
+        ("loss", "bce"),
+        ("loss", "dice"),
+        ("loss", "bce_dice"),
+        ("loss", "bce_lovasz"),
+        ("trainer", "ddp"),
+    ]:
         assert wanted in have, wanted
 
 
@@ -155,13 +191,16 @@ def test_every_entrypoint_schema_refuses_unknown_keys_and_wrong_types(config_nam
     assert OmegaConf.get_type(compose(required, tmp_path, config_name=config_name)) is SCHEMAS[config_name]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("threshold=1.5", "threshold=1.5 must be null (the checkpoint's) or a number in (0, 1)"),
-    ("threshold=0", "threshold=0.0 must be null (the checkpoint's) or a number in (0, 1)"),
-    ("split=train", "split='train' must be one of ['val', 'test']"),
-    ("scale.tolerance=1", "scale.tolerance=1.0 must be a number in [0, 1)"),
-    ("scale.train_fov_diameter=0", "scale.train_fov_diameter=0.0 must be null (the checkpoint's) or pixels > 0"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("threshold=1.5", "threshold=1.5 must be null (the checkpoint's) or a number in (0, 1)"),
+        ("threshold=0", "threshold=0.0 must be null (the checkpoint's) or a number in (0, 1)"),
+        ("split=train", "split='train' must be one of ['val', 'test']"),
+        ("scale.tolerance=1", "scale.tolerance=1.0 must be a number in [0, 1)"),
+        ("scale.train_fov_diameter=0", "scale.train_fov_diameter=0.0 must be null (the checkpoint's) or pixels > 0"),
+    ],
+)
 def test_eval_values_are_checked_naming_key_and_value(override, message, tmp_path):
     cfg = compose(["ckpt_path=x.ckpt", override], tmp_path, config_name="eval")
     with pytest.raises(ConfigError) as error:
@@ -177,8 +216,10 @@ def test_train_rules_report_every_bad_value_at_once(tmp_path):
     cfg = compose(["optimizer.lr=0", "data.batch_size=0", "module.threshold=1"], tmp_path)
     with pytest.raises(ConfigError) as error:
         validate_config(cfg)
-    assert str(error.value) == ("invalid config: data.batch_size=0 must be an integer >= 1; optimizer.lr=0 must be "
-                                "a number > 0; module.threshold=1 must be null or in (0, 1)")
+    assert str(error.value) == (
+        "invalid config: data.batch_size=0 must be an integer >= 1; optimizer.lr=0 must be "
+        "a number > 0; module.threshold=1 must be null or in (0, 1)"
+    )
     validate_config(compose(TINY_RUN, tmp_path))
 
 

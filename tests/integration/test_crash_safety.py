@@ -3,6 +3,7 @@
 The kill test stages temporary files on another filesystem than the run folder (TMPDIR on /dev/shm), the
 usual SLURM set-up where a writer that stages in TMPDIR ends with a copy, not a rename.
 """
+
 import fractions
 import json
 import os
@@ -31,8 +32,12 @@ KILL_RUN = [*TINY_RUN, *QUIET, "trainer.max_epochs=6", "model.base_width=32"]
 def start(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
     """``python -m retina_seg.train ARGS`` in the background, its output into ``log``."""
     with log.open("w") as out:
-        return subprocess.Popen([sys.executable, "-m", "retina_seg.train", *args], stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        return subprocess.Popen(
+            [sys.executable, "-m", "retina_seg.train", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
 
 
 def poll(condition, process: subprocess.Popen, timeout: float = 300) -> bool:
@@ -84,11 +89,15 @@ def test_kill_during_checkpoint_write_keeps_the_resume_point_and_the_record(tmp_
     assert read_run(run_dir).status == "stale"
     lock = json.loads((run_dir / LOCK_FILE).read_text())
     assert lock["pid"] == first.pid  # left behind by the killed process
-    earlier_wall_time = torch.load(last, weights_only=True)[
-        "callbacks"]["RunFolderWriter"]["wall_time_s"]
+    earlier_wall_time = torch.load(last, weights_only=True)["callbacks"]["RunFolderWriter"]["wall_time_s"]
 
-    second = subprocess.run([sys.executable, "-m", "retina_seg.train", *args], capture_output=True, text=True,
-                            env={**os.environ, **env}, timeout=600)
+    second = subprocess.run(
+        [sys.executable, "-m", "retina_seg.train", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=600,
+    )
     output = second.stdout + second.stderr
     assert second.returncode == 0, output[-3000:]
     assert f"Resuming from checkpoint {last}: {done} epoch(s) done" in output
@@ -107,8 +116,10 @@ def test_a_damaged_last_checkpoint_is_named_and_the_run_resumes_from_the_newest_
     best_epochs = epochs_done(best)
     last.write_bytes(b"")  # what a kill during a non-atomic write leaves
     record = train(compose([*TINY_RUN, "trainer.max_epochs=3"], tmp_path), tmp_path, "0")
-    assert f"Cannot resume from {last}: checkpoint {last}: corrupt or not a PyTorch checkpoint (an empty file" \
+    assert (
+        f"Cannot resume from {last}: checkpoint {last}: corrupt or not a PyTorch checkpoint (an empty file"
         in caplog.text
+    )
     assert f"Resuming from {best} instead of the damaged or missing {last}" in caplog.text
     assert record["status"] == "completed" and record["resumed_from_epoch"] == best_epochs
     assert epochs_done(last) == 3
@@ -136,8 +147,9 @@ def _finish(processes: list[subprocess.Popen], logs: list[Path]) -> list[tuple[i
 def test_two_runs_in_one_folder_one_trains_the_other_exits_at_once(tmp_path):
     run_dir = tmp_path / "run"
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    processes = [start([*TINY_RUN, *QUIET, f"seed={seed}", f"hydra.run.dir={run_dir}"], log)
-                 for seed, log in zip((1, 2), logs)]
+    processes = [
+        start([*TINY_RUN, *QUIET, f"seed={seed}", f"hydra.run.dir={run_dir}"], log) for seed, log in zip((1, 2), logs)
+    ]
     (winner_rc, winner_log), (loser_rc, loser_log) = sorted(_finish(processes, logs), key=lambda r: r[0])
     assert (winner_rc, loser_rc) == (0, 1), winner_log[-2000:] + loser_log[-2000:]
     assert f"{run_dir.resolve()} is in use by job" in loser_log and "Traceback" not in loser_log
@@ -161,8 +173,10 @@ def test_two_sweeps_in_one_folder_train_each_job_once(tmp_path):
     assert (sweep_dir / "multirun.yaml").exists() and not (sweep_dir / "1").exists()
 
 
-LOCK_HOLDER = "import sys, time; from retina_seg.utils.folder_lock import lock_folder; lock_folder(sys.argv[1], 'x'); " \
-              "print('locked', flush=True); time.sleep(600)"
+LOCK_HOLDER = (
+    "import sys, time; from retina_seg.utils.folder_lock import lock_folder; lock_folder(sys.argv[1], 'x'); "
+    "print('locked', flush=True); time.sleep(600)"
+)
 
 
 def test_a_live_lock_refuses_and_a_dead_processes_lock_is_taken_over(tmp_path):

@@ -1,6 +1,7 @@
 """Old option names (retina_seg/deprecations.py) compose to exactly what their new names compose to, and a run
 that chose one is told the new name; a run with the new names is told nothing. An edit under the old key
 data.augmentation is refused (retina-seg-train's refusals: tests/integration/test_train_run.py)."""
+
 import json
 
 import pytest
@@ -25,7 +26,8 @@ def test_old_option_composes_to_the_new_one(group, old, new, tmp_path):
 @pytest.mark.parametrize("group, old, new", RENAMED)
 def test_old_option_is_named_with_its_replacement_and_the_new_one_is_not(group, old, new):
     assert deprecated_names(compose_with_hydra([f"{group}={old}"]).hydra) == [
-        f"{group}={old} is deprecated and will be removed in the next release; use {group}={new}"]
+        f"{group}={old} is deprecated and will be removed in the next release; use {group}={new}"
+    ]
     assert deprecated_names(compose_with_hydra([f"{group}={new}"]).hydra) == []
 
 
@@ -39,13 +41,20 @@ def test_old_sweep_file_composes_to_the_new_one_and_is_named(old, new):
             del cfg.hydra  # Hydra's own node resolves only inside a run
     assert OmegaConf.to_container(old_cfg, resolve=True) == OmegaConf.to_container(new_cfg, resolve=True)
     assert deprecated_names(compose_with_hydra([], old, str(SWEEPS_DIR)).hydra) == [
-        f"-cn {old} is deprecated and will be removed in the next release; use -cn {new}"]
+        f"-cn {old} is deprecated and will be removed in the next release; use -cn {new}"
+    ]
     assert deprecated_names(compose_with_hydra([], new, str(SWEEPS_DIR)).hydra) == []
 
 
 def test_a_run_with_an_old_name_trains_the_new_option_and_logs_the_warning(tmp_path):
-    small = ["model.depth=2", "model.base_width=4", "trainer.max_epochs=1", "test=false", "logger=none",
-             "trainer.enable_progress_bar=false"]
+    small = [
+        "model.depth=2",
+        "model.base_width=4",
+        "trainer.max_epochs=1",
+        "test=false",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+    ]
     result = run_cli("retina_seg.train", *TINY_RUN, "model=unet_seed", *small, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     warning = "model=unet_seed is deprecated and will be removed in the next release; use model=unet_reference"
@@ -55,7 +64,11 @@ def test_a_run_with_an_old_name_trains_the_new_option_and_logs_the_warning(tmp_p
 
 
 def test_eval_refuses_an_edit_under_the_old_augmentation_key(tmp_path):
-    result = run_cli("retina_seg.eval", "ckpt_path=none.ckpt", "+data.augmentation.train.clahe={_target_:x}",
-                     f"hydra.run.dir={tmp_path}")
+    result = run_cli(
+        "retina_seg.eval",
+        "ckpt_path=none.ckpt",
+        "+data.augmentation.train.clahe={_target_:x}",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 2 and "data.augmentation must stay ${augmentation}" in result.stderr
     assert "augmentation.train.crop.height=192" in result.stderr and "Traceback" not in result.stderr

@@ -7,6 +7,7 @@ its ``-cd`` folder), Hydra's own config included; a sweep is composed once per v
 sweep file's ``hydra.sweeper.params`` included. ``retina-seg-report`` commands are parsed by its argparse.
 Nothing runs: this is composition only, so a renamed option or key fails here, naming the file and line.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from retina_seg.config import CONF_DIR
 from tests.helpers.environment import REPO_ROOT
 
-DOC_FILES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md")),
-             REPO_ROOT / "benchmarks" / "README.md", REPO_ROOT / "sweeps" / "README.md"]
+DOC_FILES = [
+    REPO_ROOT / "README.md",
+    *sorted((REPO_ROOT / "docs").glob("*.md")),
+    REPO_ROOT / "benchmarks" / "README.md",
+    REPO_ROOT / "sweeps" / "README.md",
+]
 # Entrypoint -> the config it composes (the config_name of its @hydra.main).
 HYDRA_TOOLS = {"train": "train", "eval": "eval", "predict": "predict", "export": "export"}
 TOOLS = (*HYDRA_TOOLS, "report")
@@ -131,8 +136,9 @@ def hydra_with(config_dir: Path | None, job_name: str):
     the way Hydra adds it (before the structured configs)."""
     search_path = create_config_search_path(CONF_DIR)
     if config_dir is not None:
-        search_path.prepend(provider="command-line", path=f"file://{config_dir}",
-                            anchor=SearchPathQuery(provider="schema"))
+        search_path.prepend(
+            provider="command-line", path=f"file://{config_dir}", anchor=SearchPathQuery(provider="schema")
+        )
     version.setbase("1.3")
     Hydra.create_main_hydra2(task_name=job_name, config_search_path=search_path)
     try:
@@ -145,12 +151,14 @@ def one_value_at_a_time(overrides: list[str]) -> list[list[str]]:
     """The jobs that together use every value of every swept key once: each swept key takes each of its values
     while the others keep their first (fewer than the sweep's product, the same options composed)."""
     parsed = OverridesParser.create().parse_overrides(overrides)
-    choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
-               else [o.input_line] for o in parsed]
+    choices = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+        for o in parsed
+    ]
     firsts = [values[0] for values in choices]
     jobs = [firsts]
     for index, values in enumerate(choices):
-        jobs += [firsts[:index] + [value] + firsts[index + 1:] for value in values[1:]]
+        jobs += [firsts[:index] + [value] + firsts[index + 1 :] for value in values[1:]]
     return jobs
 
 
@@ -228,23 +236,27 @@ def test_every_entrypoint_and_document_has_commands():
 
 def test_extraction_reads_commands_as_the_shell_does(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("\n".join([
-        "Text with retina-seg-train model=ignored outside a block.",
-        "```bash",
-        "python -m pip install -e . && retina-seg-train experiment=quickstart  # a comment",
-        "# a comment line: retina-seg-train model=ignored",
-        "COMET_API_KEY=... retina-seg-train -m hydra/launcher=slurm \\",
-        "    optimizer.lr=1e-3,1e-4",
-        "```",
-        "- a list item:",
-        "  ```",
-        "  $ python -m retina_seg.predict ckpt_path=logs/<run>/best.ckpt input='a b/' > out.log",
-        "  retina-seg-report logs/sweep --out report/",
-        "  ```",
-        "```yaml",
-        "retina-seg-eval: not a command",
-        "```",
-    ]))
+    page.write_text(
+        "\n".join(
+            [
+                "Text with retina-seg-train model=ignored outside a block.",
+                "```bash",
+                "python -m pip install -e . && retina-seg-train experiment=quickstart  # a comment",
+                "# a comment line: retina-seg-train model=ignored",
+                "COMET_API_KEY=... retina-seg-train -m hydra/launcher=slurm \\",
+                "    optimizer.lr=1e-3,1e-4",
+                "```",
+                "- a list item:",
+                "  ```",
+                "  $ python -m retina_seg.predict ckpt_path=logs/<run>/best.ckpt input='a b/' > out.log",
+                "  retina-seg-report logs/sweep --out report/",
+                "  ```",
+                "```yaml",
+                "retina-seg-eval: not a command",
+                "```",
+            ]
+        )
+    )
     found = [(c.line, c.tool, c.args) for c in commands_in(page)]
     assert found == [
         (3, "train", ("experiment=quickstart",)),
@@ -256,23 +268,28 @@ def test_extraction_reads_commands_as_the_shell_does(tmp_path):
 
 def test_sweeps_are_composed_once_per_value():
     jobs = one_value_at_a_time(["optimizer=adam,sgd", "data=drive", "data.batch_size=2,4,8"])
-    assert jobs == [["optimizer=adam", "data=drive", "data.batch_size=2"],
-                    ["optimizer=sgd", "data=drive", "data.batch_size=2"],
-                    ["optimizer=adam", "data=drive", "data.batch_size=4"],
-                    ["optimizer=adam", "data=drive", "data.batch_size=8"]]
+    assert jobs == [
+        ["optimizer=adam", "data=drive", "data.batch_size=2"],
+        ["optimizer=sgd", "data=drive", "data.batch_size=2"],
+        ["optimizer=adam", "data=drive", "data.batch_size=4"],
+        ["optimizer=adam", "data=drive", "data.batch_size=8"],
+    ]
 
 
-@pytest.mark.parametrize("text, wrong", [
-    ("retina-seg-train model=no_such_model", "no_such_model"),
-    ("retina-seg-train trainer.no_such_key=1", "no_such_key"),
-    ("retina-seg-train -m hydra/launcher=slurm hydra.launcher.no_such_key=1,2", "no_such_key"),
-    ("retina-seg-train -m -cd sweeps -cn lr_batch_grid data=drive,no_such_data", "no_such_data"),
-    ("retina-seg-train -cd no_such_folder trainer.max_epochs=1", "no_such_folder"),
-    ("retina-seg-eval --multi-run split=test", "--multi-run"),
-    ("retina-seg-eval -cp elsewhere split=test", "-cp"),
-    ("retina-seg-train optimizer.lr=1e-3,1e-4", "--multirun"),
-    ("retina-seg-report logs/sweep --no-such-flag", "--no-such-flag"),
-])
+@pytest.mark.parametrize(
+    "text, wrong",
+    [
+        ("retina-seg-train model=no_such_model", "no_such_model"),
+        ("retina-seg-train trainer.no_such_key=1", "no_such_key"),
+        ("retina-seg-train -m hydra/launcher=slurm hydra.launcher.no_such_key=1,2", "no_such_key"),
+        ("retina-seg-train -m -cd sweeps -cn lr_batch_grid data=drive,no_such_data", "no_such_data"),
+        ("retina-seg-train -cd no_such_folder trainer.max_epochs=1", "no_such_folder"),
+        ("retina-seg-eval --multi-run split=test", "--multi-run"),
+        ("retina-seg-eval -cp elsewhere split=test", "-cp"),
+        ("retina-seg-train optimizer.lr=1e-3,1e-4", "--multirun"),
+        ("retina-seg-report logs/sweep --no-such-flag", "--no-such-flag"),
+    ],
+)
 def test_a_command_that_does_not_compose_is_named_with_its_file_and_line(tmp_path, text, wrong):
     page = tmp_path / "page.md"
     page.write_text(f"```bash\n\n{text}\n```\n")
@@ -284,8 +301,9 @@ def test_a_command_that_does_not_compose_is_named_with_its_file_and_line(tmp_pat
 
 def test_a_documented_sweep_file_composes_every_job_of_its_own_params():
     """The sweep file's list is composed too: a reference job missing from sweeps/reference/ would fail here."""
-    command = DocCommand(REPO_ROOT / "x.md", 1, "", "train", ("-m", "-cd", "sweeps", "-cn", "lr_batch_grid",
-                                                                "hydra/launcher=slurm"))
+    command = DocCommand(
+        REPO_ROOT / "x.md", 1, "", "train", ("-m", "-cd", "sweeps", "-cn", "lr_batch_grid", "hydra/launcher=slurm")
+    )
     with hydra_with(REPO_ROOT / "sweeps", "train"):
         params = sweep_params("lr_batch_grid", ["hydra/launcher=slurm"])
     assert params == ["optimizer.lr=1e-3,3e-4,1e-4", "data.batch_size=2,4"]

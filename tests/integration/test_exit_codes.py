@@ -1,6 +1,7 @@
 """Every retina-seg-* command, run as a user runs it, follows retina_seg/exit_codes.py: a bad config key, a bad
 value and an unusable checkpoint exit 2 with a message naming the key or the file. No training: a few bytes of
 garbage are the checkpoint."""
+
 import pytest
 
 from retina_seg.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED

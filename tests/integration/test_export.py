@@ -1,4 +1,5 @@
 """`retina-seg-export` end to end: TorchScript and ONNX parity on real photographs, safetensors, model card."""
+
 import hashlib
 import importlib.util
 import json
@@ -29,8 +30,13 @@ def exported(tmp_path_factory) -> tuple[Path, Path]:
     run = tmp_path_factory.mktemp("run")
     train(compose(TINY_NET, run), run, "0")
     checkpoint, out = run / "checkpoints" / "best.ckpt", tmp_path_factory.mktemp("export")
-    result = run_cli("retina_seg.export", f"ckpt_path={checkpoint}", f"output={out}", f"hydra.run.dir={out / 'hydra'}",
-                     "parity.sizes=[[75,61],[64,64]]")
+    result = run_cli(
+        "retina_seg.export",
+        f"ckpt_path={checkpoint}",
+        f"output={out}",
+        f"hydra.run.dir={out / 'hydra'}",
+        "parity.sizes=[[75,61],[64,64]]",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return checkpoint, out
 
@@ -113,8 +119,16 @@ def test_model_card_describes_model_data_metrics_and_provenance(exported):
     assert set(card["exports"]) == {"torchscript", "onnx", "safetensors"}
     assert all(max(e["parity_max_abs_diff"].values()) < 1e-4 for e in card["exports"].values())
     markdown = (out / "MODEL_CARD.md").read_text()
-    for heading in ("## Architecture", "## Input normalisation", "## Threshold", "## Scale",
-                    "## Training data and split", "## Metrics", "## Exports", "## Resolved training config"):
+    for heading in (
+        "## Architecture",
+        "## Input normalisation",
+        "## Threshold",
+        "## Scale",
+        "## Training data and split",
+        "## Metrics",
+        "## Exports",
+        "## Resolved training config",
+    ):
         assert heading in markdown
     assert card["checkpoint"]["sha256"] in markdown
 
@@ -127,8 +141,12 @@ def test_a_checkpoint_with_pickled_objects_is_refused(exported, tmp_path):
     checkpoint, _ = exported
     smuggled = tmp_path / "smuggled.ckpt"
     torch.save({**torch.load(checkpoint, weights_only=True), "extra": Payload()}, smuggled)
-    result = run_cli("retina_seg.export", f"ckpt_path={smuggled}", f"output={tmp_path / 'out'}",
-                     f"hydra.run.dir={tmp_path / 'hydra'}")
+    result = run_cli(
+        "retina_seg.export",
+        f"ckpt_path={smuggled}",
+        f"output={tmp_path / 'out'}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    )
     assert result.returncode == 2  # an unusable checkpoint is bad input
     assert f"checkpoint {smuggled}: refused, it holds pickled objects" in result.stderr
     assert not (tmp_path / "out" / "model.onnx").exists()

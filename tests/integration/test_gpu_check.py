@@ -1,5 +1,6 @@
 """benchmarks/gpu_check.py in its CPU dry run (every stage at toy size, the GPU-path tests on the CPU),
 its refusals, and the list of wheels a GPU node without network access needs."""
+
 import json
 
 import pytest
@@ -22,9 +23,13 @@ def test_dry_run_passes_every_gpu_path_test_on_the_cpu(dry_run):
     correctness = data["stages"]["correctness"]
     assert correctness["passed"] and not correctness["timed_out"]
     names = {name.split("[")[0] for name in correctness["tests"]}
-    assert {"test_trainer_gpu_completes_and_resumes", "test_ddp_on_one_device_uses_the_devices_backend",
-            "test_metrics_on_the_device_equal_the_cpu_computation", "test_eval_and_predict_on_the_device_match_the_run",
-            "test_export_of_a_checkpoint_trained_on_the_device"} <= names
+    assert {
+        "test_trainer_gpu_completes_and_resumes",
+        "test_ddp_on_one_device_uses_the_devices_backend",
+        "test_metrics_on_the_device_equal_the_cpu_computation",
+        "test_eval_and_predict_on_the_device_match_the_run",
+        "test_export_of_a_checkpoint_trained_on_the_device",
+    } <= names
     assert set(correctness["tests"].values()) == {"passed"}
     assert data["dry_run"] is True and "cores" in data["machine"]
 
@@ -63,8 +68,13 @@ def test_without_a_gpu_it_refuses_to_pretend(tmp_path):
     assert not (tmp_path / "gpu_check.json").exists()
 
 
-@pytest.mark.parametrize("args, message", [(["--budget-s", "10"], "--budget-s must be at least 60, got 10.0"),
-                                           (["--kaggle-root", "/nonexistent"], "--kaggle-root /nonexistent: no train/")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--budget-s", "10"], "--budget-s must be at least 60, got 10.0"),
+        (["--kaggle-root", "/nonexistent"], "--kaggle-root /nonexistent: no train/"),
+    ],
+)
 def test_bad_arguments_are_named(tmp_path, args, message):
     result = run_cli("benchmarks.gpu_check", "--out", str(tmp_path), *args, cwd=REPO_ROOT, timeout=120)
     assert result.returncode == 2 and message in result.stderr
@@ -72,8 +82,15 @@ def test_bad_arguments_are_named(tmp_path, args, message):
 
 def test_wheels_cover_what_the_node_lacks_and_nothing_it_has():
     needed = dependency_closure(project_dependencies())
-    assert {"hydra-core", "omegaconf", "antlr4-python3-runtime", "albumentations", "submitit", "comet-ml",
-            "hydra-submitit-launcher"} <= set(needed)
+    assert {
+        "hydra-core",
+        "omegaconf",
+        "antlr4-python3-runtime",
+        "albumentations",
+        "submitit",
+        "comet-ml",
+        "hydra-submitit-launcher",
+    } <= set(needed)
     provided = dependency_closure(list(NODE_PROVIDES), exclude=())
     assert {"torch", "lightning", "torchmetrics"} <= set(provided)
     assert not set(needed) & set(provided)

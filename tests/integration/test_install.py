@@ -4,6 +4,7 @@ A branch that only runs when something is missing hid a bug on every installed m
 these tests take the missing thing away first: a Debian package is purged before the installer runs, and
 the README's main-job command runs in a new virtual environment that has none of the project's packages.
 """
+
 import json
 import os
 import re
@@ -26,20 +27,31 @@ def _installed(package: str) -> bool:
 
 
 def _run_installer(*packages: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(INSTALLER), *packages], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        ["bash", str(INSTALLER), *packages],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture
 def apt_as_root():
-    require(shutil.which("apt-get") is not None and shutil.which("dpkg-query") is not None,
-            "apt-get and dpkg-query are needed to test the Debian install step")
+    require(
+        shutil.which("apt-get") is not None and shutil.which("dpkg-query") is not None,
+        "apt-get and dpkg-query are needed to test the Debian install step",
+    )
     require(os.geteuid() == 0, "the Debian install step is tested as root (CI runs as root)")
 
 
 def test_installer_installs_a_missing_package_as_root(apt_as_root):
-    subprocess.run(["apt-get", "purge", "-y", "-q", PROBE_PACKAGE], capture_output=True, check=True,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    subprocess.run(
+        ["apt-get", "purge", "-y", "-q", PROBE_PACKAGE],
+        capture_output=True,
+        check=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
     assert not _installed(PROBE_PACKAGE)
     try:
         first = _run_installer(PROBE_PACKAGE)
@@ -51,8 +63,11 @@ def test_installer_installs_a_missing_package_as_root(apt_as_root):
         again = _run_installer(PROBE_PACKAGE)
         assert again.returncode == 0 and f"already installed: {PROBE_PACKAGE}" in again.stdout
     finally:
-        subprocess.run(["apt-get", "purge", "-y", "-q", PROBE_PACKAGE], capture_output=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "purge", "-y", "-q", PROBE_PACKAGE],
+            capture_output=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
 
 
 def test_installer_default_list_is_what_the_slurm_cluster_needs(apt_as_root):
@@ -68,14 +83,15 @@ def test_installer_default_list_is_what_the_slurm_cluster_needs(apt_as_root):
 def test_installer_uses_sudo_when_not_root(tmp_path):
     """The non-root branch, with stand-ins for id (a user), dpkg-query (nothing installed) and sudo."""
     calls = tmp_path / "sudo.calls"
-    for name, body in {"id": "echo 1000", "dpkg-query": "exit 1",
-                       "sudo": f'echo "$*" >> {calls}'}.items():
+    for name, body in {"id": "echo 1000", "dpkg-query": "exit 1", "sudo": f'echo "$*" >> {calls}'}.items():
         (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
         (tmp_path / name).chmod(0o755)
     result = _run_installer(PROBE_PACKAGE, env={"PATH": f"{tmp_path}:{os.environ['PATH']}"})
     assert result.returncode == 0, result.stderr
     assert calls.read_text().splitlines() == [
-        "-E apt-get update -q", f"-E apt-get install -y -q --no-install-recommends {PROBE_PACKAGE}"]
+        "-E apt-get update -q",
+        f"-E apt-get install -y -q --no-install-recommends {PROBE_PACKAGE}",
+    ]
 
 
 def readme_main_command() -> str:
@@ -96,13 +112,20 @@ def test_readme_main_command_works_in_a_bare_virtualenv(tmp_path):
     bindir = venv / "bin"
     bare = subprocess.run([bindir / "python", "-c", "import torch"], capture_output=True)
     assert bare.returncode != 0, "the new venv already sees torch: it is not bare"
-    command = readme_main_command().replace("experiment=quickstart",
-                                            f"experiment=quickstart trainer.max_epochs=2 paths.output_dir={tmp_path / 'run'}")
-    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "VIRTUAL_ENV": str(venv),
-           "NO_ALBUMENTATIONS_UPDATE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    command = readme_main_command().replace(
+        "experiment=quickstart", f"experiment=quickstart trainer.max_epochs=2 paths.output_dir={tmp_path / 'run'}"
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "VIRTUAL_ENV": str(venv),
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
     env.pop("PYTHONPATH", None)
-    result = subprocess.run(["bash", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                            timeout=900)
+    result = subprocess.run(
+        ["bash", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "run" / "metrics.json").is_file()
     check = subprocess.run([bindir / "python", "-m", "pip", "check"], capture_output=True, text=True, env=env)

@@ -1,4 +1,5 @@
 """`retina-seg-predict` end to end on real photographs, with a checkpoint from a real (tiny) training run."""
+
 import csv
 import json
 import logging
@@ -38,14 +39,21 @@ def checkpoint(tmp_path_factory) -> Path:
 
 def _settings(checkpoint: Path, inputs, output: Path, *overrides: str):
     listed = f"[{','.join(map(str, inputs))}]" if isinstance(inputs, list) else str(inputs)
-    cfg = compose([f"ckpt_path={checkpoint}", f"input={listed}", f"output={output}", *QUIET, *overrides],
-                  config_name="predict")
+    cfg = compose(
+        [f"ckpt_path={checkpoint}", f"input={listed}", f"output={output}", *QUIET, *overrides], config_name="predict"
+    )
     return predict_settings(cfg)
 
 
 def _predict_cli(checkpoint: Path, inputs: str, output: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return run_cli("retina_seg.predict", f"ckpt_path={checkpoint}", f"input={inputs}", f"output={output}",
-                   f"hydra.run.dir={output / 'hydra'}", *overrides)
+    return run_cli(
+        "retina_seg.predict",
+        f"ckpt_path={checkpoint}",
+        f"input={inputs}",
+        f"output={output}",
+        f"hydra.run.dir={output / 'hydra'}",
+        *overrides,
+    )
 
 
 def _size(path: str | Path) -> tuple[int, int]:
@@ -56,8 +64,9 @@ def _size(path: str | Path) -> tuple[int, int]:
 def test_drive_test_images_give_masks_probabilities_overlays_and_scores(checkpoint, drive_root, tmp_path):
     images = drive_root / "test" / "images"
     truth = drive_root / "test" / "1st_manual"
-    result = _predict_cli(checkpoint, f"'{images}/0[1-3]_test.tif'", tmp_path, f"masks={truth}", "num_workers=1",
-                          "batch_size=2")
+    result = _predict_cli(
+        checkpoint, f"'{images}/0[1-3]_test.tif'", tmp_path, f"masks={truth}", "num_workers=1", "batch_size=2"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "images/s" in result.stdout and "Overall IoU" in result.stdout
     summary = json.loads((tmp_path / "predictions.json").read_text())
@@ -94,8 +103,11 @@ def test_tiled_path_equals_whole_path_on_a_real_photograph(checkpoint, drive_roo
 
 def test_resize_mode_and_threshold_override(checkpoint, drive_root, tmp_path):
     image_path = drive_root / "test" / "images" / "04_test.tif"
-    summary = predict_files(_settings(checkpoint, image_path, tmp_path, "mode=resize", "resize.height=256",
-                                      "resize.width=256", "threshold=0.56"))
+    summary = predict_files(
+        _settings(
+            checkpoint, image_path, tmp_path, "mode=resize", "resize.height=256", "resize.width=256", "threshold=0.56"
+        )
+    )
     record = summary["images"][0]
     assert (record["plan"], summary["threshold"], summary["threshold_source"]) == ("resize", 0.56, "override")
     probability = np.asarray(Image.open(record["outputs"]["probability"])) / 65535
@@ -107,8 +119,7 @@ def test_resize_mode_and_threshold_override(checkpoint, drive_root, tmp_path):
     assert (probability[~fov] == 0).mean() > 0.99  # outside the (detected) FOV predictions are zero
 
 
-def test_a_checkpoint_from_before_the_training_scale_was_stored_still_works(checkpoint, drive_root, tmp_path,
-                                                                            caplog):
+def test_a_checkpoint_from_before_the_training_scale_was_stored_still_works(checkpoint, drive_root, tmp_path, caplog):
     """No fov_diameter in it: predicted and evaluated at the photographs' own scale, with a warning that says
     how to give the scale; given it, the photograph is rescaled."""
     written_before = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -118,8 +129,14 @@ def test_a_checkpoint_from_before_the_training_scale_was_stored_still_works(chec
     image = drive_root / "test" / "images" / "01_test.tif"
     with caplog.at_level(logging.WARNING):
         native = predict_files(_settings(old, image, tmp_path / "native"))
-        record = evaluate(compose([f"ckpt_path={old}", "data.source.n_test=2", "trainer.enable_progress_bar=false"],
-                                  tmp_path / "eval", config_name="eval"), tmp_path / "eval")
+        record = evaluate(
+            compose(
+                [f"ckpt_path={old}", "data.source.n_test=2", "trainer.enable_progress_bar=false"],
+                tmp_path / "eval",
+                config_name="eval",
+            ),
+            tmp_path / "eval",
+        )
     assert f"checkpoint {old} stores no training FOV diameter" in caplog.text
     assert native["scale_source"].startswith("none") and native["train_fov_diameter"] is None
     assert native["images"][0]["scale"] == 1.0 and native["images"][0]["network_size"] == [584, 565]
@@ -143,15 +160,23 @@ def _mixed_folder(folder: Path, drive_root: Path, kaggle_root: Path) -> dict[str
     (folder / "truncated.png").write_bytes((folder / "kaggle.png").read_bytes()[:3000])
     (folder / "fake.jpg").write_text("not a photograph")
     (folder / "notes.txt").write_text("a stray file")
-    return {"drive": (565, 584), "kaggle": (512, 512), "scan": (700, 650), "grey": (300, 280), "small": (200, 190),
-            "palette": (565, 584), "large": (1300, 1000)}
+    return {
+        "drive": (565, 584),
+        "kaggle": (512, 512),
+        "scan": (700, 650),
+        "grey": (300, 280),
+        "small": (200, 190),
+        "palette": (565, 584),
+        "large": (1300, 1000),
+    }
 
 
 def test_a_folder_of_mixed_formats_and_sizes_with_bad_files(checkpoint, drive_root, kaggle_root, tmp_path):
     expected = _mixed_folder(tmp_path / "in", drive_root, kaggle_root)
     out = tmp_path / "out"
-    result = _predict_cli(checkpoint, str(tmp_path / "in"), out, "whole_image_max_pixels=600000", "tile.size=384",
-                          "num_workers=1")
+    result = _predict_cli(
+        checkpoint, str(tmp_path / "in"), out, "whole_image_max_pixels=600000", "tile.size=384", "num_workers=1"
+    )
     assert result.returncode == 1, result.stderr[-3000:]  # some inputs failed, the others were predicted
     assert "2 input(s) failed" in result.stderr
     assert "truncated.png" in result.stderr and "fake.jpg" in result.stderr
@@ -167,8 +192,10 @@ def test_a_folder_of_mixed_formats_and_sizes_with_bad_files(checkpoint, drive_ro
     assert records["large"]["scale"] < records["scan"]["scale"] < records["drive"]["scale"] < 1
     assert {record["plan"] for record in records.values()} == {"whole"}
     for record in records.values():
-        assert record["network_size"] == [round(record["height"] * record["scale"]),
-                                          round(record["width"] * record["scale"])]
+        assert record["network_size"] == [
+            round(record["height"] * record["scale"]),
+            round(record["width"] * record["scale"]),
+        ]
     assert np.asarray(Image.open(records["grey"]["outputs"]["overlay"])).shape == (280, 300, 3)
 
 
@@ -197,24 +224,30 @@ def _bad_checkpoint(kind: str, checkpoint: Path, path: Path) -> Path:
     elif kind == "another model":
         torch.save({"state_dict": {"encoder.weight": torch.zeros(3)}, "epoch": 3}, path)
     elif kind == "weights of another size":
-        torch.save({**good, "retina_seg": {**good["retina_seg"],
-                                           "model": {**good["retina_seg"]["model"], "base_width": 8}}}, path)
+        torch.save(
+            {**good, "retina_seg": {**good["retina_seg"], "model": {**good["retina_seg"]["model"], "base_width": 8}}},
+            path,
+        )
     elif kind == "foreign target":
-        torch.save({**good, "retina_seg": {**good["retina_seg"], "model": {"_target_": "os.system",
-                                                                           "command": "true"}}}, path)
+        torch.save(
+            {**good, "retina_seg": {**good["retina_seg"], "model": {"_target_": "os.system", "command": "true"}}}, path
+        )
     else:
         path.write_text("just text")
     return path
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("truncated", "corrupt or not a PyTorch checkpoint"),
-    ("pickled object", "refused, it holds pickled objects"),
-    ("another model", "not a retina-seg checkpoint"),
-    ("weights of another size", "weights do not fit its model"),
-    ("foreign target", "model 'os.system' is not one of"),
-    ("text", "corrupt or not a PyTorch checkpoint"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("truncated", "corrupt or not a PyTorch checkpoint"),
+        ("pickled object", "refused, it holds pickled objects"),
+        ("another model", "not a retina-seg checkpoint"),
+        ("weights of another size", "weights do not fit its model"),
+        ("foreign target", "model 'os.system' is not one of"),
+        ("text", "corrupt or not a PyTorch checkpoint"),
+    ],
+)
 def test_bad_checkpoints_are_refused_naming_the_file(checkpoint, tmp_path, kind, message):
     path = _bad_checkpoint(kind, checkpoint, tmp_path / "bad.ckpt")
     with pytest.raises(CheckpointError, match=message) as error:
@@ -254,9 +287,21 @@ PEAK_MEMORY_PROBE = textwrap.dedent("""
 def test_a_large_photograph_is_rescaled_then_tiled_in_bounded_memory(checkpoint, tmp_path):
     """An HRF-sized photograph (3504x2336) whose FOV (about 2200 px wide) is a little larger than the training
     scale given here: auto mode shrinks it by about 0.9, and the result is still large enough to go by tiles."""
-    result = subprocess.run([sys.executable, "-c", PEAK_MEMORY_PROBE, str(checkpoint), str(tmp_path), "mode=auto",
-                             "scale.train_fov_diameter=2000"], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PEAK_MEMORY_PROBE,
+            str(checkpoint),
+            str(tmp_path),
+            "mode=auto",
+            "scale.train_fov_diameter=2000",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     record = report["summary"]["images"][0]

@@ -1,6 +1,7 @@
 """The mask rule and the evaluation protocols end to end on real Kaggle photographs: a brief run trained on the
 reference's masks (every non-zero pixel) records its rule and both protocols' scores; retina-seg-eval repeats
 them from the checkpoint alone; retina-seg-predict scores against masks binarised by the checkpoint's rule."""
+
 import csv
 import json
 
@@ -33,9 +34,19 @@ def kaggle(root, *overrides: str) -> list[str]:
 def nonzero_run(kaggle_root, tmp_path_factory):
     """One epoch of a narrow U-Net on 8 Kaggle images whose masks are binarised as the reference's."""
     out = tmp_path_factory.mktemp("nonzero_run")
-    overrides = kaggle(kaggle_root, "data.source.limit_train=8", "data.source.n_val=4",
-                       "data.source.mask_rule=nonzero", "augmentation=crops", "model.base_width=8",
-                       "trainer.max_epochs=1", "callbacks=minimal", "logger=none", "seed=0", *QUIET)
+    overrides = kaggle(
+        kaggle_root,
+        "data.source.limit_train=8",
+        "data.source.n_val=4",
+        "data.source.mask_rule=nonzero",
+        "augmentation=crops",
+        "model.base_width=8",
+        "trainer.max_epochs=1",
+        "callbacks=minimal",
+        "logger=none",
+        "seed=0",
+        *QUIET,
+    )
     train(compose(overrides, out), out, "0")
     return out
 
@@ -52,15 +63,25 @@ def test_a_run_records_its_mask_rule_and_the_reference_protocol(nonzero_run):
 def test_eval_repeats_both_protocols_from_the_checkpoint(nonzero_run, kaggle_root, tmp_path):
     trained = read_metrics(nonzero_run)
     ckpt = nonzero_run / "checkpoints" / "best.ckpt"
-    record = evaluate(compose(kaggle(kaggle_root, f"ckpt_path={ckpt}", "protocols=[strict,reference]", *QUIET),
-                              tmp_path, config_name="eval"), tmp_path)
+    record = evaluate(
+        compose(
+            kaggle(kaggle_root, f"ckpt_path={ckpt}", "protocols=[strict,reference]", *QUIET),
+            tmp_path,
+            config_name="eval",
+        ),
+        tmp_path,
+    )
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["test_IoU"] == record["test_IoU"] and set(written["protocols"]) == {"strict", "reference"}
     assert record["mask_rule"] == "nonzero"  # the checkpoint's rule, without being told
     assert record["test_IoU"] == pytest.approx(trained["test_IoU"], abs=1e-6)
     assert record["test_IoU_reference_protocol"] == pytest.approx(trained["test_IoU_reference_protocol"], abs=1e-6)
-    half = evaluate(compose(kaggle(kaggle_root, f"ckpt_path={ckpt}", "mask_rule=half", *QUIET),
-                            tmp_path / "half", config_name="eval"), tmp_path / "half")
+    half = evaluate(
+        compose(
+            kaggle(kaggle_root, f"ckpt_path={ckpt}", "mask_rule=half", *QUIET), tmp_path / "half", config_name="eval"
+        ),
+        tmp_path / "half",
+    )
     assert half["mask_rule"] == "half" and abs(half["test_IoU"] - record["test_IoU"]) > 1e-3
     assert "test_IoU_reference_protocol" not in half  # protocols=[strict] by default
 
@@ -71,14 +92,26 @@ def test_predict_scores_against_masks_binarised_by_the_checkpoints_rule(nonzero_
     inputs.mkdir()
     for image in images:
         (inputs / image.name).symlink_to(image)
-    cfg = compose([f"ckpt_path={nonzero_run / 'checkpoints' / 'best.ckpt'}", f"input={inputs}",
-                   f"masks={kaggle_root / 'test' / 'mask'}", f"output={tmp_path / 'out'}", "progress_bar=false",
-                   "num_workers=0"], config_name="predict")
+    cfg = compose(
+        [
+            f"ckpt_path={nonzero_run / 'checkpoints' / 'best.ckpt'}",
+            f"input={inputs}",
+            f"masks={kaggle_root / 'test' / 'mask'}",
+            f"output={tmp_path / 'out'}",
+            "progress_bar=false",
+            "num_workers=0",
+        ],
+        config_name="predict",
+    )
     assert np.isfinite(predict_files(predict_settings(cfg))["overall"]["IoU"])
     rows = {row["image"]: row for row in csv.DictReader((tmp_path / "out" / SCORES_CSV).open())}
-    vessels = {rule: sum(int((read_mask(kaggle_root / "test" / "mask" / image.name, rule)
-                              & detect_fov(read_image(image))).sum()) for image in images)
-               for rule in ("half", "nonzero")}
+    vessels = {
+        rule: sum(
+            int((read_mask(kaggle_root / "test" / "mask" / image.name, rule) & detect_fov(read_image(image))).sum())
+            for image in images
+        )
+        for rule in ("half", "nonzero")
+    }
     assert vessels["nonzero"] > vessels["half"] * 1.2  # the grey edges of the resized masks
     overall = rows["overall"]
     scored = int(overall["TP"]) + int(overall["FN"])  # the vessel pixels predict scored against

@@ -1,5 +1,6 @@
 """The real Kaggle, DRIVE and STARE copies in ../shared/data: counts, sizes, mask statistics and splits, and the
 second observers scored against the first (the human baseline)."""
+
 import json
 from collections import Counter
 
@@ -85,7 +86,9 @@ def test_drive_second_observer_zero_one_palette_gif(drive_root):
 
 
 def test_stare(stare_root):
-    train, test = (load_samples(stare_samples(stare_root, split), detect_missing_fov=True) for split in ("train", "test"))
+    train, test = (
+        load_samples(stare_samples(stare_root, split), detect_missing_fov=True) for split in ("train", "test")
+    )
     assert [s.name for s in train][:2] == ["im0001", "im0002"] and [s.name for s in test][-1] == "im0324"
     assert len(train) == len(test) == 10
     for sample in train + test:
@@ -103,8 +106,16 @@ PUBLISHED_SECOND_OBSERVER_F1 = {"drive": 0.788, "stare": 0.759}
 @pytest.mark.parametrize("data, split", [("drive", []), ("stare", ["data.source.split=all"])])
 def test_second_observer_scores_near_the_published_human_baseline(data, split, request, tmp_path):
     root = request.getfixturevalue(f"{data}_root")
-    result = run_cli("retina_seg.eval", "second_observer=true", f"data={data}", f"data.root={root}", *split,
-                     f"hydra.run.dir={tmp_path}", cwd=REPO_ROOT, timeout=300)
+    result = run_cli(
+        "retina_seg.eval",
+        "second_observer=true",
+        f"data={data}",
+        f"data.root={root}",
+        *split,
+        f"hydra.run.dir={tmp_path}",
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["images"] == 20 and record["observer"] == "second against first"
@@ -115,7 +126,15 @@ def test_second_observer_scores_near_the_published_human_baseline(data, split, r
 
 def test_a_set_without_a_second_observer_is_named(tmp_path):
     hrf_tree(tmp_path / "hrf", [1])
-    result = run_cli("retina_seg.eval", "second_observer=true", "data=hrf", f"data.root={tmp_path / 'hrf'}",
-                     "data.source.split=all", f"hydra.run.dir={tmp_path / 'eval'}", cwd=REPO_ROOT, timeout=300)
+    result = run_cli(
+        "retina_seg.eval",
+        "second_observer=true",
+        "data=hrf",
+        f"data.root={tmp_path / 'hrf'}",
+        "data.source.split=all",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     assert result.returncode == 2 and "no second-observer masks for ['01_dr', '01_g', '01_h']" in result.stderr
     assert not (tmp_path / "eval" / "metrics.json").exists()

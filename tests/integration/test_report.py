@@ -1,4 +1,5 @@
 """`retina-seg-report` on a real two-job Hydra sweep: the table, its three formats, plots, and broken runs."""
+
 import csv
 import json
 import shutil
@@ -20,8 +21,15 @@ SCORES = ("val_IoU", "val_loss", "test_IoU", "test_loss")
 def sweep(tmp_path_factory) -> Path:
     """A real multirun of two one-epoch jobs (lr 1e-3 and 1e-4), run once for the module; never modified."""
     sweep_dir = tmp_path_factory.mktemp("sweep")
-    result = run_cli("retina_seg.train", "-m", *TINY_RUN, "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-                     "optimizer.lr=1e-3,1e-4", f"hydra.sweep.dir={sweep_dir}")
+    result = run_cli(
+        "retina_seg.train",
+        "-m",
+        *TINY_RUN,
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "optimizer.lr=1e-3,1e-4",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return sweep_dir
 
@@ -107,8 +115,15 @@ def test_running_failed_and_pending_runs_are_marked_with_dashes(sweep_copy, tmp_
     rows = {row[0]: row[1:] for row in table_rows((tmp_path / "report.md").read_text())[1:]}
     assert list(rows) == ["0 (running)", "1 (failed)", "7 (pending)"]
     running = read_metrics(sweep_copy / "0")
-    assert rows["0 (running)"] == ["1", "2", "0.001", f"{running['val_IoU']:.4f}", f"{running['val_loss']:.4f}",
-                                   "-", "-"]
+    assert rows["0 (running)"] == [
+        "1",
+        "2",
+        "0.001",
+        f"{running['val_IoU']:.4f}",
+        f"{running['val_loss']:.4f}",
+        "-",
+        "-",
+    ]
     assert rows["1 (failed)"] == ["1", "2", "0.0001", "-", "-", "-", "-"]
     assert rows["7 (pending)"] == ["-"] * 7
     statuses = [row["status"] for row in json.loads((tmp_path / "report.json").read_text())["rows"]]

@@ -1,5 +1,6 @@
 """Scale-aware prediction and evaluation on real photographs: DRIVE's test photographs stored at other
 resolutions, as another camera would give them, scored against their manual masks resized alike."""
+
 import json
 from pathlib import Path
 
@@ -40,11 +41,16 @@ def write_resized_drive(drive_root: Path, folder: Path, factor: float, layout: s
         photo = _resized(Image.open(test / "images" / f"{number}_test.tif").convert("RGB"), factor, Image.BICUBIC)
         truth = _binary(read_mask(test / "1st_manual" / f"{number}_manual1.gif"), factor)
         if layout == "flat":
-            paths = {"image": folder / "images" / f"{number}_test.png",
-                     "truth": folder / "masks" / f"{number}_manual1.png"}
+            paths = {
+                "image": folder / "images" / f"{number}_test.png",
+                "truth": folder / "masks" / f"{number}_manual1.png",
+            }
         else:
-            paths = {"image": folder / "images" / f"{number}_h.jpg", "truth": folder / "manual1" / f"{number}_h.tif",
-                     "fov": folder / "mask" / f"{number}_h_mask.tif"}
+            paths = {
+                "image": folder / "images" / f"{number}_h.jpg",
+                "truth": folder / "manual1" / f"{number}_h.tif",
+                "fov": folder / "mask" / f"{number}_h_mask.tif",
+            }
         for path in paths.values():
             path.parent.mkdir(parents=True, exist_ok=True)
         photo.save(paths["image"], quality=95)  # JPEG quality; PNG ignores it
@@ -56,8 +62,18 @@ def write_resized_drive(drive_root: Path, folder: Path, factor: float, layout: s
 
 def predicted(checkpoint: Path, folder: Path, out: Path, *overrides: str) -> dict:
     """retina-seg-predict's summary over the folder's photographs, scored against its masks."""
-    cfg = compose([f"ckpt_path={checkpoint}", f"input={folder / 'images'}", f"masks={folder / 'masks'}",
-                   f"output={out}", "progress_bar=false", "num_workers=0", *overrides], config_name="predict")
+    cfg = compose(
+        [
+            f"ckpt_path={checkpoint}",
+            f"input={folder / 'images'}",
+            f"masks={folder / 'masks'}",
+            f"output={out}",
+            "progress_bar=false",
+            "num_workers=0",
+            *overrides,
+        ],
+        config_name="predict",
+    )
     return predict_files(predict_settings(cfg))
 
 
@@ -74,18 +90,24 @@ def test_the_model_segments_drive_and_native_photographs_are_not_rescaled(native
 
 
 @pytest.mark.parametrize("factor", FACTORS)
-def test_rescaled_photographs_score_as_native_only_with_scale_awareness(factor, native, drive_checkpoint,
-                                                                         drive_root, tmp_path):
+def test_rescaled_photographs_score_as_native_only_with_scale_awareness(
+    factor, native, drive_checkpoint, drive_root, tmp_path
+):
     folder = write_resized_drive(drive_root, tmp_path, factor)
     aware = predicted(drive_checkpoint, folder, tmp_path / "aware")  # the default, mode=auto
     unaware = predicted(drive_checkpoint, folder, tmp_path / "unaware", "mode=tiles")  # at the photographs' scale
-    scores = {"native": native["overall"]["IoU"], "aware": aware["overall"]["IoU"],
-              "unaware": unaware["overall"]["IoU"]}
+    scores = {
+        "native": native["overall"]["IoU"],
+        "aware": aware["overall"]["IoU"],
+        "unaware": unaware["overall"]["IoU"],
+    }
     print(f"\nDRIVE test 01-05 at {factor}x: IoU {json.dumps({k: round(v, 4) for k, v in scores.items()})}")
     for record in aware["images"]:
         assert record["scale"] == pytest.approx(1 / factor, rel=0.03)
-        assert record["network_size"] == [round(record["height"] * record["scale"]),
-                                          round(record["width"] * record["scale"])]
+        assert record["network_size"] == [
+            round(record["height"] * record["scale"]),
+            round(record["width"] * record["scale"]),
+        ]
     assert {record["scale"] for record in unaware["images"]} == {1.0}
     assert abs(scores["aware"] - scores["native"]) <= SAME_SCORE, scores
     assert abs(scores["unaware"] - scores["native"]) > SAME_SCORE, scores
@@ -95,12 +117,18 @@ def test_eval_of_a_higher_resolution_data_set_rescales_it(drive_checkpoint, driv
     """retina-seg-eval on DRIVE photographs upsampled 2x and stored in the HRF layout (JPEG photographs, TIFF
     masks): at the training scale it scores as DRIVE itself; at the photographs' own scale it does not."""
     hrf = write_resized_drive(drive_root, tmp_path / "hrf", 2.0, layout="hrf")
-    common = [f"ckpt_path={drive_checkpoint}", "trainer.enable_progress_bar=false",
-              "trainer.enable_model_summary=false"]
+    common = [
+        f"ckpt_path={drive_checkpoint}",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
     limited = ["data=drive", f"data.root={drive_root}", f"data.source.limit_test={len(PHOTOGRAPHS)}"]
     records = {}
-    for name, data in (("native", limited), ("aware", ["data=hrf", f"data.root={hrf}", "data.source.split=all"]),
-                       ("unaware", ["data=hrf", f"data.root={hrf}", "data.source.split=all", "scale_aware=false"])):
+    for name, data in (
+        ("native", limited),
+        ("aware", ["data=hrf", f"data.root={hrf}", "data.source.split=all"]),
+        ("unaware", ["data=hrf", f"data.root={hrf}", "data.source.split=all", "scale_aware=false"]),
+    ):
         out = tmp_path / name
         records[name] = evaluate(compose([*common, *data], out, config_name="eval"), out)
         assert json.loads((out / "metrics.json").read_text())["test_IoU"] == records[name]["test_IoU"]

@@ -1,5 +1,6 @@
 """Real Hydra multiruns on tiny synthetic data: the basic and submitit_local launchers, the job-id table,
 sweep resumption, and DDP on CPU (gloo) against a single-process evaluation of the same checkpoint."""
+
 import json
 import re
 from pathlib import Path
@@ -99,9 +100,18 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def test_local_ddp_two_processes_match_single_process_evaluation(tiny_checkpoint, tmp_path):
     """trainer=ddp on CPU: Lightning starts 2 processes (gloo); val has 2 images, so nothing is padded."""
     single = evaluate_in_process(tiny_checkpoint, tmp_path / "single")
-    result = run_cli("retina_seg.eval", f"ckpt_path={tiny_checkpoint}", "split=val", *TINY_DATA, "trainer=ddp",
-                     "trainer.accelerator=cpu", "trainer.devices=2", "trainer.enable_progress_bar=false",
-                     f"hydra.run.dir={tmp_path / 'ddp'}", timeout=300)
+    result = run_cli(
+        "retina_seg.eval",
+        f"ckpt_path={tiny_checkpoint}",
+        "split=val",
+        *TINY_DATA,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={tmp_path / 'ddp'}",
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert "MEMBER: 1/2" in log and "MEMBER: 2/2" in log

@@ -54,9 +54,21 @@ def test_loader_workers_off_slurm_follow_the_cpus_this_process_may_use(monkeypat
 
 
 def test_launcher_defaults_are_overridable():
-    launcher = compose_with_hydra(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.cpus_per_task=8",
-                                   "hydra.launcher.max_num_timeout=0", "hydra.launcher.gpus_per_node=4"]).hydra.launcher
-    assert (launcher.partition, launcher.cpus_per_task, launcher.max_num_timeout, launcher.gpus_per_node) == ("gpu", 8, 0, 4)
+    launcher = compose_with_hydra(
+        [
+            "hydra/launcher=slurm",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.cpus_per_task=8",
+            "hydra.launcher.max_num_timeout=0",
+            "hydra.launcher.gpus_per_node=4",
+        ]
+    ).hydra.launcher
+    assert (launcher.partition, launcher.cpus_per_task, launcher.max_num_timeout, launcher.gpus_per_node) == (
+        "gpu",
+        8,
+        0,
+        4,
+    )
 
 
 def test_local_launcher_runs_one_task_per_run():
@@ -90,8 +102,9 @@ def test_reference_table_sweeps_the_nine_points_as_a_list():
 
 
 def test_reference_table_shortened_for_cpu_keeps_the_points_hyperparameters():
-    cfg = compose_with_hydra(["+reference=job_18808", "model=unet", "data=synthetic", "epoch_scale=0.01"],
-                             "reference_table", str(SWEEPS_DIR))
+    cfg = compose_with_hydra(
+        ["+reference=job_18808", "model=unet", "data=synthetic", "epoch_scale=0.01"], "reference_table", str(SWEEPS_DIR)
+    )
     assert cfg.data.source._target_.endswith("SyntheticSource") and cfg.model.base_width == 16
     assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.optimizer.lr) == (1000, 4, 1e-4)
     apply_epoch_scale(cfg)
@@ -103,8 +116,10 @@ def test_lr_batch_grid_is_a_grid():
     assert len(params["optimizer.lr"].split(",")) * len(params["data.batch_size"].split(",")) == 6
 
 
-@pytest.mark.parametrize("epochs, scale, expected", [(100, 0.01, 1), (1000, 0.01, 10), (300, 0.01, 3), (100, 0.001, 1),
-                                                     (7, 1.0, 7), (10, 2.5, 25)])
+@pytest.mark.parametrize(
+    "epochs, scale, expected",
+    [(100, 0.01, 1), (1000, 0.01, 10), (300, 0.01, 3), (100, 0.001, 1), (7, 1.0, 7), (10, 2.5, 25)],
+)
 def test_scaled_epochs(epochs, scale, expected):
     assert scaled_epochs(epochs, scale) == expected
 

@@ -1,5 +1,6 @@
 """Budgeted training (callbacks=time_budget): the one-cycle schedule runs over wall-clock time, so a run
 finishes its whole schedule within the budget whatever the machine's speed."""
+
 import time
 
 import pytest
@@ -30,8 +31,10 @@ def test_a_resumed_run_continues_the_schedule_from_its_checkpoint():
     assert saved["spent_s"] == pytest.approx(60.0, abs=0.1) and saved["longest_validation_s"] == 5.0
 
 
-@pytest.mark.parametrize("field, value, message", [("budget_s", 0, "budget_s must be > 0"),
-                                                   ("pct_start", 1.0, "pct_start must be in (0, 1)")])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("budget_s", 0, "budget_s must be > 0"), ("pct_start", 1.0, "pct_start must be in (0, 1)")],
+)
 def test_bad_settings_are_named(field, value, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         TimeBudget(**{"budget_s": 10, field: value})
@@ -40,9 +43,19 @@ def test_bad_settings_are_named(field, value, message):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_the_whole_schedule_fits_the_budget_at_any_speed(threads, tmp_path):
     started = time.monotonic()
-    result = run_cli("retina_seg.train", *TINY_RUN, "callbacks=time_budget", f"callbacks.time_budget.budget_s={BUDGET_S}",
-                     "callbacks.progress_bar=null", "scheduler=none", "trainer.max_epochs=100000", "logger=none",
-                     f"optimizer.lr={PEAK_LR}", f"hydra.run.dir={tmp_path}", env={"OMP_NUM_THREADS": str(threads)})
+    result = run_cli(
+        "retina_seg.train",
+        *TINY_RUN,
+        "callbacks=time_budget",
+        f"callbacks.time_budget.budget_s={BUDGET_S}",
+        "callbacks.progress_bar=null",
+        "scheduler=none",
+        "trainer.max_epochs=100000",
+        "logger=none",
+        f"optimizer.lr={PEAK_LR}",
+        f"hydra.run.dir={tmp_path}",
+        env={"OMP_NUM_THREADS": str(threads)},
+    )
     total_s = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
     metrics, rows = read_metrics(tmp_path), read_epoch_table(tmp_path)

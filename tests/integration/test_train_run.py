@@ -1,4 +1,5 @@
 """End-to-end training runs on real code: the run folder contract, eval parity, resumption, bad input."""
+
 import json
 
 import pytest
@@ -23,11 +24,20 @@ def finished_run(tmp_path_factory):
 def test_run_folder_contract(finished_run):
     out, record = finished_run
     metrics = read_metrics(out)
-    assert list(metrics)[:len(HEADLINE_KEYS)] == list(HEADLINE_KEYS)
+    assert list(metrics)[: len(HEADLINE_KEYS)] == list(HEADLINE_KEYS)
     assert metrics["status"] == "completed" and metrics["job_id"] == "0"
     assert (metrics["epochs"], metrics["batch_size"], metrics["learning_rate"]) == (2, 2, 1e-4)
-    for key in ("val_IoU", "val_loss", "test_IoU", "test_loss", "test_Dice", "test_AUC", "test_IoU_all",
-                "test_clDice", "test_clDice_all"):
+    for key in (
+        "val_IoU",
+        "val_loss",
+        "test_IoU",
+        "test_loss",
+        "test_Dice",
+        "test_AUC",
+        "test_IoU_all",
+        "test_clDice",
+        "test_clDice_all",
+    ):
         assert isinstance(metrics[key], float), key
     assert 0 < metrics["test_clDice"] <= 1
     assert 0 <= metrics["test_IoU"] <= metrics["test_Dice"] <= 1  # Dice >= IoU always
@@ -51,8 +61,13 @@ def test_run_folder_contract(finished_run):
 def test_eval_reproduces_the_runs_test_metrics(finished_run, tmp_path):
     out, record = finished_run
     data = [o for o in TINY_RUN if o.startswith("data.")]
-    result = run_cli("retina_seg.eval", f"ckpt_path={out / 'checkpoints' / 'best.ckpt'}", *data,
-                     f"hydra.run.dir={tmp_path}", "trainer.enable_progress_bar=false")
+    result = run_cli(
+        "retina_seg.eval",
+        f"ckpt_path={out / 'checkpoints' / 'best.ckpt'}",
+        *data,
+        f"hydra.run.dir={tmp_path}",
+        "trainer.enable_progress_bar=false",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = read_metrics(tmp_path)
     assert evaluated["test_IoU"] == pytest.approx(record["test_IoU"], abs=1e-6)
@@ -62,10 +77,13 @@ def test_eval_reproduces_the_runs_test_metrics(finished_run, tmp_path):
     assert evaluated["flip_tta"] is True  # from the checkpoint: the run validated and tested with flips
 
 
-@pytest.mark.parametrize("key, config", [
-    ("eval_transforms", {"shell": {"_target_": "os.system", "command": "true"}}),
-    ("normalize", {"_target_": "albumentations.Compose", "transforms": [{"_target_": "builtins.exec"}]}),
-])
+@pytest.mark.parametrize(
+    "key, config",
+    [
+        ("eval_transforms", {"shell": {"_target_": "os.system", "command": "true"}}),
+        ("normalize", {"_target_": "albumentations.Compose", "transforms": [{"_target_": "builtins.exec"}]}),
+    ],
+)
 def test_eval_refuses_a_checkpoint_whose_transforms_are_not_albumentations(finished_run, tmp_path, key, config):
     """A checkpoint must not choose what evaluation calls: only albumentations targets, nested ones included."""
     out, _ = finished_run
@@ -99,8 +117,13 @@ def test_epochs_without_validation_have_no_val_values(tmp_path):
 
 def test_an_output_dir_override_keeps_the_whole_run_folder_together(tmp_path):
     run_dir = tmp_path / "elsewhere"
-    result = run_cli("retina_seg.train", *TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'hydra'}",
-                     f"paths.output_dir={run_dir}")
+    result = run_cli(
+        "retina_seg.train",
+        *TINY_RUN,
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+        f"paths.output_dir={run_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = read_metrics(run_dir)
     assert metrics["status"] == "completed" and metrics["best_checkpoint"].startswith(str(run_dir))
@@ -127,8 +150,14 @@ def test_command_line_beats_hparams_file_and_every_record_says_the_value_used(tm
     hparams = tmp_path / "hp.json"
     hparams.write_text(json.dumps({"lr": 0.001, "threshold": 0.4}))
     run_dir = tmp_path / "run"
-    result = run_cli("retina_seg.train", *TINY_RUN, "logger=none", "optimizer.lr=0.05", f"hparams_file={hparams}",
-                     f"hydra.run.dir={run_dir}")
+    result = run_cli(
+        "retina_seg.train",
+        *TINY_RUN,
+        "logger=none",
+        "optimizer.lr=0.05",
+        f"hparams_file={hparams}",
+        f"hydra.run.dir={run_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"hparams_file {hparams}: lr=0.001 ignored, the command line sets optimizer.lr=0.05" in result.stdout
     metrics = read_metrics(run_dir)
@@ -140,13 +169,16 @@ def test_command_line_beats_hparams_file_and_every_record_says_the_value_used(tm
     assert metrics["threshold"] == saved["module"]["threshold"] == last["retina_seg"]["threshold"] == 0.4
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"epochs": 1, "momentum": 0.9}', "unknown key(s) ['momentum']"),
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "expected a JSON object"),
-    ('{"lr": 0.1, "learning_rate": 0.2}', "keys 'lr' and 'learning_rate' both set optimizer.lr"),
-    ('{"epochs": "ten"}', "epochs='ten' must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"epochs": 1, "momentum": 0.9}', "unknown key(s) ['momentum']"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"lr": 0.1, "learning_rate": 0.2}', "keys 'lr' and 'learning_rate' both set optimizer.lr"),
+        ('{"epochs": "ten"}', "epochs='ten' must be an integer >= 1"),
+    ],
+)
 def test_bad_hparams_file_fails_naming_file_and_key(tmp_path, content, message):
     path = tmp_path / "hparams.json"
     path.write_text(content)
@@ -157,18 +189,24 @@ def test_bad_hparams_file_fails_naming_file_and_key(tmp_path, content, message):
     assert read_run(tmp_path / "run").status == "failed"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("trainer.max_epochz=1", "Key 'max_epochz' is not in struct"),
-    ("model=no_such_model", "Could not find 'model/no_such_model'"),
-    ("trainer.max_epochs=abc", "trainer.max_epochs='abc' must be an integer >= 1"),
-    ("optimizer.lr=-1", "optimizer.lr=-1 must be a number > 0"),
-    ("module.threshold=1.5", "module.threshold=1.5 must be null or in (0, 1)"),
-    ("data.source.height=-5", "data.source.height=-5 must be an integer >= 2**model.depth"),
-    ("data.source.n_train=0", "data.source.n_train=0 must be an integer >= 1"),
-    # The augmentation group is edited at augmentation.<key>: the old key is refused in all its forms.
-    ("data.augmentation.train.hflip.p=0.2", "Could not override 'data.augmentation.train.hflip.p'"),
-    ("+data.augmentation.train.clahe={_target_:albumentations.CLAHE}", "data.augmentation must stay ${augmentation}"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.max_epochz=1", "Key 'max_epochz' is not in struct"),
+        ("model=no_such_model", "Could not find 'model/no_such_model'"),
+        ("trainer.max_epochs=abc", "trainer.max_epochs='abc' must be an integer >= 1"),
+        ("optimizer.lr=-1", "optimizer.lr=-1 must be a number > 0"),
+        ("module.threshold=1.5", "module.threshold=1.5 must be null or in (0, 1)"),
+        ("data.source.height=-5", "data.source.height=-5 must be an integer >= 2**model.depth"),
+        ("data.source.n_train=0", "data.source.n_train=0 must be an integer >= 1"),
+        # The augmentation group is edited at augmentation.<key>: the old key is refused in all its forms.
+        ("data.augmentation.train.hflip.p=0.2", "Could not override 'data.augmentation.train.hflip.p'"),
+        (
+            "+data.augmentation.train.clahe={_target_:albumentations.CLAHE}",
+            "data.augmentation must stay ${augmentation}",
+        ),
+    ],
+)
 def test_bad_overrides_are_rejected(tmp_path, override, message):
     """Hydra's own refusals come before any folder exists; ours leave a folder the report calls failed."""
     run_dir = tmp_path / "run"
@@ -183,8 +221,9 @@ def test_bad_overrides_are_rejected(tmp_path, override, message):
 
 def test_bad_data_fails_before_training_naming_the_folder(tmp_path):
     missing = tmp_path / "no-such-data"
-    result = run_cli("retina_seg.train", "data=retina_kaggle", f"data.root={missing}",
-                     f"hydra.run.dir={tmp_path / 'run'}")
+    result = run_cli(
+        "retina_seg.train", "data=retina_kaggle", f"data.root={missing}", f"hydra.run.dir={tmp_path / 'run'}"
+    )
     assert result.returncode != 0
     assert f"retina-seg-train: error: {missing}: data root not found" in result.stderr
     assert "Traceback" not in result.stderr
@@ -193,8 +232,15 @@ def test_bad_data_fails_before_training_naming_the_folder(tmp_path):
 
 
 def test_one_epoch_on_real_kaggle_images(kaggle_root, tmp_path):
-    overrides = ["data=retina_kaggle", f"data.root={kaggle_root}", "data.source.limit_train=8",
-                 "data.source.n_val=4", "data.source.limit_test=2", "trainer.max_epochs=1", "callbacks=minimal"]
+    overrides = [
+        "data=retina_kaggle",
+        f"data.root={kaggle_root}",
+        "data.source.limit_train=8",
+        "data.source.n_val=4",
+        "data.source.limit_test=2",
+        "trainer.max_epochs=1",
+        "callbacks=minimal",
+    ]
     record = train(compose(overrides, tmp_path), tmp_path, "0")
     assert record["status"] == "completed"
     assert 0 <= record["test_IoU"] <= 1 and record["test_IoU_all"] <= 1

@@ -3,6 +3,7 @@
 Outside CI a machine without SLURM skips these tests; in CI (CI=true) a missing or broken cluster
 fails them, so the SLURM path can never pass by being silently skipped.
 """
+
 from pathlib import Path
 
 import pytest

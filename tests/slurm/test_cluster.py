@@ -1,5 +1,6 @@
 """The real cluster does what the submitit launcher relies on: runs batch jobs and arrays, reports
 states through sacct (accounting), cancels promptly and forwards USR2 to the batch script."""
+
 import subprocess
 import time
 
@@ -44,8 +45,7 @@ def test_sacct_reports_state_and_exit_code(slurm_cluster, submit):
 
 
 def test_job_array_tasks_complete_with_array_env(slurm_cluster, submit, tmp_path):
-    job = submit("--array=0-1", "--output=task_%a.out",
-                 "--wrap", "echo $SLURM_ARRAY_JOB_ID $SLURM_ARRAY_TASK_ID")
+    job = submit("--array=0-1", "--output=task_%a.out", "--wrap", "echo $SLURM_ARRAY_JOB_ID $SLURM_ARRAY_TASK_ID")
     states = wait_ended(slurm_cluster, job, n=2)
     assert states == {f"{job}_0": ("COMPLETED", "0:0"), f"{job}_1": ("COMPLETED", "0:0")}
     for task in (0, 1):
@@ -91,8 +91,7 @@ def test_a_second_cluster_of_four_nodes_runs_beside_the_first(slurm_cluster, tmp
     try:
         assert second.start(export=False)
         assert second.nodes == ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
-        out = run(second, "srun", "-N4", "--ntasks-per-node=1", "--time=1", "printenv", "SLURMD_NODENAME",
-                  timeout=60)
+        out = run(second, "srun", "-N4", "--ntasks-per-node=1", "--time=1", "printenv", "SLURMD_NODENAME", timeout=60)
         assert sorted(out.split()) == second.nodes
         assert slurm_cluster.is_up()  # the first cluster is untouched
     finally:

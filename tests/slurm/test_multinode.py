@@ -1,5 +1,6 @@
 """Sweeps and runs across the nodes of the real test cluster: array tasks on every node, one DDP run on two
 nodes (two at once), a node that dies under a sweep, and preemption of a two-node run."""
+
 import datetime
 import subprocess
 import sys
@@ -16,17 +17,27 @@ COMET_OFFLINE = ["logger=comet", "logger.comet.mode=offline"]
 
 def sacct_times(cluster, job: str) -> dict[str, tuple[datetime.datetime, datetime.datetime]]:
     """{job id: (start, end)} of every allocation of ``job``, from accounting."""
-    return {jobid: (datetime.datetime.fromisoformat(start), datetime.datetime.fromisoformat(end))
-            for jobid, (start, end) in sacct_fields(cluster, job, "Start", "End").items()
-            if "Unknown" not in (start, end)}
+    return {
+        jobid: (datetime.datetime.fromisoformat(start), datetime.datetime.fromisoformat(end))
+        for jobid, (start, end) in sacct_fields(cluster, job, "Start", "End").items()
+        if "Unknown" not in (start, end)
+    }
 
 
 @pytest.fixture(scope="module")
 def two_node_sweep(slurm_cluster, tmp_path_factory):
     """Two DDP runs of two nodes each (one task per node), as one array: both fit on the cluster at once."""
     sweep_dir = tmp_path_factory.mktemp("two_nodes") / "sweep"
-    result = multirun(sweep_dir, *SWEEP_RUN, *ON_SLURM, *TWO_NODES, *COMET_OFFLINE, "trainer.max_epochs=2",
-                      "optimizer.lr=1e-3,1e-4", env={**slurm_cluster.env, "COMET_API_KEY": ""})
+    result = multirun(
+        sweep_dir,
+        *SWEEP_RUN,
+        *ON_SLURM,
+        *TWO_NODES,
+        *COMET_OFFLINE,
+        "trainer.max_epochs=2",
+        "optimizer.lr=1e-3,1e-4",
+        env={**slurm_cluster.env, "COMET_API_KEY": ""},
+    )
     assert result.returncode == 0, result.stderr[-3000:] + submitit_logs(sweep_dir)[-3000:]
     return sweep_dir
 
@@ -63,8 +74,9 @@ def test_two_multi_node_runs_at_once_meet_on_different_ports(slurm_cluster, two_
 def test_a_job_shape_that_differs_from_the_trainer_fails_fast(slurm_cluster, tmp_path):
     """trainer.num_nodes=2 in a one-node job would wait forever for rank 1; it fails at once instead."""
     sweep_dir = tmp_path / "sweep"
-    result = multirun(sweep_dir, *SWEEP_RUN, *ON_SLURM, *TWO_NODES, "hydra.launcher.nodes=1", env=slurm_cluster.env,
-                      timeout=120)
+    result = multirun(
+        sweep_dir, *SWEEP_RUN, *ON_SLURM, *TWO_NODES, "hydra.launcher.nodes=1", env=slurm_cluster.env, timeout=120
+    )
     assert result.returncode == 1
     failed = read_metrics(run_dirs(sweep_dir)[0])
     assert failed["status"] == "failed"
@@ -77,12 +89,22 @@ def test_a_node_that_dies_mid_run_loses_nothing(slurm_cluster, tmp_path):
     the job onto the surviving node once the short run has left it, and the run resumes from its last.ckpt
     and completes; the short run completes untouched. The node then comes back and takes work again."""
     sweep_dir, epochs = tmp_path / "sweep", 60
-    command = [sys.executable, "-m", "retina_seg.train", "-m", *SWEEP_RUN, *ON_SLURM, "hydra.launcher.cpus_per_task=2",
-               f"trainer.max_epochs={epochs},20", f"hydra.sweep.dir={sweep_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "retina_seg.train",
+        "-m",
+        *SWEEP_RUN,
+        *ON_SLURM,
+        "hydra.launcher.cpus_per_task=2",
+        f"trainer.max_epochs={epochs},20",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     with open(tmp_path / "launcher.log", "w") as log:
         launcher = subprocess.Popen(command, env=slurm_cluster.env, stdout=log, stderr=subprocess.STDOUT)
     victim, survivor = sweep_dir / "0", sweep_dir / "1"
     try:
+
         def running_on_both_nodes():
             records = [read_metrics(d) if (d / "metrics.json").exists() else None for d in (victim, survivor)]
             ready = all(r and r["status"] == "running" and r.get("epochs_done", 0) >= 3 for r in records)
@@ -100,16 +122,19 @@ def test_a_node_that_dies_mid_run_loses_nothing(slurm_cluster, tmp_path):
     metrics, log = read_metrics(victim), (victim / "train.log").read_text()
     resumed = metrics["resumed_from_epoch"]
     assert done_at_crash - 1 <= resumed <= done_at_crash, (done_at_crash, log[-3000:])  # at most one epoch lost
-    assert (f"Resuming from checkpoint {victim / 'checkpoints' / 'last.ckpt'}: {resumed} epoch(s) done, "
-            f"continuing at epoch {resumed}") in log
+    assert (
+        f"Resuming from checkpoint {victim / 'checkpoints' / 'last.ckpt'}: {resumed} epoch(s) done, "
+        f"continuing at epoch {resumed}"
+    ) in log
     assert metrics["status"] == "completed" and metrics["slurm_node"] != node
     assert [row["epoch"] for row in read_epoch_table(victim)] == list(range(epochs))
     untouched = read_metrics(survivor)
     assert untouched["status"] == "completed" and "resumed_from_epoch" not in untouched
     assert [row["status"] for row in report_rows(sweep_dir)] == ["completed", "completed"]
     slurm_cluster.start_node(node)
-    job = run(slurm_cluster, "sbatch", "--parsable", f"--nodelist={node}", "--output=/dev/null",
-              "--wrap", "true").split(";")[0]
+    job = run(
+        slurm_cluster, "sbatch", "--parsable", f"--nodelist={node}", "--output=/dev/null", "--wrap", "true"
+    ).split(";")[0]
     assert wait_ended(slurm_cluster, job, timeout=60)[job][0] == "COMPLETED"
 
 
@@ -119,8 +144,9 @@ def test_usr2_requeues_a_two_node_run_once_and_it_resumes(slurm_cluster, tmp_pat
     from last.ckpt on both nodes and completes with one metrics.json."""
     sweep_dir, epochs = tmp_path / "sweep", 12
     run_dir = sweep_dir / "0"
-    job, done_when_signalled = preempt_once(slurm_cluster, sweep_dir, tmp_path / "launcher.log", *TWO_NODES,
-                                            f"trainer.max_epochs={epochs}")
+    job, done_when_signalled = preempt_once(
+        slurm_cluster, sweep_dir, tmp_path / "launcher.log", *TWO_NODES, f"trainer.max_epochs={epochs}"
+    )
     logs = submitit_logs(sweep_dir)
     # Rank 0's handler requeues (the job's Restarts=1 above, REQUEUED once below); its own "Requeued job"
     # line may be cut off by the requeue's SIGTERM, so SLURM's record is what is asserted.

@@ -1,6 +1,7 @@
 """Sweeps through the submitit_slurm launcher (conf/hydra/launcher/slurm.yaml) on the real test cluster:
 job arrays keyed by ``<array>_<task>``, the seed table, a failing run, requeue-and-resume, sweep
 resumption, and DDP with two SLURM tasks."""
+
 import re
 
 import pytest
@@ -51,8 +52,9 @@ def test_resume_through_slurm_reruns_only_the_missing_run(slurm_cluster, slurm_g
     kept, lost = run_dirs(sweep_dir)
     (lost / "metrics.json").unlink()
     before = file_mtimes(kept)
-    result = multirun(sweep_dir, *SWEEP_RUN, *ON_SLURM, "optimizer.lr=1e-3,1e-4", "skip_completed=true",
-                      env=slurm_cluster.env)
+    result = multirun(
+        sweep_dir, *SWEEP_RUN, *ON_SLURM, "optimizer.lr=1e-3,1e-4", "skip_completed=true", env=slurm_cluster.env
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "skip_completed: 1 of 2 run(s) to launch" in result.stdout + result.stderr
     assert file_mtimes(kept) == before
@@ -68,8 +70,20 @@ def test_reference_table_shortened_runs_nine_array_tasks_on_every_node(slurm_clu
     land on every node of the cluster (each run records its node)."""
     sweep_dir = tmp_path / "reference_table"
     tiny = [o for o in SWEEP_RUN if not o.startswith(("data.batch_size", "trainer.max_epochs"))]
-    result = multirun(sweep_dir, "-cd", "sweeps", "-cn", "reference_table", *ON_SLURM, "epoch_scale=0.01",
-                      "model=unet", "data=synthetic", *tiny, env=slurm_cluster.env, cwd=REPO_ROOT)
+    result = multirun(
+        sweep_dir,
+        "-cd",
+        "sweeps",
+        "-cn",
+        "reference_table",
+        *ON_SLURM,
+        "epoch_scale=0.01",
+        "model=unet",
+        "data=synthetic",
+        *tiny,
+        env=slurm_cluster.env,
+        cwd=REPO_ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:] + submitit_logs(sweep_dir)[-3000:]
     rows = report_rows(sweep_dir)
     assert len(rows) == 9 and all(row["status"] == "completed" for row in rows)
@@ -89,8 +103,9 @@ def test_failing_run_never_loses_the_others(slurm_cluster, tmp_path):
     """One point asks for 2 devices while the array runs 1 task per node (tasks_per_node follows the
     sweep's trainer.devices, not a swept one): that run fails fast, the other completes, exit code 1."""
     sweep_dir = tmp_path / "sweep"
-    result = multirun(sweep_dir, *SWEEP_RUN, *ON_SLURM, "trainer.accelerator=cpu", "trainer.devices=1,2",
-                      env=slurm_cluster.env)
+    result = multirun(
+        sweep_dir, *SWEEP_RUN, *ON_SLURM, "trainer.accelerator=cpu", "trainer.devices=1,2", env=slurm_cluster.env
+    )
     assert result.returncode == 1
     rows = report_rows(sweep_dir)
     assert [row["status"] for row in rows] == ["completed", "failed"]
@@ -111,16 +126,19 @@ def test_usr2_requeues_and_the_run_resumes_from_last_checkpoint(slurm_cluster, t
     """
     sweep_dir, epochs = tmp_path / "sweep", 12
     run_dir = sweep_dir / "0"
-    job, done_when_signalled = preempt_once(slurm_cluster, sweep_dir, tmp_path / "launcher.log",
-                                            f"trainer.max_epochs={epochs}")
+    job, done_when_signalled = preempt_once(
+        slurm_cluster, sweep_dir, tmp_path / "launcher.log", f"trainer.max_epochs={epochs}"
+    )
     logs = submitit_logs(sweep_dir)
     assert "Caught signal SIGUSR2" in logs and f"Requeued job {job}" in logs
     assert "SLURM auto-requeueing enabled" not in logs
     metrics = read_metrics(run_dir)
     resumed = metrics["resumed_from_epoch"]
     assert done_when_signalled - 1 <= resumed < epochs  # at most the epoch in progress is lost
-    assert (f"Resuming from checkpoint {run_dir / 'checkpoints' / 'last.ckpt'}: {resumed} epoch(s) done, "
-            f"continuing at epoch {resumed}") in (run_dir / "train.log").read_text()
+    assert (
+        f"Resuming from checkpoint {run_dir / 'checkpoints' / 'last.ckpt'}: {resumed} epoch(s) done, "
+        f"continuing at epoch {resumed}"
+    ) in (run_dir / "train.log").read_text()
     assert metrics["status"] == "completed" and metrics["epochs"] == epochs and metrics["job_id"] == job
     assert all(isinstance(metrics[k], float) for k in ("val_IoU", "val_loss", "test_IoU", "test_loss"))
     assert [row["epoch"] for row in read_epoch_table(run_dir)] == list(range(epochs))
@@ -132,8 +150,7 @@ def test_ddp_runs_one_slurm_task_per_device(slurm_cluster, tmp_path):
     synchronised val_IoU equals a single-process evaluation of the same checkpoint (2 val images: no
     padding by the distributed sampler)."""
     sweep_dir = tmp_path / "sweep"
-    result = multirun(sweep_dir, *SWEEP_RUN, *ON_SLURM, "trainer=ddp", "trainer.accelerator=cpu",
-                      env=slurm_cluster.env)
+    result = multirun(sweep_dir, *SWEEP_RUN, *ON_SLURM, "trainer=ddp", "trainer.accelerator=cpu", env=slurm_cluster.env)
     assert result.returncode == 0, result.stderr[-3000:] + submitit_logs(sweep_dir)[-3000:]
     script = next((sweep_dir / ".submitit").rglob("*_submission.sh")).read_text()
     assert "#SBATCH --ntasks-per-node=2" in script

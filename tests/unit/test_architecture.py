@@ -1,4 +1,5 @@
 """Imports point one way: pyproject's import-linter layers hold for the code, and a back-arrow breaks them."""
+
 import os
 import shutil
 import subprocess
@@ -10,8 +11,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(root)}
-    command = [sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()",
-               "--no-cache"]
+    command = [
+        sys.executable,
+        "-c",
+        "from importlinter.cli import lint_imports_command; lint_imports_command()",
+        "--no-cache",
+    ]
     return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -1,4 +1,5 @@
 """The CPU recipe's precision follows the CPU: bf16 autocast only where AMX runs it."""
+
 from retina_seg.config import cpu_has_amx, cpu_precision
 from tests.helpers.runs import compose
 

@@ -1,4 +1,5 @@
 """Reading images and masks from real files, and the errors for every kind of bad file."""
+
 from pathlib import Path
 
 import numpy as np

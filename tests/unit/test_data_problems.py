@@ -1,4 +1,5 @@
 """Data and output-path problems say what is wrong, all at once, in the user's terms."""
+
 import os
 import re
 import shutil
@@ -53,15 +54,19 @@ def test_an_unreadable_folder_is_permission_denied_not_missing_masks(open_tmp_pa
     masks = tmp_path / "train" / "mask"
     masks.chmod(0)
     try:
-        probe = ["-c", "import sys; from retina_seg.data.layouts import kaggle_samples; kaggle_samples(sys.argv[1], "
-                       "'train')", str(tmp_path)]
+        probe = [
+            "-c",
+            "import sys; from retina_seg.data.layouts import kaggle_samples; kaggle_samples(sys.argv[1], 'train')",
+            str(tmp_path),
+        ]
         if os.geteuid() == 0:  # root lists any folder: ask as an unprivileged user
             require(shutil.which("setpriv") is not None, "setpriv is needed to drop root's privileges")
             command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable, *probe]
         else:
             command = [sys.executable, *probe]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        )
     finally:
         masks.chmod(0o755)
     assert result.returncode != 0
@@ -72,9 +77,16 @@ def test_an_unreadable_folder_is_permission_denied_not_missing_masks(open_tmp_pa
 def test_an_output_path_that_is_a_file_is_a_config_error(tmp_path, config_name, settings):
     output = tmp_path / "taken.txt"
     output.write_text("someone's file")
-    cfg = compose([f"ckpt_path={tmp_path / 'best.ckpt'}", f"output={output}",
-                   *([f"input={tmp_path}"] if config_name == "predict" else [])], config_name=config_name)
-    with pytest.raises(ConfigError, match=re.escape(f"output={str(output)!r} must be a folder (existing or to create), "
-                                                    "not a file")):
+    cfg = compose(
+        [
+            f"ckpt_path={tmp_path / 'best.ckpt'}",
+            f"output={output}",
+            *([f"input={tmp_path}"] if config_name == "predict" else []),
+        ],
+        config_name=config_name,
+    )
+    with pytest.raises(
+        ConfigError, match=re.escape(f"output={str(output)!r} must be a folder (existing or to create), not a file")
+    ):
         settings(cfg)
     assert output.read_text() == "someone's file"

@@ -1,4 +1,5 @@
 """FOV detection on real photographs (against DRIVE's own FOV masks) and on generated ones."""
+
 import numpy as np
 import pytest
 

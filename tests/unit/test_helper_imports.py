@@ -1,6 +1,7 @@
 """Test helpers live in one place: code that test modules share is in tests/helpers and fixtures in conftest.py
 files, so no test module imports another test module or a conftest.py, and nothing outside tests/ imports tests
 (the local SLURM cluster the tests and benchmarks share is devtools/, left out of the wheel like tests/)."""
+
 import ast
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def imports(source: str, module: str, is_package: bool = False) -> list[tuple[in
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            anchor = package[:len(package) - node.level + 1] if node.level else []
+            anchor = package[: len(package) - node.level + 1] if node.level else []
             base = ".".join([*anchor, *filter(None, [node.module])])
             found += [(node.lineno, base), *((node.lineno, f"{base}.{alias.name}") for alias in node.names)]
     return found
@@ -48,13 +49,22 @@ def violations(folder: str, forbidden) -> list[str]:
 
 
 def test_the_scan_resolves_every_form_of_import():
-    source = ("import tests.unit.test_layouts\nfrom tests.integration import test_sweeps\n"
-              "from .test_cluster import poll\nfrom ..integration.test_sweeps import multirun\n"
-              "from ..conftest import require\nfrom tests.helpers.slurm import run\n")
+    source = (
+        "import tests.unit.test_layouts\nfrom tests.integration import test_sweeps\n"
+        "from .test_cluster import poll\nfrom ..integration.test_sweeps import multirun\n"
+        "from ..conftest import require\nfrom tests.helpers.slurm import run\n"
+    )
     names = [name for _, name in imports(source, "tests.slurm.test_multinode") if forbidden_in_tests(name)]
-    assert names == ["tests.unit.test_layouts", "tests.integration.test_sweeps", "tests.slurm.test_cluster",
-                     "tests.slurm.test_cluster.poll", "tests.integration.test_sweeps",
-                     "tests.integration.test_sweeps.multirun", "tests.conftest", "tests.conftest.require"]
+    assert names == [
+        "tests.unit.test_layouts",
+        "tests.integration.test_sweeps",
+        "tests.slurm.test_cluster",
+        "tests.slurm.test_cluster.poll",
+        "tests.integration.test_sweeps",
+        "tests.integration.test_sweeps.multirun",
+        "tests.conftest",
+        "tests.conftest.require",
+    ]
     assert module_name(REPO_ROOT / "tests" / "helpers" / "__init__.py") == "tests.helpers"
 
 

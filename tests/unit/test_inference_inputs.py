@@ -1,4 +1,5 @@
 """Which files get predicted, what their outputs are called, and which masks belong to them."""
+
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,12 @@ def test_a_glob_matching_nothing_is_an_error_naming_it(tmp_path):
 
 def test_output_names_use_stems_and_stay_unique():
     paths = [Path("a/x.png"), Path("a/x.jpg"), Path("b/x.png"), Path("a/y.tif")]
-    assert output_names(paths) == {Path("a/x.png"): "x_png", Path("a/x.jpg"): "x_jpg", Path("b/x.png"): "x_png_2",
-                                   Path("a/y.tif"): "y"}
+    assert output_names(paths) == {
+        Path("a/x.png"): "x_png",
+        Path("a/x.jpg"): "x_jpg",
+        Path("b/x.png"): "x_png_2",
+        Path("a/y.tif"): "y",
+    }
 
 
 def test_masks_are_found_by_stem_or_by_drive_style_leading_id(tmp_path):

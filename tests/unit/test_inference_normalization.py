@@ -1,4 +1,5 @@
 """Per-tile normalisation tables equal albumentations' Normalize on the whole image, in every mode."""
+
 import albumentations as A
 import numpy as np
 import pytest
@@ -14,8 +15,11 @@ from retina_seg.inference.normalization import (
 MODES = ["image", "image_per_channel", "min_max", "min_max_per_channel"]
 
 
-@pytest.mark.parametrize("config", [{"normalization": mode} for mode in MODES] + [
-    {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "max_pixel_value": 255.0}, {}])
+@pytest.mark.parametrize(
+    "config",
+    [{"normalization": mode} for mode in MODES]
+    + [{"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "max_pixel_value": 255.0}, {}],
+)
 def test_tables_reproduce_albumentations_exactly(drive_root, config):
     image = read_image(drive_root / "test" / "images" / "02_test.tif")
     normalize = build_normalize({"_target_": "albumentations.Normalize", **config})
@@ -30,11 +34,14 @@ def test_the_class_path_of_normalize_is_accepted():
     assert isinstance(normalize, A.Normalize)
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"_target_": "os.system", "command": "true"}, "expected _target_ albumentations.Normalize"),
-    ({"normalization": "image"}, "expected _target_"),
-    ({"_target_": "albumentations.Normalize", "mean": {"_target_": "os.getcwd"}}, "cannot rebuild"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"_target_": "os.system", "command": "true"}, "expected _target_ albumentations.Normalize"),
+        ({"normalization": "image"}, "expected _target_"),
+        ({"_target_": "albumentations.Normalize", "mean": {"_target_": "os.getcwd"}}, "cannot rebuild"),
+    ],
+)
 def test_anything_but_a_plain_normalize_is_refused(config, message):
     with pytest.raises(NormalizationError, match=message):
         build_normalize(config)

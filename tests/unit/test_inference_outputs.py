@@ -1,4 +1,5 @@
 """What the predictor writes: 16-bit probabilities, 0/255 masks, overlays, and pooled IoU/Dice."""
+
 import csv
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Sliding windows: full coverage, smooth weights, and exactness of the blend for a pointwise network."""
+
 import numpy as np
 import pytest
 import torch
@@ -12,9 +13,17 @@ from retina_seg.records.checkpoint import RunInfo
 PER_IMAGE = {"_target_": "albumentations.Normalize", "normalization": "image_per_channel"}
 
 
-@pytest.mark.parametrize("length, tile, overlap, align", [
-    (1000, 256, 64, 1), (257, 256, 128, 1), (700, 200, 0, 1), (90, 256, 64, 8), (3001, 512, 128, 16),
-    (565, 256, 96, 8)])
+@pytest.mark.parametrize(
+    "length, tile, overlap, align",
+    [
+        (1000, 256, 64, 1),
+        (257, 256, 128, 1),
+        (700, 200, 0, 1),
+        (90, 256, 64, 8),
+        (3001, 512, 128, 16),
+        (565, 256, 96, 8),
+    ],
+)
 def test_tiles_cover_the_axis_on_the_pooling_grid_and_neighbours_share_the_overlap(length, tile, overlap, align):
     tiles = axis_tiles(length, tile, overlap, align)
     starts = [start for start, _ in tiles]
@@ -33,7 +42,7 @@ def test_weights_are_flat_at_the_image_border_and_sum_to_one_in_exact_overlaps()
     assert first[0] == 1 and last[-1] == 1
     total = np.zeros(640, dtype=np.float32)
     for start, weights in tiles:
-        total[start:start + len(weights)] += weights
+        total[start : start + len(weights)] += weights
     np.testing.assert_allclose(total, 1, atol=1e-6)
 
 
@@ -47,8 +56,9 @@ def test_blended_tiles_equal_the_whole_image_for_a_pointwise_network():
     per-tile normalisation with whole-image statistics and the weight normalisation together."""
     torch.manual_seed(0)
     net = nn.Conv2d(3, 1, kernel_size=1)
-    predictor = VesselPredictor(net, RunInfo(model={}, normalize=PER_IMAGE, threshold=0.5), batch_size=3,
-                                channels_last=False)
+    predictor = VesselPredictor(
+        net, RunInfo(model={}, normalize=PER_IMAGE, threshold=0.5), batch_size=3, channels_last=False
+    )
     image, _, _ = synthesize_fundus(1, 301, 403)
     whole = predictor.predict(image, "whole")
     tiled = predictor.predict(image, "tiles", tile_size=96, tile_overlap=40)

@@ -1,6 +1,7 @@
 """Finding sample files in the Kaggle, DRIVE, STARE, CHASE_DB1 and HRF layouts, and the errors for broken layouts
 (CHASE_DB1 and HRF are not in ../shared: tests/helpers/dataset_trees.py generates their layouts from their
 published file naming)."""
+
 import numpy as np
 import pytest
 
@@ -41,8 +42,7 @@ def test_unknown_split():
         kaggle_samples("anywhere", "val")
 
 
-@pytest.mark.parametrize("finder", [kaggle_samples, drive_samples, stare_samples, chase_db1_samples,
-                                    hrf_samples])
+@pytest.mark.parametrize("finder", [kaggle_samples, drive_samples, stare_samples, chase_db1_samples, hrf_samples])
 def test_missing_root(tmp_path, finder):
     with pytest.raises(DataError, match="not found") as error:
         finder(tmp_path / "nowhere", "train")
@@ -158,8 +158,9 @@ def test_chase_db1_children_11_to_14_test_both_eyes_one_group(tmp_path):
     assert [s.image.name for s in train] == [f"Image_{k}.jpg" for k in ("01L", "01R", "02L", "02R", "10L", "10R")]
     assert [s.image.name for s in test] == [f"Image_{k}.jpg" for k in ("11L", "11R", "14L", "14R")]
     assert [s.group for s in train] == ["01", "01", "02", "02", "10", "10"]
-    assert train[0] == Sample(tmp_path / "Image_01L.jpg", tmp_path / "Image_01L_1stHO.png", None, "01",
-                              tmp_path / "Image_01L_2ndHO.png")
+    assert train[0] == Sample(
+        tmp_path / "Image_01L.jpg", tmp_path / "Image_01L_1stHO.png", None, "01", tmp_path / "Image_01L_2ndHO.png"
+    )
 
 
 def test_chase_db1_grouped_split_keeps_a_childs_eyes_together(tmp_path):
@@ -195,8 +196,12 @@ def test_hrf_triples_any_case_extension_and_split(tmp_path):
     train, test = hrf_samples(tmp_path, "train"), hrf_samples(tmp_path, "test")
     assert [s.image.name for s in train] == ["01_dr.jpg", "01_g.JPG", "01_h.jpg", "05_dr.jpg", "05_g.JPG", "05_h.jpg"]
     assert [s.group for s in test] == ["06_dr", "06_g", "06_h", "15_dr", "15_g", "15_h"]
-    assert test[0] == Sample(tmp_path / "images" / "06_dr.jpg", tmp_path / "manual1" / "06_dr.tif",
-                             tmp_path / "mask" / "06_dr_mask.tif", "06_dr")
+    assert test[0] == Sample(
+        tmp_path / "images" / "06_dr.jpg",
+        tmp_path / "manual1" / "06_dr.tif",
+        tmp_path / "mask" / "06_dr_mask.tif",
+        "06_dr",
+    )
 
 
 def test_hrf_missing_fov_folder_and_mask(tmp_path):

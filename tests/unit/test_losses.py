@@ -1,4 +1,5 @@
 """Losses: perfect predictions, FOV exclusion, the multi-class path and clDice on hand-made lines."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -25,7 +26,7 @@ def random_case(seed=0, channels=1, size=(2, 24, 20)):
     logits = torch.randn(batch, channels, height, width, generator=gen)
     target = torch.randint(0, max(channels, 2), (batch, 1, height, width), generator=gen).float()
     yy, xx = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    fov = ((yy - height / 2) ** 2 + (xx - width / 2) ** 2 < (min(height, width) / 2.5) ** 2)
+    fov = (yy - height / 2) ** 2 + (xx - width / 2) ** 2 < (min(height, width) / 2.5) ** 2
     return logits, target, fov.expand(batch, 1, height, width)
 
 
@@ -63,8 +64,10 @@ def test_dice_matches_hand_computation():
     assert SoftDiceLoss(smooth=1.0)(logits, target.view(1, 2, 2)) == pytest.approx(expected.item(), abs=1e-6)
 
 
-@pytest.mark.parametrize("loss_cls, channels", [(loss, channels) for loss in ALL_LOSSES for channels in (1, 3)]
-                         + [(loss, 1) for loss in SIGMOID_ONLY_LOSSES])
+@pytest.mark.parametrize(
+    "loss_cls, channels",
+    [(loss, channels) for loss in ALL_LOSSES for channels in (1, 3)] + [(loss, 1) for loss in SIGMOID_ONLY_LOSSES],
+)
 def test_pixels_outside_valid_do_not_influence_loss(loss_cls, channels):
     logits, target, fov = random_case(channels=channels)
     changed = torch.where(fov, logits, torch.randn_like(logits) * 50)
@@ -130,7 +133,7 @@ def test_mismatched_shapes_raise():
 def line_mask(column, size=15, width=1):
     """A vertical line `width` pixels wide starting at `column`, as [1, 1, size, size]."""
     mask = torch.zeros(1, 1, size, size)
-    mask[..., 2:-2, column:column + width] = 1
+    mask[..., 2:-2, column : column + width] = 1
     return mask
 
 
@@ -152,8 +155,9 @@ def test_cldice_exact_line_vs_shifted_line():
     assert shifted_off > 0.99
 
 
-@pytest.mark.parametrize("kwargs, name", [(dict(bce_weight=-1.0), "bce_weight"),
-                                          (dict(cldice_weight=-0.1), "cldice_weight")])
+@pytest.mark.parametrize(
+    "kwargs, name", [(dict(bce_weight=-1.0), "bce_weight"), (dict(cldice_weight=-0.1), "cldice_weight")]
+)
 def test_negative_weights_raise(kwargs, name):
     with pytest.raises(ValueError, match=name):
         BCEDiceCLDiceLoss(**kwargs)
@@ -162,6 +166,9 @@ def test_negative_weights_raise(kwargs, name):
 def test_combined_loss_is_weighted_sum():
     logits, target, fov = random_case()
     combined = BCEDiceCLDiceLoss(bce_weight=0.2, dice_weight=0.3, cldice_weight=0.5, iterations=2)(logits, target, fov)
-    parts = (0.2 * PixelCrossEntropy()(logits, target, fov) + 0.3 * SoftDiceLoss()(logits, target, fov)
-             + 0.5 * SoftCLDiceLoss(iterations=2)(logits, target, fov))
+    parts = (
+        0.2 * PixelCrossEntropy()(logits, target, fov)
+        + 0.3 * SoftDiceLoss()(logits, target, fov)
+        + 0.5 * SoftCLDiceLoss(iterations=2)(logits, target, fov)
+    )
     assert combined == pytest.approx(parts.item(), rel=1e-6)

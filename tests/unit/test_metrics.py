@@ -1,4 +1,5 @@
 """VesselMetrics against hand counts, its edge cases and dataset-level merging; clDice on hand-made masks."""
+
 import math
 import os
 import socket
@@ -12,12 +13,9 @@ import torch.multiprocessing as mp
 from retina_seg.training.metrics import SCORES, CentrelineDice, VesselMetrics, cldice, summarize
 
 # One 2x3 image: probabilities, truth and FOV (the last column is outside the FOV).
-PROBS = torch.tensor([[[0.9, 0.3, 0.8],
-                       [0.6, 0.1, 0.7]]])
-TRUTH = torch.tensor([[[1, 1, 0],
-                       [0, 0, 1]]])
-FOV = torch.tensor([[[True, True, False],
-                     [True, True, False]]])
+PROBS = torch.tensor([[[0.9, 0.3, 0.8], [0.6, 0.1, 0.7]]])
+TRUTH = torch.tensor([[[1, 1, 0], [0, 0, 1]]])
+FOV = torch.tensor([[[True, True, False], [True, True, False]]])
 
 
 def filled(probs=PROBS, truth=TRUTH, fov=FOV, bins=1000):
@@ -29,8 +27,12 @@ def filled(probs=PROBS, truth=TRUTH, fov=FOV, bins=1000):
 def hand_confusion(probs, truth, fov, threshold):
     """Confusion counts the direct way, for comparison."""
     pred, truth = probs >= threshold, truth.bool()
-    return {"TP": float((pred & truth & fov).sum()), "FP": float((pred & ~truth & fov).sum()),
-            "FN": float((~pred & truth & fov).sum()), "TN": float((~pred & ~truth & fov).sum())}
+    return {
+        "TP": float((pred & truth & fov).sum()),
+        "FP": float((pred & ~truth & fov).sum()),
+        "FN": float((~pred & truth & fov).sum()),
+        "TN": float((~pred & ~truth & fov).sum()),
+    }
 
 
 def test_confusion_inside_fov_by_hand():
@@ -45,8 +47,9 @@ def test_confusion_over_all_pixels_by_hand():
 
 def test_scores_by_hand():
     scores = filled().scores(0.5, "all")  # TP 2, FP 2, FN 1, TN 1
-    assert scores == pytest.approx({"IoU": 2 / 5, "Dice": 4 / 7, "accuracy": 3 / 6, "sensitivity": 2 / 3,
-                                    "specificity": 1 / 3, "precision": 2 / 4})
+    assert scores == pytest.approx(
+        {"IoU": 2 / 5, "Dice": 4 / 7, "accuracy": 3 / 6, "sensitivity": 2 / 3, "specificity": 1 / 3, "precision": 2 / 4}
+    )
 
 
 @pytest.mark.parametrize("threshold", [0.05, 0.25, 0.55, 0.65, 0.85, 0.95])
@@ -134,7 +137,7 @@ def test_two_updates_equal_one_update_of_concatenation():
         assert torch.equal(getattr(merged, name), getattr(whole, name))
     assert merged.compute() == whole.scores(0.5, "fov")
     # dataset-level: not the mean of per-batch IoUs
-    per_batch = [filled(probs[i:i + 1], truth[i:i + 1], fov[i:i + 1]).scores()["IoU"] for i in range(4)]
+    per_batch = [filled(probs[i : i + 1], truth[i : i + 1], fov[i : i + 1]).scores()["IoU"] for i in range(4)]
     assert merged.scores()["IoU"] != pytest.approx(sum(per_batch) / 4)
 
 
@@ -178,7 +181,7 @@ def _ddp_worker(rank, world_size, port, results):
     probs = torch.rand(2, 1, 8, 8, generator=gen)
     truth = torch.rand(2, 1, 8, 8, generator=gen) < probs
     metrics = VesselMetrics(bins=100)
-    metrics.update(probs[rank:rank + 1], truth[rank:rank + 1])
+    metrics.update(probs[rank : rank + 1], truth[rank : rank + 1])
     results[rank] = (metrics.confusion(0.5), summarize(metrics, 0.5, "val"), metrics.pos_all.sum().item())
     dist.destroy_process_group()
 

@@ -1,4 +1,5 @@
 """The two evaluation protocols and the two mask rules, pinned on hand-made masks."""
+
 import numpy as np
 import pytest
 import torch
@@ -61,19 +62,40 @@ def test_each_protocol_has_keys_of_its_own():
     assert STRICT.key("test", "IoU") == "test_IoU"
     assert REFERENCE.key("test", "IoU") == "test_IoU_reference_protocol"
     assert (REFERENCE.mask_rule, REFERENCE.threshold, REFERENCE.region, REFERENCE.averaging) == (
-        "nonzero", 0.5, "all", "per_image")
+        "nonzero",
+        0.5,
+        "all",
+        "per_image",
+    )
     assert "threshold chosen on validation" in STRICT.describe() and "mean of per-image" in REFERENCE.describe()
     with pytest.raises(ConfigError, match=r"'pooled'.*\['strict', 'reference'\]"):
         protocol_named("pooled")
 
 
 def test_the_report_shows_a_protocols_column_only_when_asked():
-    record = {"job_id": "7", "status": "completed", "epochs": 2, "batch_size": 4, "learning_rate": 1e-3,
-              "val_IoU": 0.5, "val_loss": 0.3, "test_IoU": 0.6, "test_loss": 0.2,
-              "test_IoU_reference_protocol": 0.7125, "test_Dice_reference_protocol": 0.81}
-    runs = [run_from_metrics(record, "7", [], [], "7"),
-            run_from_metrics({**record, "job_id": "8", "test_IoU_reference_protocol": None,
-                              "test_Dice_reference_protocol": None}, "8", [], [], "8")]
+    record = {
+        "job_id": "7",
+        "status": "completed",
+        "epochs": 2,
+        "batch_size": 4,
+        "learning_rate": 1e-3,
+        "val_IoU": 0.5,
+        "val_loss": 0.3,
+        "test_IoU": 0.6,
+        "test_loss": 0.2,
+        "test_IoU_reference_protocol": 0.7125,
+        "test_Dice_reference_protocol": 0.81,
+    }
+    runs = [
+        run_from_metrics(record, "7", [], [], "7"),
+        run_from_metrics(
+            {**record, "job_id": "8", "test_IoU_reference_protocol": None, "test_Dice_reference_protocol": None},
+            "8",
+            [],
+            [],
+            "8",
+        ),
+    ]
     strict = to_csv(runs).splitlines()
     assert "reference_protocol" not in strict[0]
     reference = to_csv(runs, "reference").splitlines()

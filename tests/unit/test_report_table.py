@@ -1,4 +1,5 @@
 """The job-id table's ordering and cell formats, on rows built in memory."""
+
 import json
 
 import pytest
@@ -22,18 +23,36 @@ def test_job_ids_sort_naturally():
     assert sorted(ids, key=job_sort_key) == ["3", "3_2", "3_10", "9", "10", "12_0", "abc"]
 
 
-@pytest.mark.parametrize("key, value, cell", [
-    ("epochs", 30, "30"), ("batch_size", 8.0, "8"), ("learning_rate", 1e-4, "0.0001"),
-    ("learning_rate", 5e-05, "5e-05"), ("learning_rate", 0.00123456, "0.001235"),
-    ("val_IoU", 0.70149, "0.7015"), ("test_loss", 1.0, "1.0000"), ("test_IoU", None, "-"),
-])
+@pytest.mark.parametrize(
+    "key, value, cell",
+    [
+        ("epochs", 30, "30"),
+        ("batch_size", 8.0, "8"),
+        ("learning_rate", 1e-4, "0.0001"),
+        ("learning_rate", 5e-05, "5e-05"),
+        ("learning_rate", 0.00123456, "0.001235"),
+        ("val_IoU", 0.70149, "0.7015"),
+        ("test_loss", 1.0, "1.0000"),
+        ("test_IoU", None, "-"),
+    ],
+)
 def test_cells_have_the_documented_format(key, value, cell):
     assert format_value(key, value) == cell
 
 
 def completed(job_id: str, **values) -> Run:
-    record = {"job_id": job_id, "status": COMPLETED, "epochs": 2, "batch_size": 4, "learning_rate": 1e-3,
-              "val_IoU": 0.5, "val_loss": 0.3, "test_IoU": 0.4, "test_loss": 0.35, **values}
+    record = {
+        "job_id": job_id,
+        "status": COMPLETED,
+        "epochs": 2,
+        "batch_size": 4,
+        "learning_rate": 1e-3,
+        "val_IoU": 0.5,
+        "val_loss": 0.3,
+        "test_IoU": 0.4,
+        "test_loss": 0.35,
+        **values,
+    }
     return run_from_metrics(check_metrics(record), f"/runs/{job_id}", [], [], default_id=job_id)
 
 
@@ -43,20 +62,24 @@ def test_failed_run_shows_hyperparameters_only_and_diverged_scores_are_dashes():
     assert completed("6", val_loss=float("nan")).values["val_loss"] is None
 
 
-@pytest.mark.parametrize("record, message", [
-    ([1, 2], "expected a JSON object"),
-    ({"status": "done"}, "status is 'done'"),
-    ({"status": "completed", "val_IoU": "0.5"}, "val_IoU is '0.5'"),
-    ({"status": "completed", "epochs": 2.5}, "epochs is 2.5, expected an integer"),
-])
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ([1, 2], "expected a JSON object"),
+        ({"status": "done"}, "status is 'done'"),
+        ({"status": "completed", "val_IoU": "0.5"}, "val_IoU is '0.5'"),
+        ({"status": "completed", "epochs": 2.5}, "epochs is 2.5, expected an integer"),
+    ],
+)
 def test_unusable_records_name_the_key(record, message):
     with pytest.raises(MetricsError, match=message):
         check_metrics(record)
 
 
 def test_markdown_csv_and_json_hold_the_same_rows_in_the_same_order():
-    runs = sort_runs([completed("10"), Run("9", CORRUPT, "/runs/9", problems=["/runs/9/metrics.json: corrupt"]),
-                      completed("a|b")])
+    runs = sort_runs(
+        [completed("10"), Run("9", CORRUPT, "/runs/9", problems=["/runs/9/metrics.json: corrupt"]), completed("a|b")]
+    )
     problems = [p for run in runs for p in run.problems]
     markdown = to_markdown(runs, problems).splitlines()
     assert [cell.strip() for cell in markdown[0].split("|")[1:-1]] == list(COLUMNS)

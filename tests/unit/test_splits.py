@@ -1,4 +1,5 @@
 """Train/validation splits: whole photographs in grouped mode, the seeded reference in random mode."""
+
 from collections import Counter
 from types import SimpleNamespace
 

@@ -1,4 +1,5 @@
 """The generated fundus data set: deterministic, fundus-like statistics, and the Kaggle file layout."""
+
 import numpy as np
 import pytest
 

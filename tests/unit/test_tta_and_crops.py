@@ -1,4 +1,5 @@
 """Test-time flips invert correctly, and random crops keep mask and FOV aligned with the image."""
+
 from dataclasses import replace
 
 import albumentations as A
@@ -42,8 +43,9 @@ def test_random_crops_keep_mask_and_fov_aligned():
     image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
     mask = (image[..., 0] > 127).astype(np.uint8)
     fov = (image[..., 1] > 64).astype(np.uint8)
-    pipeline = build_pipeline({"crop": A.RandomCrop(32, 32), "rot": A.RandomRotate90(p=1.0),
-                               "flip": A.HorizontalFlip(p=0.5)}, None)
+    pipeline = build_pipeline(
+        {"crop": A.RandomCrop(32, 32), "rot": A.RandomRotate90(p=1.0), "flip": A.HorizontalFlip(p=0.5)}, None
+    )
     for _ in range(20):
         out = pipeline(image=image, mask=mask, fov=fov)
         assert out["image"].shape[:2] == out["mask"].shape == out["fov"].shape == (32, 32)
@@ -53,8 +55,11 @@ def test_random_crops_keep_mask_and_fov_aligned():
 
 def test_predictor_repeats_the_flips_its_checkpoint_was_validated_with():
     logits = torch.randn(1, 1, 16, 16)
-    info = RunInfo(model={}, normalize={"_target_": "albumentations.Normalize", "normalization": "image_per_channel"},
-                   threshold=0.5)
+    info = RunInfo(
+        model={},
+        normalize={"_target_": "albumentations.Normalize", "normalization": "image_per_channel"},
+        threshold=0.5,
+    )
     batch = np.zeros((1, 3, 16, 16), dtype=np.float32)
     with_flips = VesselPredictor(FixedLogits(logits), replace(info, flip_tta=True), channels_last=False)
     expected = flip_averaged(FixedLogits(logits), torch.zeros(1, 3, 16, 16))[:, 0].numpy()
@@ -67,8 +72,12 @@ def test_predictor_repeats_the_flips_its_checkpoint_was_validated_with():
 
 def test_predictor_refuses_a_checkpoint_validated_with_eval_transforms():
     """Prediction applies only the normalisation; silently skipping e.g. a CLAHE step would give other maps."""
-    info = RunInfo(model={}, normalize={"_target_": "albumentations.Normalize"}, threshold=0.5,
-                   eval_transforms={"clahe": {"_target_": "albumentations.CLAHE", "p": 1.0}})
+    info = RunInfo(
+        model={},
+        normalize={"_target_": "albumentations.Normalize"},
+        threshold=0.5,
+        eval_transforms={"clahe": {"_target_": "albumentations.CLAHE", "p": 1.0}},
+    )
     with pytest.raises(ValueError, match="clahe"):
         VesselPredictor(FixedLogits(torch.zeros(1, 1, 4, 4)), info, channels_last=False)
     VesselPredictor(FixedLogits(torch.zeros(1, 1, 4, 4)), replace(info, eval_transforms={}), channels_last=False)

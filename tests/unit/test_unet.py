@@ -1,4 +1,5 @@
 """U-Net shapes for awkward sizes, overlap-tile alignment, parameter count by formula, validation, gradients."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,13 +11,14 @@ SIZES = [(512, 512), (584, 565), (97, 131)]  # (H, W); 584x565 is DRIVE, 97x131 
 
 def expected_parameters(in_channels, num_classes, depth, base_width, batch_norm):
     """The U-Net parameter count written out layer by layer, independent of the implementation."""
+
     def conv3(c_in, c_out):
         return 9 * c_in * c_out + (2 * c_out if batch_norm else c_out)  # BN: weight+bias replace the conv bias
 
     def double(c_in, c_out):
         return conv3(c_in, c_out) + conv3(c_out, c_out)
 
-    widths = [base_width * 2 ** level for level in range(depth)]
+    widths = [base_width * 2**level for level in range(depth)]
     encoder = sum(double(c_in, c_out) for c_in, c_out in zip([in_channels] + widths[:-1], widths))
     up = sum(4 * widths[lvl + 1] * widths[lvl] + widths[lvl] for lvl in range(depth - 1))
     decoder = sum(double(2 * widths[lvl], widths[lvl]) for lvl in range(depth - 1))
@@ -46,8 +48,14 @@ def test_reference_network_parameter_count():
     assert 30e6 < count < 32e6  # "about 31M", as in the U-Net paper's architecture
 
 
-@pytest.mark.parametrize("kwargs", [dict(depth=4, base_width=16, batch_norm=True), dict(depth=1, base_width=8),
-                                    dict(depth=3, base_width=4, in_channels=1, num_classes=2, padding="valid")])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(depth=4, base_width=16, batch_norm=True),
+        dict(depth=1, base_width=8),
+        dict(depth=3, base_width=4, in_channels=1, num_classes=2, padding="valid"),
+    ],
+)
 def test_parameter_count_formula_other_configs(kwargs):
     model = UNet(**kwargs)
     full = dict(in_channels=3, num_classes=1, batch_norm=False) | kwargs
@@ -118,7 +126,7 @@ def test_valid_geometry_is_exact_for_every_size(depth):
             for skip, up in zip(reversed(maps["enc"]), maps["up"]):
                 crop_h, crop_w = skip[0] - up[0], skip[1] - up[1]
                 assert crop_h >= 0 and crop_w >= 0 and crop_h % 2 == 0 and crop_w % 2 == 0
-            (raw_h, raw_w), = maps["head"]
+            ((raw_h, raw_w),) = maps["head"]
             assert 0 <= raw_h - side < stride and 0 <= raw_w - side - 1 < stride
 
 
@@ -173,25 +181,28 @@ def test_valid_border_handling_is_local(depth, size):
     m, context = _reach(model, depth), 3 * 2 ** (depth - 1)  # context: a multiple of the stride keeps the pooling grid
     x = torch.randn(1, 3, *size)
     big = torch.randn(1, 3, size[0] + 2 * context, size[1] + 2 * context + 5)
-    big[..., context:context + size[0], context:context + size[1]] = x
+    big[..., context : context + size[0], context : context + size[1]] = x
     with torch.no_grad():
         out = _nontrivial(model(x))
-        out_big = model(big)[..., context:context + size[0], context:context + size[1]]
+        out_big = model(big)[..., context : context + size[0], context : context + size[1]]
     inner = (..., slice(m, size[0] - m), slice(m, size[1] - m))
     torch.testing.assert_close(out_big[inner], out[inner], atol=1e-4, rtol=0)
     assert not torch.allclose(out_big, out, atol=1e-4)  # at the border the unseen context does matter
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(padding="reflect"), "padding"),
-    (dict(depth=0), "depth"),
-    (dict(base_width=0), "base_width"),
-    (dict(in_channels=0), "in_channels"),
-    (dict(num_classes=0), "num_classes"),
-    (dict(dropout=1.0), "dropout"),
-    (dict(dropblock_rate=1.0), "dropblock rate"),
-    (dict(dropblock_size=4), "dropblock size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(padding="reflect"), "padding"),
+        (dict(depth=0), "depth"),
+        (dict(base_width=0), "base_width"),
+        (dict(in_channels=0), "in_channels"),
+        (dict(num_classes=0), "num_classes"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(dropblock_rate=1.0), "dropblock rate"),
+        (dict(dropblock_size=4), "dropblock size"),
+    ],
+)
 def test_bad_arguments_raise_naming_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         UNet(**kwargs)
