@@ -77,10 +77,10 @@ def test_safetensors_hold_the_weights_and_the_run_info(exported):
     expected = predictor.net.state_dict()
     assert stored.keys() == expected.keys()
     assert all(torch.equal(stored[name], expected[name]) for name in expected)
-    assert json.loads(metadata["model"]) == predictor.info["model"]
+    assert json.loads(metadata["model"]) == predictor.info.model
     assert float(metadata["threshold"]) == predictor.threshold
     assert metadata["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-    assert json.loads(metadata["fov_diameter"]) == predictor.info["fov_diameter"]
+    assert json.loads(metadata["fov_diameter"]) == predictor.info.fov_diameter
 
 
 def test_every_export_carries_the_training_scale(exported):
