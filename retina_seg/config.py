@@ -64,21 +64,27 @@ def gpus_per_node(accelerator: str, devices) -> int | None:
     return int(devices) if str(accelerator) in ("gpu", "cuda") and isinstance(devices, int) else None
 
 
-def cpu_has_amx(cpuinfo: str | None = None) -> bool:
-    """True when the CPU has AMX tile units for bf16 (Intel Sapphire Rapids and later; Linux's amx_bf16 flag)."""
+# CPU flags (Linux's /proc/cpuinfo) of bf16 arithmetic in hardware: AMX tiles (Intel Sapphire Rapids and later)
+# or AVX-512 BF16 (e.g. AMD Zen 4). Without either, bf16 autocast is emulated and slower than fp32.
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
+    """The BF16_CPU_FLAGS this CPU has."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
-            return False
-    return any(line.startswith("flags") and "amx_bf16" in line.split() for line in cpuinfo.splitlines())
+            return []
+    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split()}
+    return [flag for flag in BF16_CPU_FLAGS if flag in flags]
 
 
 def cpu_precision() -> str:
-    """The CPU recipe's precision: bf16 autocast where AMX runs it (2.3x the fp32 steps/s on a Xeon),
-    fp32 elsewhere, where bf16 is emulated or runs on vector units no faster than fp32 (docs/results.md has
-    the measurements, from benchmarks/throughput.py)."""
-    return "bf16-mixed" if cpu_has_amx() else "32-true"
+    """The CPU recipe's precision: bf16 autocast where the CPU computes bf16 in hardware (measured with
+    benchmarks/throughput.py, default net, channels_last: 2.3x the fp32 plain loop's images/s on a Xeon with AMX,
+    1.67x channels_last fp32 on an AMD EPYC with AVX-512 BF16 and no AMX), fp32 elsewhere."""
+    return "bf16-mixed" if cpu_bf16_flags() else "32-true"
 
 
 OmegaConf.register_new_resolver("retina_seg.on_gpu", on_gpu, replace=True)
