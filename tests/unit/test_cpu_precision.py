@@ -1,4 +1,5 @@
 """The CPU recipe's precision follows the CPU: bf16 autocast only where bf16 runs in hardware."""
+
 from retina_seg.config import cpu_bf16_flags, cpu_precision
 from tests.helpers.runs import compose
 
