@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from retina_seg.exit_codes import EXIT_BAD_INPUT
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
 from tests.helpers.slurm import ON_SLURM, poll, preempt_once, run, sacct_fields, submitit_logs, wait_ended
 from tests.helpers.sweeps import SWEEP_RUN, evaluate_in_process, multirun, report_rows, run_dirs
@@ -77,7 +78,7 @@ def test_a_job_shape_that_differs_from_the_trainer_fails_fast(slurm_cluster, tmp
     result = multirun(
         sweep_dir, *SWEEP_RUN, *ON_SLURM, *TWO_NODES, "hydra.launcher.nodes=1", env=slurm_cluster.env, timeout=120
     )
-    assert result.returncode == 1
+    assert result.returncode == EXIT_BAD_INPUT  # a config the job cannot run (retina_seg/exit_codes.py)
     failed = read_metrics(run_dirs(sweep_dir)[0])
     assert failed["status"] == "failed"
     assert "trainer.num_nodes=2 but the SLURM job has 1 node(s) (hydra.launcher.nodes)" in failed["error"]

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from retina_seg.exit_codes import EXIT_BAD_INPUT
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
 from tests.helpers.environment import REPO_ROOT
 from tests.helpers.slurm import ON_SLURM, job_states, poll, preempt_once, run, submitit_logs
@@ -101,12 +102,13 @@ def test_reference_table_shortened_runs_nine_array_tasks_on_every_node(slurm_clu
 
 def test_failing_run_never_loses_the_others(slurm_cluster, tmp_path):
     """One point asks for 2 devices while the array runs 1 task per node (tasks_per_node follows the
-    sweep's trainer.devices, not a swept one): that run fails fast, the other completes, exit code 1."""
+    sweep's trainer.devices, not a swept one): that run fails fast, the other completes, and the sweep exits with
+    the failed run's code, 2 for a config the job cannot run (retina_seg/exit_codes.py)."""
     sweep_dir = tmp_path / "sweep"
     result = multirun(
         sweep_dir, *SWEEP_RUN, *ON_SLURM, "trainer.accelerator=cpu", "trainer.devices=1,2", env=slurm_cluster.env
     )
-    assert result.returncode == 1
+    assert result.returncode == EXIT_BAD_INPUT
     rows = report_rows(sweep_dir)
     assert [row["status"] for row in rows] == ["completed", "failed"]
     assert isinstance(rows[0]["test_IoU"], float) and rows[1]["test_IoU"] is None and rows[1]["val_IoU"] is None
