@@ -154,10 +154,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def read_run_info(path: str | Path) -> RunInfo:
-    return RunInfo.from_payload(read_checkpoint(path)[PAYLOAD_KEY], path)
-
-
 def store_threshold(path: str | Path, threshold: float) -> None:
     """Write the threshold chosen on validation into a saved checkpoint's payload, atomically."""
     checkpoint = read_checkpoint(path)

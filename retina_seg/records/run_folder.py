@@ -54,12 +54,6 @@ def metrics_or_none(run_dir: Path | str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def run_status(run_dir: Path | str) -> str | None:
-    """The status in the run's metrics.json, or None when there is no readable record."""
-    record = metrics_or_none(run_dir)
-    return None if record is None else record.get("status")
-
-
 def completed_metrics(run_dir: Path | str) -> dict[str, Any] | None:
     """The run's metrics.json when the run finished, else None."""
     record = metrics_or_none(run_dir)
