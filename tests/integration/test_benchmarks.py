@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from benchmarks.common import run_in_turns
+from benchmarks.efficiency import BF16_NOT_MEASURED
+from retina_seg.config import cpu_bf16_flags
 from retina_seg.records.protocols import REFERENCE
 from tests.helpers.environment import REPO_ROOT
 from tests.helpers.runs import run_cli
@@ -69,6 +71,14 @@ def test_throughput_quick_measures_every_variant_every_round(quick_runs):
         assert set(rates) == {"plain_fp32", "pipeline_fp32", "pipeline_channels_last", "pipeline_channels_last_bf16"}
         assert all(len(values) == case["rounds"] and min(values) > 0 for values in rates.values())
     assert cases[0]["parameters"] > 30e6 > cases[1]["parameters"]
+
+
+def test_efficiency_times_bf16_only_where_the_cpu_computes_it(quick_runs):
+    """Emulated bf16 products are hundreds of times slower than fp32: timing them would measure the emulation."""
+    result, results = quick_runs("benchmarks.efficiency")
+    has_bf16 = bool(cpu_bf16_flags())
+    assert set(results["cases"][-1]["variants"]) == ({"fp32", "bf16"} if has_bf16 else {"fp32"})
+    assert (BF16_NOT_MEASURED in result.stdout) is not has_bf16
 
 
 def test_latency_quick_times_a_real_predict_over_the_folder(quick_runs):
