@@ -14,7 +14,7 @@ from tests.helpers.sweeps import REFERENCE_RUNS, SWEEPS_DIR
 def test_slurm_launcher_ties_tasks_per_node_to_devices(overrides, tasks):
     launcher = compose_with_hydra(["hydra/launcher=slurm", "hydra.sweep.dir=/sweep", *overrides]).hydra.launcher
     assert launcher.tasks_per_node == tasks
-    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher._target_.endswith("retina_seg_launcher.requeue_aware_launcher.RequeueAwareSlurmLauncher")
     assert launcher.max_num_timeout > 0  # the plugin's default 0 would never requeue a timed-out run
     assert launcher.submitit_folder == "/sweep/.submitit/%j"
     assert launcher.partition is None and launcher.gpus_per_node is None

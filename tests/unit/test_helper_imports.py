@@ -82,4 +82,5 @@ def test_the_wheel_leaves_out_tests_benchmarks_and_devtools():
     """The packages pyproject.toml's discovery finds, as a build would."""
     packages = read_configuration(REPO_ROOT / "pyproject.toml")["tool"]["setuptools"]["packages"]
     assert "retina_seg" in packages and "hydra_plugins.retina_seg_sweeper" in packages
+    assert "hydra_plugins.retina_seg_launcher" in packages
     assert [p for p in packages if p.split(".")[0] in {"tests", "benchmarks", "devtools"}] == []
