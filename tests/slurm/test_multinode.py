@@ -103,7 +103,7 @@ def test_a_node_that_dies_mid_run_loses_nothing(slurm_cluster, tmp_path):
     ]
     with open(tmp_path / "launcher.log", "w") as log:
         launcher = subprocess.Popen(command, env=slurm_cluster.env, stdout=log, stderr=subprocess.STDOUT)
-    victim, survivor = sweep_dir / "0", sweep_dir / "1"
+    victim, survivor, node = sweep_dir / "0", sweep_dir / "1", None
     try:
 
         def running_on_both_nodes():
@@ -120,6 +120,8 @@ def test_a_node_that_dies_mid_run_loses_nothing(slurm_cluster, tmp_path):
     finally:
         if launcher.poll() is None:
             launcher.kill()
+        if node is not None:  # the node comes back whatever happened, so later tests have the whole cluster
+            slurm_cluster.start_node(node)
     metrics, log = read_metrics(victim), (victim / "train.log").read_text()
     resumed = metrics["resumed_from_epoch"]
     assert done_at_crash - 1 <= resumed <= done_at_crash, (done_at_crash, log[-3000:])  # at most one epoch lost
@@ -132,7 +134,6 @@ def test_a_node_that_dies_mid_run_loses_nothing(slurm_cluster, tmp_path):
     untouched = read_metrics(survivor)
     assert untouched["status"] == "completed" and "resumed_from_epoch" not in untouched
     assert [row["status"] for row in report_rows(sweep_dir)] == ["completed", "completed"]
-    slurm_cluster.start_node(node)
     job = run(
         slurm_cluster, "sbatch", "--parsable", f"--nodelist={node}", "--output=/dev/null", "--wrap", "true"
     ).split(";")[0]
