@@ -4,9 +4,10 @@ A fixed number of epochs tuned on one CPU runs out of time on a slower one, wher
 cuts the schedule off at a high learning rate. Here the schedule's progress is the training time spent
 divided by the budget, so every machine runs the whole one-cycle schedule (warm-up, peak, annealing to
 the final rate) in the same time and simply takes fewer steps where steps are slower. Validation during
-training runs on the same clock, which starts when the trainer is built; the validation that ends the last epoch and the
-final validation and test that follow training are reserved from the budget, estimated as three times the
-longest validation seen, so the run as a whole keeps to it.
+training runs on the same clock, which starts when the trainer is built. What follows training's last step is
+reserved from the budget so that the run as a whole keeps to it: the end of the last epoch (its validation, its
+checkpoint and run-folder writes: the longest epoch end seen) and the final validation and test (twice the
+longest validation seen).
 """
 
 import math
@@ -15,8 +16,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-# Validations that come after training's last step: the last epoch's own, the final one, and the test.
-RESERVED_VALIDATIONS = 3
+# Validations after training's last epoch: the final one and the test.
+FINAL_VALIDATIONS = 2
 
 
 def one_cycle_factor(progress: float, pct_start: float, div_factor: float, final_div_factor: float) -> float:
@@ -52,15 +53,18 @@ class TimeBudget(pl.Callback):
         self.div_factor, self.final_div_factor = div_factor, final_div_factor
         self.spent_s = 0.0  # before the current process's start (a resumed run)
         self.longest_validation_s = 0.0
-        self._started, self._validation_started = time.monotonic(), None
+        self.longest_epoch_end_s = 0.0  # from an epoch's last step to the next epoch's start
+        self._started, self._validation_started, self._last_step_ended = time.monotonic(), None, None
         self._peaks: list[float] = []
 
     def elapsed_s(self) -> float:
         return self.spent_s + (time.monotonic() - self._started if self._started is not None else 0.0)
 
     def progress(self) -> float:
-        """Training time spent / training time available (the budget less the final evaluations' reserve)."""
-        available = max(self.budget_s - RESERVED_VALIDATIONS * self.longest_validation_s, 1e-9)
+        """Training time spent / training time available (the budget less the reserve for what follows the
+        last step)."""
+        last_epoch_end = max(self.longest_epoch_end_s, self.longest_validation_s)
+        available = max(self.budget_s - last_epoch_end - FINAL_VALIDATIONS * self.longest_validation_s, 1e-9)
         return self.elapsed_s() / available
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -80,8 +84,13 @@ class TimeBudget(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        self._last_step_ended = time.monotonic()
         if self.progress() >= 1.0:
             trainer.should_stop = True
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._last_step_ended is not None:
+            self.longest_epoch_end_s = max(self.longest_epoch_end_s, time.monotonic() - self._last_step_ended)
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._validation_started = time.monotonic()
@@ -95,8 +104,13 @@ class TimeBudget(pl.Callback):
         self.spent_s, self._started = self.elapsed_s(), None
 
     def state_dict(self) -> dict[str, float]:
-        return {"spent_s": self.elapsed_s(), "longest_validation_s": self.longest_validation_s}
+        return {
+            "spent_s": self.elapsed_s(),
+            "longest_validation_s": self.longest_validation_s,
+            "longest_epoch_end_s": self.longest_epoch_end_s,
+        }
 
     def load_state_dict(self, state_dict: dict[str, float]) -> None:
         self.spent_s = float(state_dict["spent_s"])
         self.longest_validation_s = float(state_dict["longest_validation_s"])
+        self.longest_epoch_end_s = float(state_dict.get("longest_epoch_end_s", 0.0))  # older checkpoints lack it
