@@ -80,14 +80,18 @@ def check_mask_rule(rule: str, key: str = "data.source.mask_rule") -> str:
     return rule
 
 
-def read_mask(path: str | Path, rule: str = "half") -> np.ndarray:
-    """Read a binary mask as bool HxW, binarised by ``rule`` (see MASK_RULES)."""
-    path = Path(path)
-    values = _mask_values(_load(path), path)
+def binarise(values: np.ndarray, rule: str = "half") -> np.ndarray:
+    """A mask's raw values as bool HxW, vessel or not by ``rule`` (see MASK_RULES)."""
     if check_mask_rule(rule) == "nonzero":
         return values > 0
     largest = values.max(initial=0)
     return values > (0 if largest <= 1 else 127 if largest <= 255 else 32767)
+
+
+def read_mask(path: str | Path, rule: str = "half") -> np.ndarray:
+    """Read a binary mask as bool HxW, binarised by ``rule`` (see MASK_RULES)."""
+    path = Path(path)
+    return binarise(_mask_values(_load(path), path), rule)
 
 
 def read_fov(path: str | Path) -> np.ndarray:
