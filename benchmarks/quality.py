@@ -9,7 +9,8 @@ second table checks robustness to resolution, not new photographs.
 --recipe picks the experiment (kaggle_cpu, or kaggle_cpu_reference: trained on the reference's masks).
 --protocols strict reference also scores each best checkpoint on the Kaggle test split under the reference
 project's protocol (`retina-seg-eval protocols=[reference]`: masks > 0, per-image IoU at 0.5 over all pixels,
-averaged; retina_seg/records/protocols.py), printed beside the reference's published 0.701.
+averaged; retina_seg/records/protocols.py), printed beside the reference's published 0.701 and beside DRIVE's
+second observer measured the same way on the same grid (benchmarks/human_baseline.py; not with --quick).
 
 Prints the tables (one row per seed, then mean and sample standard deviation) and ends with one claim line
 per protocol: `mean test IoU over N seeds (Kaggle test split, <protocol>): M +- S`.
@@ -24,6 +25,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import argument_parser, fail, machine_line, markdown_table, run_command, save_results
+from benchmarks.human_baseline import human_scores
+from retina_seg.data.errors import DataError
 from retina_seg.records.protocols import PER_IMAGE_SCORES, PROTOCOLS, REFERENCE
 from retina_seg.records.run_folder import completed_metrics, read_metrics
 
@@ -130,6 +133,14 @@ def evaluate_reference_protocol(seed: int, metrics: dict, args) -> dict:
     return read_metrics(run_dir / "kaggle_reference_protocol")
 
 
+def second_observer(args) -> dict[str, float]:
+    """DRIVE's second observer on the Kaggle test grid under the reference's protocol (the human baseline)."""
+    try:
+        return human_scores(args.drive_root, args.kaggle_root)["reference"]
+    except DataError as error:
+        fail(str(error))
+
+
 def scores(metrics: dict, suffix: str) -> list[float]:
     """The test scores inside the FOV (suffix "") or over all pixels (suffix "_all")."""
     return [float(metrics[f"test_{name}{suffix}"]) for name in SCORES]
@@ -155,7 +166,7 @@ def table(headers: list[str], rows: dict[int, list[float]], decimals: list[int] 
     return markdown_table(["run", *headers], body)
 
 
-def report_reference_protocol(reference: dict[int, dict]) -> None:
+def report_reference_protocol(reference: dict[int, dict], human: dict[str, float] | None) -> None:
     print(
         f"\nKaggle test split under the reference's protocol ({REFERENCE.describe()}); the reference's own "
         f"best: IoU {REFERENCE_PUBLISHED_IOU}:"
@@ -169,6 +180,11 @@ def report_reference_protocol(reference: dict[int, dict]) -> None:
             },
         )
     )
+    if human is not None:
+        print(
+            "DRIVE's second observer (a person) on the same grid, measured the same way: "
+            + ", ".join(f"{name} {human[name]:.4f}" for name in PER_IMAGE_SCORES)
+        )
 
 
 def claim(ious: list[float], protocol: str) -> str:
@@ -205,9 +221,10 @@ def main(argv: list[str] | None = None) -> None:
         if "reference" in args.protocols
         else {}
     )
+    human = second_observer(args) if reference and not args.quick else None  # --quick has no real Kaggle set
     report(runs, drive)
     if reference:
-        report_reference_protocol(reference)
+        report_reference_protocol(reference, human)
     save_results(
         args.json,
         {
@@ -218,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
             "kaggle": {str(s): m for s, m in runs.items()},
             "drive": {str(s): d for s, d in drive.items()},
             "kaggle_reference_protocol": {str(s): r for s, r in reference.items()},
+            "second_observer_reference_protocol": human,
         },
     )
     print(f"\n({time.perf_counter() - started:.0f} s in all)")

@@ -3,12 +3,14 @@ on a 512x512 grid, and DRIVE's second observer is scored on that grid under each
 
 import json
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image
 
+from benchmarks import quality
 from benchmarks.human_baseline import human_scores
-from retina_seg.records.protocols import PROTOCOLS
+from retina_seg.records.protocols import PER_IMAGE_SCORES, PROTOCOLS, REFERENCE
 from tests.helpers.environment import REPO_ROOT
 from tests.helpers.runs import run_cli
 
@@ -52,3 +54,16 @@ def test_a_kaggle_mask_not_made_from_drive_is_named(tmp_path, drive_root, kaggle
     )
     assert result.returncode != 0
     assert f"{mask_path}: not {drive_root / 'test' / '1st_manual' / '04_manual1.gif'} resized" in result.stderr
+
+
+def test_the_quality_benchmark_prints_the_person_beside_the_models(capsys, drive_root, kaggle_root):
+    args = SimpleNamespace(drive_root=drive_root, kaggle_root=kaggle_root)
+    human = quality.second_observer(args)
+    model = {REFERENCE.key("test", name): 0.5 for name in PER_IMAGE_SCORES}
+    quality.report_reference_protocol({0: model}, human)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == (
+        "DRIVE's second observer (a person) on the same grid, measured the same way: "
+        f"IoU {human['IoU']:.4f}, Dice {human['Dice']:.4f}"
+    )
+    assert human == human_scores(drive_root, kaggle_root)["reference"]
