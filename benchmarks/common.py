@@ -19,6 +19,17 @@ from omegaconf import DictConfig
 
 from retina_seg.utils.atomic import write_json_atomic
 
+# A run of seconds: four generated 64x64 photographs, batches of 2, two epochs.
+TINY_SYNTHETIC_RUN = [
+    "data.source.n_train=4",
+    "data.source.n_val=2",
+    "data.source.n_test=2",
+    "data.source.height=64",
+    "data.source.width=64",
+    "data.batch_size=2",
+    "trainer.max_epochs=2",
+]
+
 # Where a CUDA device would be measured; this project's CPU machines have none (see README).
 GPU_NOT_MEASURED = "not measured (no GPU on this machine)"
 

@@ -17,20 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import argument_parser, fail, machine_line, markdown_table, save_results
+from benchmarks.common import TINY_SYNTHETIC_RUN, argument_parser, fail, machine_line, markdown_table, save_results
 
 SWEEP = ["optimizer.lr=1e-3,3e-4,1e-4,3e-5"]
 QUIET = ["logger=none", "callbacks=minimal", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 # Quick: start-up dominates; full: training dominates (about half a minute per run on an idle 2-core CPU).
-QUICK_RUN = [
-    "data.source.n_train=4",
-    "data.source.n_val=2",
-    "data.source.n_test=2",
-    "data.source.height=64",
-    "data.source.width=64",
-    "data.batch_size=2",
-    "trainer.max_epochs=2",
-]
+QUICK_RUN = TINY_SYNTHETIC_RUN
 FULL_RUN = [
     "data.source.n_train=16",
     "data.source.n_val=4",

@@ -7,7 +7,7 @@ import pytest
 
 import retina_seg  # noqa: F401,E402  (its import sets NO_ALBUMENTATIONS_UPDATE before any test imports albumentations)
 from tests.helpers.environment import SHARED_DATA, require
-from tests.helpers.runs import compose
+from tests.helpers.runs import TINY_NET, compose
 
 # tests/gpu runs through benchmarks/gpu_check.py, which names the device (tests/gpu/conftest.py).
 collect_ignore = [] if os.environ.get("RETINA_SEG_CHECK_DEVICE") else ["gpu"]
@@ -65,4 +65,15 @@ def drive_checkpoint(drive_root, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("drive_run")
     train(compose([*DRIVE_BRIEF_TRAINING, f"data.root={drive_root}"], out), out, "0")
+    return out / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """The best checkpoint of one TINY_NET training, shared by the tests that predict, export or evaluate with a
+    trained model and assert nothing about its training."""
+    from retina_seg.training.pipeline import train
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    train(compose(TINY_NET, out), out, "0")
     return out / "checkpoints" / "best.ckpt"

@@ -1,8 +1,14 @@
 """Configs and entrypoint calls for a run: the tiny synthetic run, Hydra composition, the CLI as a user runs it."""
 
+import contextlib
+import importlib
+import io
+import logging
 import os
 import subprocess
 import sys
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 TINY_RUN = [
@@ -17,6 +23,8 @@ TINY_RUN = [
     "callbacks=minimal",
     "trainer.enable_model_summary=false",
 ]
+# TINY_RUN on a network 4 channels wide: every prediction with it is fast on a busy 2-core machine.
+TINY_NET = [*TINY_RUN, "model.base_width=4", "trainer.enable_progress_bar=false"]
 
 
 def compose_with_hydra(overrides: list[str], config_name: str = "train", config_dir: str | None = None):
@@ -46,8 +54,78 @@ def compose(overrides: list[str], output_dir: Path | None = None, config_name: s
 
 
 def run_cli(module: str, *args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None):
-    """Run an entrypoint as a user would (python -m ...), capturing its output and exit code."""
+    """Run an entrypoint as a user would (python -m ...), capturing its output and exit code. A process of its own:
+    for the tests about what a process shows (signals, kills, the environment it starts with, `python -m` itself)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+@dataclass
+class Outcome:
+    """What a command left: its exit code and its output (the fields of subprocess.CompletedProcess the tests read)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(
+    module: str, *args: str, cwd: Path | None = None, timeout: int | None = None, env: dict | None = None
+) -> Outcome:
+    """Run an entrypoint's ``main`` in this process, as its console script does (the same argv, exit code and
+    output), without a new interpreter importing torch and Lightning again. The working folder, the environment
+    and torch's thread count, the logging levels and handlers and the warning filters are restored afterwards;
+    ``timeout`` is run_cli's, left to pytest-timeout here."""
+    import torch
+
+    main = _main_of(module)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_argv, saved_cwd, saved_env, threads = sys.argv, Path.cwd(), dict(os.environ), torch.get_num_threads()
+    saved_logging = _logging_state()
+    code: object = 0
+    try:
+        os.environ.update(env or {})
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.argv = [module, *args]
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), warnings.catch_warnings():
+            try:
+                returned = main()
+                code = returned if isinstance(returned, int) else 0  # a console script exits with what main returns
+            except SystemExit as exit_:
+                code = exit_.code
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        torch.set_num_threads(threads)
+        _restore_logging(saved_logging)
+    returncode = code if isinstance(code, int) else (0 if code is None else 1)
+    if not isinstance(code, int | None):
+        stderr.write(f"{code}\n")  # SystemExit("message"): Python prints it and exits 1
+    return Outcome(returncode, stdout.getvalue(), stderr.getvalue())
+
+
+def _main_of(module: str):
+    """The function ``python -m module`` calls: the module's ``main``, or its package's ``__main__.main``."""
+    imported = importlib.import_module(module)
+    return getattr(imported, "main", None) or importlib.import_module(f"{module}.__main__").main
+
+
+def _logging_state() -> dict:
+    """Every logger's level, handlers and propagation, which a command configures for itself (Hydra's job logging)."""
+    loggers = [
+        logging.getLogger(),
+        *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
+    ]
+    return {lg: (lg.level, list(lg.handlers), lg.propagate, lg.disabled) for lg in loggers}
+
+
+def _restore_logging(state: dict) -> None:
+    for logger, (level, handlers, propagate, disabled) in state.items():
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+        logger.propagate, logger.disabled = propagate, disabled

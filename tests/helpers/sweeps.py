@@ -6,7 +6,7 @@ from pathlib import Path
 
 from retina_seg.evaluation.checkpoint_eval import evaluate
 from tests.helpers.environment import REPO_ROOT
-from tests.helpers.runs import TINY_RUN, compose, run_cli
+from tests.helpers.runs import TINY_RUN, compose, run_main
 
 # A run of a few seconds: TINY_RUN's data, one epoch, no logger, no progress bar.
 SWEEP_RUN = [*TINY_RUN, "trainer.max_epochs=1", "logger=none", "trainer.enable_progress_bar=false"]
@@ -31,14 +31,14 @@ REFERENCE_RUNS = {
 
 def multirun(sweep_dir: Path, *overrides: str, env: dict | None = None, timeout: int = 600, cwd: Path | None = None):
     """``retina-seg-train -m`` as a user runs it; the sweep folder is pinned."""
-    return run_cli(
+    return run_main(
         "retina_seg.train", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}", env=env, timeout=timeout, cwd=cwd
     )
 
 
 def report_rows(sweep_dir: Path) -> list[dict]:
     """The rows of ``retina-seg-report SWEEP_DIR`` (report.json, written into the sweep folder)."""
-    result = run_cli("retina_seg.report", str(sweep_dir))
+    result = run_main("retina_seg.report", str(sweep_dir))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     header = next(line for line in result.stdout.splitlines() if line.startswith("|"))
     assert [cell.strip() for cell in header.strip("|").split("|")] == TABLE_COLUMNS

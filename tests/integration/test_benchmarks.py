@@ -12,7 +12,7 @@ from benchmarks.efficiency import BF16_NOT_MEASURED
 from retina_seg.config import cpu_bf16_flags
 from retina_seg.records.protocols import REFERENCE
 from tests.helpers.environment import REPO_ROOT
-from tests.helpers.runs import run_cli
+from tests.helpers.runs import run_main
 
 NUMBER = r"(\d+\.\d+)"
 LAST_LINES = {
@@ -42,7 +42,7 @@ def quick_runs(tmp_path_factory):
     def run(module: str):
         if module not in cache:
             out = tmp_path_factory.mktemp("bench") / "results.json"
-            result = run_cli(module, "--quick", "--json", str(out), cwd=REPO_ROOT, timeout=300)
+            result = run_main(module, "--quick", "--json", str(out), cwd=REPO_ROOT, timeout=300)
             assert result.returncode == 0, result.stderr[-3000:]
             cache[module] = result, json.loads(out.read_text())
         return cache[module]
@@ -50,6 +50,7 @@ def quick_runs(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", LAST_LINES)
 def test_quick_mode_ends_with_its_ratio_line(module, quick_runs):
     result, results = quick_runs(module)
@@ -62,6 +63,7 @@ def test_quick_mode_ends_with_its_ratio_line(module, quick_runs):
     assert value > 0 and float(match.group(1)) == pytest.approx(value, abs=0.0051)
 
 
+@pytest.mark.slow
 def test_throughput_quick_measures_every_variant_every_round(quick_runs):
     _, results = quick_runs("benchmarks.throughput")
     cases = results["cases"]
@@ -73,6 +75,7 @@ def test_throughput_quick_measures_every_variant_every_round(quick_runs):
     assert cases[0]["parameters"] > 30e6 > cases[1]["parameters"]
 
 
+@pytest.mark.slow
 def test_efficiency_times_bf16_only_where_the_cpu_computes_it(quick_runs):
     """Emulated bf16 products are hundreds of times slower than fp32: timing them would measure the emulation."""
     result, results = quick_runs("benchmarks.efficiency")
@@ -81,6 +84,7 @@ def test_efficiency_times_bf16_only_where_the_cpu_computes_it(quick_runs):
     assert (BF16_NOT_MEASURED in result.stdout) is not has_bf16
 
 
+@pytest.mark.slow
 def test_latency_quick_times_a_real_predict_over_the_folder(quick_runs):
     _, results = quick_runs("benchmarks.latency")
     [predict] = results["predict"]
@@ -90,8 +94,25 @@ def test_latency_quick_times_a_real_predict_over_the_folder(quick_runs):
     assert all(predict["command_s"][name] > predict["images"] / rate for name, rate in predict["images_per_s"].items())
 
 
+@pytest.mark.slow
+def test_time_budget_quick_measures_both_thread_counts_against_the_budget(quick_runs):
+    result, results = quick_runs("benchmarks.time_budget")
+    runs = results["runs"]
+    assert [run["threads"] for run in runs] == [1, 2] and results["budget_s"] == 10
+    for run in runs:
+        assert run["training_over_budget"] == pytest.approx(run["training_s"] / 10, abs=1e-3)
+        assert run["command_s"] > run["training_s"] > 0 and run["epochs"] > 1
+        assert run["last_lr_over_peak"] < 1e-3  # the schedule ran to its end
+    last = re.fullmatch(
+        rf"training time / budget \(1 thread, 2 threads\): {NUMBER}, {NUMBER}", result.stdout.splitlines()[-1]
+    )
+    assert last and [float(last.group(i)) for i in (1, 2)] == pytest.approx(
+        [r["training_over_budget"] for r in runs], abs=1e-3
+    )
+
+
 def test_a_bad_option_is_named_and_exits_non_zero():
-    result = run_cli("benchmarks.throughput", "--fast-workers", "-1", cwd=REPO_ROOT, timeout=120)
+    result = run_main("benchmarks.throughput", "--fast-workers", "-1", cwd=REPO_ROOT, timeout=120)
     assert result.returncode != 0
     assert "--fast-workers must be >= 0, got -1" in result.stderr
 
@@ -135,6 +156,7 @@ def test_a_loop_that_ends_early_is_named():
         run_in_turns({"short": short}, warmup=1, steps=1, rounds=2)
 
 
+@pytest.mark.slow
 def test_quality_quick_trains_each_seed_evaluates_on_drive_and_resumes(tmp_path, drive_root):
     out, results_path = tmp_path / "runs", tmp_path / "quality.json"
     args = [
@@ -152,7 +174,7 @@ def test_quality_quick_trains_each_seed_evaluates_on_drive_and_resumes(tmp_path,
         "strict",
         "reference",
     ]
-    result = run_cli("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
+    result = run_main("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(results_path.read_text())
     claims = result.stdout.strip().splitlines()[-2:]
@@ -172,19 +194,20 @@ def test_quality_quick_trains_each_seed_evaluates_on_drive_and_resumes(tmp_path,
         assert 0 <= drive["test_clDice"] <= 1 and 0 <= drive["test_IoU_all"] <= 1
         assert results["kaggle"][seed]["seed"] == int(seed) and "test_clDice_all" in results["kaggle"][seed]
     assert "DRIVE test set" in result.stdout and result.stdout.count("| **mean** |") == 6
-    again = run_cli("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
+    again = run_main("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing the completed run") == 2 and again.stdout.strip().splitlines()[-1] == last
 
 
 def test_quality_names_a_missing_data_folder(tmp_path):
-    result = run_cli("benchmarks.quality", "--drive-root", str(tmp_path / "nowhere"), cwd=REPO_ROOT, timeout=120)
+    result = run_main("benchmarks.quality", "--drive-root", str(tmp_path / "nowhere"), cwd=REPO_ROOT, timeout=120)
     assert result.returncode != 0 and f"--drive-root {tmp_path / 'nowhere'} is not a folder" in result.stderr
 
 
+@pytest.mark.slow
 def test_sweep_parallelism_quick_times_both_local_launchers(tmp_path):
     out = tmp_path / "sweeps.json"
-    result = run_cli(
+    result = run_main(
         "benchmarks.sweep_parallelism", "--quick", "--no-slurm", "--json", str(out), cwd=REPO_ROOT, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -195,12 +218,13 @@ def test_sweep_parallelism_quick_times_both_local_launchers(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == f"parallel/sequential wall-time ratio: submitit_local {ratio:.2f}"
 
 
+@pytest.mark.slow
 def test_cross_dataset_quick_evaluates_both_models_at_both_scales_beside_the_human(
     tmp_path, drive_checkpoint, kaggle_root, drive_root, stare_root
 ):
     """The Kaggle model is trained by the benchmark (one epoch on 8 images); the DRIVE one is given."""
     out, results_path = tmp_path / "runs", tmp_path / "cross.json"
-    result = run_cli(
+    result = run_main(
         "benchmarks.cross_dataset",
         "--quick",
         "--drive-ckpt",
@@ -252,7 +276,7 @@ def test_cross_dataset_quick_evaluates_both_models_at_both_scales_beside_the_hum
 
 
 def test_cross_dataset_names_a_missing_checkpoint(tmp_path):
-    result = run_cli(
+    result = run_main(
         "benchmarks.cross_dataset", "--drive-ckpt", str(tmp_path / "none.ckpt"), cwd=REPO_ROOT, timeout=120
     )
     assert result.returncode != 0 and f"--drive-ckpt {tmp_path / 'none.ckpt'} is not a file" in result.stderr

@@ -69,6 +69,7 @@ def offline_run(tmp_path_factory):
     return run_dir, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_offline_archive_holds_config_epochs_test_metrics_and_images(offline_run):
     run_dir, output = offline_run
     [archive] = archives(run_dir)
@@ -100,11 +101,13 @@ def test_offline_archive_holds_config_epochs_test_metrics_and_images(offline_run
     assert "import comet_ml before" not in output  # comet_ml's late-import warning
 
 
+@pytest.mark.slow
 def test_api_key_never_reaches_disk_or_output(offline_run):
     run_dir, output = offline_run
     assert_secret_absent(FAKE_KEY, run_dir, output)
 
 
+@pytest.mark.slow
 def test_sweep_without_key_leaves_one_archive_per_run_that_rebuilds_the_table(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli(
@@ -139,6 +142,7 @@ def test_sweep_without_key_leaves_one_archive_per_run_that_rebuilds_the_table(tm
     assert from_comet == from_runs and from_comet.count("\n") == 3  # the same job-id table, header + 2 rows
 
 
+@pytest.mark.slow
 def test_ddp_on_cpu_gives_one_experiment(offline_run):
     run_dir, output = offline_run
     assert len(archives(run_dir)) == 1 and output.count("Comet: offline") == 1  # rank 0 only

@@ -67,6 +67,7 @@ def scratch_tmpdir(tmp_path):
     scratch.rmdir() if not any(scratch.iterdir()) else None
 
 
+@pytest.mark.slow
 def test_kill_during_checkpoint_write_keeps_the_resume_point_and_the_record(tmp_path, scratch_tmpdir):
     run_dir = tmp_path / "run"
     args = [*KILL_RUN, f"hydra.run.dir={run_dir}"]
@@ -110,6 +111,7 @@ def test_kill_during_checkpoint_write_keeps_the_resume_point_and_the_record(tmp_
     assert not partial_last_checkpoints(run_dir) and not (run_dir / LOCK_FILE).exists()
 
 
+@pytest.mark.slow
 def test_a_damaged_last_checkpoint_is_named_and_the_run_resumes_from_the_newest_readable(tmp_path, caplog):
     train(compose(TINY_RUN, tmp_path), tmp_path, "0")
     last, best = tmp_path / "checkpoints" / "last.ckpt", tmp_path / "checkpoints" / "best.ckpt"
@@ -144,6 +146,7 @@ def _finish(processes: list[subprocess.Popen], logs: list[Path]) -> list[tuple[i
     return [(process.wait(timeout=600), log.read_text()) for process, log in zip(processes, logs)]
 
 
+@pytest.mark.slow
 def test_two_runs_in_one_folder_one_trains_the_other_exits_at_once(tmp_path):
     run_dir = tmp_path / "run"
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
@@ -160,6 +163,7 @@ def test_two_runs_in_one_folder_one_trains_the_other_exits_at_once(tmp_path):
     assert f"seed={winner_seed}" in (run_dir / ".hydra" / "overrides.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_two_sweeps_in_one_folder_train_each_job_once(tmp_path):
     sweep_dir = tmp_path / "sweep"
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
@@ -179,6 +183,7 @@ LOCK_HOLDER = (
 )
 
 
+@pytest.mark.slow
 def test_a_live_lock_refuses_and_a_dead_processes_lock_is_taken_over(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:

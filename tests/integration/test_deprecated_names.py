@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from retina_seg.deprecations import RENAMED_CONFIGS, RENAMED_OPTIONS, deprecated_names
-from tests.helpers.runs import TINY_RUN, compose, compose_with_hydra, run_cli
+from tests.helpers.runs import TINY_RUN, compose, compose_with_hydra, run_main
 from tests.helpers.sweeps import SWEEPS_DIR
 
 RENAMED = [(group, old, new) for group, renamed in RENAMED_OPTIONS.items() for old, new in renamed.items()]
@@ -46,6 +46,7 @@ def test_old_sweep_file_composes_to_the_new_one_and_is_named(old, new):
     assert deprecated_names(compose_with_hydra([], new, str(SWEEPS_DIR)).hydra) == []
 
 
+@pytest.mark.slow
 def test_a_run_with_an_old_name_trains_the_new_option_and_logs_the_warning(tmp_path):
     small = [
         "model.depth=2",
@@ -55,7 +56,7 @@ def test_a_run_with_an_old_name_trains_the_new_option_and_logs_the_warning(tmp_p
         "logger=none",
         "trainer.enable_progress_bar=false",
     ]
-    result = run_cli("retina_seg.train", *TINY_RUN, "model=unet_seed", *small, f"hydra.run.dir={tmp_path}")
+    result = run_main("retina_seg.train", *TINY_RUN, "model=unet_seed", *small, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     warning = "model=unet_seed is deprecated and will be removed in the next release; use model=unet_reference"
     assert warning in result.stdout + result.stderr
@@ -64,7 +65,7 @@ def test_a_run_with_an_old_name_trains_the_new_option_and_logs_the_warning(tmp_p
 
 
 def test_eval_refuses_an_edit_under_the_old_augmentation_key(tmp_path):
-    result = run_cli(
+    result = run_main(
         "retina_seg.eval",
         "ckpt_path=none.ckpt",
         "+data.augmentation.train.clahe={_target_:x}",

@@ -5,7 +5,7 @@ garbage are the checkpoint."""
 import pytest
 
 from retina_seg.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED
-from tests.helpers.runs import run_cli
+from tests.helpers.runs import run_main
 
 GARBAGE = b"\x80\x04not a checkpoint at all"
 
@@ -42,20 +42,20 @@ def test_bad_input_exits_2_naming_the_key_or_file(command, arguments, message, t
     (tmp_path / "photos").mkdir()
     fill = lambda text: text.format(tmp=tmp_path, ckpt=ckpt)  # noqa: E731
     args = [fill(a) for a in [*REQUIRED[command], *arguments]]
-    result = run_cli(command, *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=300)
+    result = run_main(command, *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=300)
     assert result.returncode == EXIT_BAD_INPUT, result.stderr[-3000:]
     assert fill(message) in result.stderr, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
 
 
 def test_report_bad_option_or_path_exits_2_and_a_report_it_cannot_write_exits_1(tmp_path):
-    option = run_cli("retina_seg.report", str(tmp_path), "--colour", cwd=tmp_path)
+    option = run_main("retina_seg.report", str(tmp_path), "--colour", cwd=tmp_path)
     assert option.returncode == EXIT_BAD_INPUT and "unrecognized arguments: --colour" in option.stderr
-    missing = run_cli("retina_seg.report", str(tmp_path / "nowhere"), cwd=tmp_path)
+    missing = run_main("retina_seg.report", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert missing.returncode == EXIT_BAD_INPUT and f"{tmp_path / 'nowhere'}: no such folder" in missing.stderr
     (tmp_path / "sweep" / "0" / ".hydra").mkdir(parents=True)  # a run that has not begun: the table has a row
     taken = tmp_path / "taken.txt"
     taken.write_text("someone's file")
-    unwritable = run_cli("retina_seg.report", str(tmp_path / "sweep"), "--out", str(taken), cwd=tmp_path)
+    unwritable = run_main("retina_seg.report", str(tmp_path / "sweep"), "--out", str(taken), cwd=tmp_path)
     assert unwritable.returncode == EXIT_FAILED and f"cannot write the report to {taken}" in unwritable.stderr
     assert taken.read_text() == "someone's file"

@@ -13,24 +13,20 @@ from retina_seg.data.io import read_image
 from retina_seg.inference.export import ProbabilityNet
 from retina_seg.inference.predictor import VesselPredictor
 from retina_seg.records.run_folder import read_metrics
-from retina_seg.training.pipeline import train
 from tests.helpers.environment import require
-from tests.helpers.runs import TINY_RUN, compose, run_cli
+from tests.helpers.runs import run_main
 
 EXPORT_EXTRA = ("onnx", "onnxruntime", "safetensors")
-TINY_NET = [*TINY_RUN, "model.base_width=4", "trainer.enable_progress_bar=false"]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[Path, Path]:
+def exported(tiny_checkpoint, tmp_path_factory) -> tuple[Path, Path]:
     """A checkpoint from a tiny training run, exported once by the CLI (small parity sizes: the real-image
     parity test below covers the full sizes)."""
     missing = [name for name in EXPORT_EXTRA if importlib.util.find_spec(name) is None]
     require(not missing, f"the export extra is not installed (missing {missing})")
-    run = tmp_path_factory.mktemp("run")
-    train(compose(TINY_NET, run), run, "0")
-    checkpoint, out = run / "checkpoints" / "best.ckpt", tmp_path_factory.mktemp("export")
-    result = run_cli(
+    checkpoint, out = tiny_checkpoint, tmp_path_factory.mktemp("export")
+    result = run_main(
         "retina_seg.export",
         f"ckpt_path={checkpoint}",
         f"output={out}",
@@ -141,7 +137,7 @@ def test_a_checkpoint_with_pickled_objects_is_refused(exported, tmp_path):
     checkpoint, _ = exported
     smuggled = tmp_path / "smuggled.ckpt"
     torch.save({**torch.load(checkpoint, weights_only=True), "extra": Payload()}, smuggled)
-    result = run_cli(
+    result = run_main(
         "retina_seg.export",
         f"ckpt_path={smuggled}",
         f"output={tmp_path / 'out'}",

@@ -17,6 +17,7 @@ def dry_run(tmp_path_factory):
     return result, json.loads((out / "gpu_check.json").read_text()), (out / "gpu_check.md").read_text()
 
 
+@pytest.mark.slow
 def test_dry_run_passes_every_gpu_path_test_on_the_cpu(dry_run):
     result, data, _ = dry_run
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -34,6 +35,7 @@ def test_dry_run_passes_every_gpu_path_test_on_the_cpu(dry_run):
     assert data["dry_run"] is True and "cores" in data["machine"]
 
 
+@pytest.mark.slow
 def test_dry_run_measures_every_throughput_variant(dry_run):
     _, data, _ = dry_run
     throughput = data["stages"]["throughput"]
@@ -49,6 +51,7 @@ def test_dry_run_measures_every_throughput_variant(dry_run):
     assert throughput["ratios"]["unet/speed-up fp32 over fp32"] == 1.0
 
 
+@pytest.mark.slow
 def test_dry_run_trains_both_quality_runs_and_writes_the_table(dry_run):
     _, data, markdown = dry_run
     quality = data["stages"]["quality"]

@@ -6,13 +6,14 @@ import shutil
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from benchmarks import quality
 from benchmarks.human_baseline import human_scores
 from retina_seg.records.protocols import PER_IMAGE_SCORES, PROTOCOLS, REFERENCE
 from tests.helpers.environment import REPO_ROOT
-from tests.helpers.runs import run_cli
+from tests.helpers.runs import run_main
 
 
 def test_the_first_observer_on_the_grid_is_every_kaggle_test_mask(drive_root, kaggle_root):
@@ -21,9 +22,10 @@ def test_the_first_observer_on_the_grid_is_every_kaggle_test_mask(drive_root, ka
     assert all(value == 1.0 for protocol in scores.values() for value in protocol.values()), scores
 
 
+@pytest.mark.slow
 def test_the_second_observer_agrees_more_on_the_reference_masks(tmp_path, drive_root, kaggle_root):
     out = tmp_path / "human.json"
-    result = run_cli(
+    result = run_main(
         "benchmarks.human_baseline",
         *("--drive-root", str(drive_root), "--kaggle-root", str(kaggle_root), "--json", str(out)),
         cwd=REPO_ROOT,
@@ -38,6 +40,7 @@ def test_the_second_observer_agrees_more_on_the_reference_masks(tmp_path, drive_
     assert last == f"second observer's test IoU on the Kaggle grid, the reference's protocol: {reference['IoU']:.4f}"
 
 
+@pytest.mark.slow
 def test_a_kaggle_mask_not_made_from_drive_is_named(tmp_path, drive_root, kaggle_root):
     test = tmp_path / "kaggle" / "test"
     shutil.copytree(kaggle_root / "test", test)
@@ -46,7 +49,7 @@ def test_a_kaggle_mask_not_made_from_drive_is_named(tmp_path, drive_root, kaggle
     row, column = np.argwhere(mask == 255)[0]
     mask[row, column] = 0  # one vessel pixel removed
     Image.fromarray(mask).save(mask_path)
-    result = run_cli(
+    result = run_main(
         "benchmarks.human_baseline",
         *("--drive-root", str(drive_root), "--kaggle-root", str(tmp_path / "kaggle")),
         cwd=REPO_ROOT,
@@ -56,6 +59,7 @@ def test_a_kaggle_mask_not_made_from_drive_is_named(tmp_path, drive_root, kaggle
     assert f"{mask_path}: not {drive_root / 'test' / '1st_manual' / '04_manual1.gif'} resized" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_quality_benchmark_prints_the_person_beside_the_models(capsys, drive_root, kaggle_root):
     args = SimpleNamespace(drive_root=drive_root, kaggle_root=kaggle_root)
     human = quality.second_observer(args)

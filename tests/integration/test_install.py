@@ -16,6 +16,9 @@ import pytest
 
 from tests.helpers.environment import REPO_ROOT, require
 
+# The apt installer and a bare virtualenv.
+pytestmark = pytest.mark.slow
+
 INSTALLER = REPO_ROOT / ".ci" / "install-debian-packages.sh"
 # GNU hello: 280 kB, depends on libc only, and nothing in the project or the SLURM stack needs it.
 PROBE_PACKAGE = "hello"

@@ -21,20 +21,15 @@ from retina_seg.inference.run import predict_files
 from retina_seg.inference.settings import predict_settings
 from retina_seg.records.checkpoint import CheckpointError
 from retina_seg.records.run_folder import read_metrics
-from retina_seg.training.pipeline import train
 from tests.helpers.environment import REPO_ROOT
-from tests.helpers.runs import TINY_RUN, compose, run_cli
+from tests.helpers.runs import compose, run_main
 
-# A narrow network keeps every prediction here fast on a busy 2-core machine.
-TINY_NET = [*TINY_RUN, "model.base_width=4", "trainer.enable_progress_bar=false"]
 QUIET = ["progress_bar=false", "num_workers=0"]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("run")
-    train(compose(TINY_NET, out), out, "0")
-    return out / "checkpoints" / "best.ckpt"
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 def _settings(checkpoint: Path, inputs, output: Path, *overrides: str):
@@ -46,7 +41,7 @@ def _settings(checkpoint: Path, inputs, output: Path, *overrides: str):
 
 
 def _predict_cli(checkpoint: Path, inputs: str, output: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return run_cli(
+    return run_main(
         "retina_seg.predict",
         f"ckpt_path={checkpoint}",
         f"input={inputs}",

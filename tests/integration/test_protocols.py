@@ -20,7 +20,8 @@ from retina_seg.records.run_folder import read_metrics
 from retina_seg.training.pipeline import train
 from tests.helpers.runs import compose
 
-pytestmark = pytest.mark.real_data
+# A run trained on the Kaggle set.
+pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 
 TEST_IMAGES = 3
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]

@@ -13,7 +13,7 @@ from retina_seg.data.loading import load_samples
 from retina_seg.data.splits import split_train_val
 from tests.helpers.dataset_trees import hrf_tree
 from tests.helpers.environment import REPO_ROOT
-from tests.helpers.runs import run_cli
+from tests.helpers.runs import run_main
 
 pytestmark = pytest.mark.real_data
 
@@ -103,10 +103,11 @@ def test_stare(stare_root):
 PUBLISHED_SECOND_OBSERVER_F1 = {"drive": 0.788, "stare": 0.759}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data, split", [("drive", []), ("stare", ["data.source.split=all"])])
 def test_second_observer_scores_near_the_published_human_baseline(data, split, request, tmp_path):
     root = request.getfixturevalue(f"{data}_root")
-    result = run_cli(
+    result = run_main(
         "retina_seg.eval",
         "second_observer=true",
         f"data={data}",
@@ -126,7 +127,7 @@ def test_second_observer_scores_near_the_published_human_baseline(data, split, r
 
 def test_a_set_without_a_second_observer_is_named(tmp_path):
     hrf_tree(tmp_path / "hrf", [1])
-    result = run_cli(
+    result = run_main(
         "retina_seg.eval",
         "second_observer=true",
         "data=hrf",

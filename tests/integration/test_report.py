@@ -12,7 +12,7 @@ from PIL import Image
 from retina_seg.records.run_folder import read_metrics
 from retina_seg.reporting.table import COLUMNS
 from tests.helpers.environment import require
-from tests.helpers.runs import TINY_RUN, run_cli
+from tests.helpers.runs import TINY_RUN, run_main
 
 SCORES = ("val_IoU", "val_loss", "test_IoU", "test_loss")
 
@@ -21,7 +21,7 @@ SCORES = ("val_IoU", "val_loss", "test_IoU", "test_loss")
 def sweep(tmp_path_factory) -> Path:
     """A real multirun of two one-epoch jobs (lr 1e-3 and 1e-4), run once for the module; never modified."""
     sweep_dir = tmp_path_factory.mktemp("sweep")
-    result = run_cli(
+    result = run_main(
         "retina_seg.train",
         "-m",
         *TINY_RUN,
@@ -37,7 +37,7 @@ def sweep(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def report(sweep):
     """The report of the untouched sweep, written to its default place (the sweep folder)."""
-    result = run_cli("retina_seg.report", str(sweep))
+    result = run_main("retina_seg.report", str(sweep))
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -96,7 +96,7 @@ def test_corrupt_metrics_json_is_reported_and_the_other_run_still_tabulated(swee
     broken = sweep_copy / "1" / "metrics.json"
     broken.write_text(broken.read_text()[:200])
     out = tmp_path / "out"
-    result = run_cli("retina_seg.report", str(sweep_copy), "--out", str(out))
+    result = run_main("retina_seg.report", str(sweep_copy), "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     rows = table_rows(result.stdout)
     assert rows[1][0] == "0" and rows[1][4] == f"{read_metrics(sweep_copy / '0')['val_IoU']:.4f}"
@@ -110,7 +110,7 @@ def test_running_failed_and_pending_runs_are_marked_with_dashes(sweep_copy, tmp_
     edit_metrics(sweep_copy / "0", status="running")
     edit_metrics(sweep_copy / "1", status="failed")
     (sweep_copy / "7" / ".hydra").mkdir(parents=True)  # a job that has not begun training
-    result = run_cli("retina_seg.report", str(tmp_path))  # the sweep is nested one level down
+    result = run_main("retina_seg.report", str(tmp_path))  # the sweep is nested one level down
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {row[0]: row[1:] for row in table_rows((tmp_path / "report.md").read_text())[1:]}
     assert list(rows) == ["0 (running)", "1 (failed)", "7 (pending)"]
@@ -133,7 +133,7 @@ def test_running_failed_and_pending_runs_are_marked_with_dashes(sweep_copy, tmp_
 def test_paths_without_runs_are_bad_input(tmp_path):
     script = shutil.which("retina-seg-report")
     require(script is not None, "retina-seg-report is not installed (pip install -e .)")
-    empty = run_cli("retina_seg.report", str(tmp_path))
+    empty = run_main("retina_seg.report", str(tmp_path))
     assert empty.returncode == 2 and "no run folder" in empty.stderr and str(tmp_path) in empty.stderr
     missing = subprocess.run([script, str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and f"{tmp_path / 'nope'}: no such folder" in missing.stderr

@@ -14,7 +14,8 @@ from retina_seg.inference.run import predict_files
 from retina_seg.inference.settings import predict_settings
 from tests.helpers.runs import compose
 
-pytestmark = pytest.mark.real_data
+# A DRIVE model trained for two minutes, photographs at four scales.
+pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 
 PHOTOGRAPHS = [f"{number:02d}" for number in range(1, 6)]  # DRIVE test 01-05
 FACTORS = (2.0, 3.0, 0.75)

@@ -3,13 +3,11 @@ sweep resumption, and DDP on CPU (gloo) against a single-process evaluation of t
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
-from retina_seg.training.pipeline import train
-from tests.helpers.runs import compose, run_cli
+from tests.helpers.runs import run_cli
 from tests.helpers.sweeps import (
     SWEEP_RUN,
     TINY_DATA,
@@ -76,6 +74,7 @@ def test_resume_with_other_values_is_refused_naming_folders_and_keys(basic_sweep
     assert [file_mtimes(d) for d in (first, second)] == before
 
 
+@pytest.mark.slow
 def test_submitit_local_runs_in_parallel_processes_keyed_by_pid(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = multirun(sweep_dir, *SWEEP_RUN, "optimizer.lr=1e-3,1e-4", "hydra/launcher=local")
@@ -90,17 +89,11 @@ def test_submitit_local_runs_in_parallel_processes_keyed_by_pid(tmp_path):
         assert "1 torch thread(s) (hydra.launcher.cpus_per_task)" in (run_dir / "train.log").read_text()
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ckpt_run")
-    train(compose([*SWEEP_RUN], out), out, "0")
-    return out / "checkpoints" / "best.ckpt"
-
-
+@pytest.mark.slow
 def test_local_ddp_two_processes_match_single_process_evaluation(tiny_checkpoint, tmp_path):
     """trainer=ddp on CPU: Lightning starts 2 processes (gloo); val has 2 images, so nothing is padded."""
     single = evaluate_in_process(tiny_checkpoint, tmp_path / "single")
-    result = run_cli(
+    result = run_cli(  # a process of its own: Lightning starts the second by running the command line again
         "retina_seg.eval",
         f"ckpt_path={tiny_checkpoint}",
         "split=val",

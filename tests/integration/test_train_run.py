@@ -11,7 +11,7 @@ from retina_seg.config import apply_hparams_file
 from retina_seg.records.run_folder import HEADLINE_KEYS, read_epoch_table, read_metrics
 from retina_seg.reporting.runs import read_run
 from retina_seg.training.pipeline import train
-from tests.helpers.runs import TINY_RUN, compose, run_cli
+from tests.helpers.runs import TINY_RUN, compose, run_main
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_run_folder_contract(finished_run):
 def test_eval_reproduces_the_runs_test_metrics(finished_run, tmp_path):
     out, record = finished_run
     data = [o for o in TINY_RUN if o.startswith("data.")]
-    result = run_cli(
+    result = run_main(
         "retina_seg.eval",
         f"ckpt_path={out / 'checkpoints' / 'best.ckpt'}",
         *data,
@@ -92,7 +92,7 @@ def test_eval_refuses_a_checkpoint_whose_transforms_are_not_albumentations(finis
     crafted = tmp_path / "crafted.ckpt"
     torch.save(checkpoint, crafted)
     data = [o for o in TINY_RUN if o.startswith("data.")]
-    result = run_cli("retina_seg.eval", f"ckpt_path={crafted}", *data, f"hydra.run.dir={tmp_path / 'eval'}")
+    result = run_main("retina_seg.eval", f"ckpt_path={crafted}", *data, f"hydra.run.dir={tmp_path / 'eval'}")
     assert result.returncode == 2, result.stderr[-3000:]
     assert str(crafted) in result.stderr and key in result.stderr and "albumentations" in result.stderr
     assert not (tmp_path / "eval" / "metrics.json").exists()
@@ -117,7 +117,7 @@ def test_epochs_without_validation_have_no_val_values(tmp_path):
 
 def test_an_output_dir_override_keeps_the_whole_run_folder_together(tmp_path):
     run_dir = tmp_path / "elsewhere"
-    result = run_cli(
+    result = run_main(
         "retina_seg.train",
         *TINY_RUN,
         "trainer.max_epochs=1",
@@ -131,7 +131,7 @@ def test_an_output_dir_override_keeps_the_whole_run_folder_together(tmp_path):
 
 
 def test_entrypoint_writes_hydra_folder_and_reports_iou(tmp_path):
-    result = run_cli("retina_seg.train", *TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    result = run_main("retina_seg.train", *TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test_IoU=" in result.stdout + result.stderr
     assert (tmp_path / ".hydra" / "config.yaml").exists()
@@ -150,7 +150,7 @@ def test_command_line_beats_hparams_file_and_every_record_says_the_value_used(tm
     hparams = tmp_path / "hp.json"
     hparams.write_text(json.dumps({"lr": 0.001, "threshold": 0.4}))
     run_dir = tmp_path / "run"
-    result = run_cli(
+    result = run_main(
         "retina_seg.train",
         *TINY_RUN,
         "logger=none",
@@ -182,7 +182,7 @@ def test_command_line_beats_hparams_file_and_every_record_says_the_value_used(tm
 def test_bad_hparams_file_fails_naming_file_and_key(tmp_path, content, message):
     path = tmp_path / "hparams.json"
     path.write_text(content)
-    result = run_cli("retina_seg.train", f"hparams_file={path}", f"hydra.run.dir={tmp_path / 'run'}")
+    result = run_main("retina_seg.train", f"hparams_file={path}", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode != 0
     assert f"hparams_file {path}: " in result.stderr and message in result.stderr
     assert "Traceback" not in result.stderr
@@ -210,7 +210,7 @@ def test_bad_hparams_file_fails_naming_file_and_key(tmp_path, content, message):
 def test_bad_overrides_are_rejected(tmp_path, override, message):
     """Hydra's own refusals come before any folder exists; ours leave a folder the report calls failed."""
     run_dir = tmp_path / "run"
-    result = run_cli("retina_seg.train", override, f"hydra.run.dir={run_dir}")
+    result = run_main("retina_seg.train", override, f"hydra.run.dir={run_dir}")
     assert result.returncode != 0
     assert message in result.stderr
     assert not (run_dir / "checkpoints").exists()
@@ -221,7 +221,7 @@ def test_bad_overrides_are_rejected(tmp_path, override, message):
 
 def test_bad_data_fails_before_training_naming_the_folder(tmp_path):
     missing = tmp_path / "no-such-data"
-    result = run_cli(
+    result = run_main(
         "retina_seg.train", "data=retina_kaggle", f"data.root={missing}", f"hydra.run.dir={tmp_path / 'run'}"
     )
     assert result.returncode != 0

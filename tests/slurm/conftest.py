@@ -15,10 +15,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test under tests/slurm gets the `slurm` marker (so `-m "not slurm"` deselects them)."""
+    """Every test under tests/slurm gets the `slurm` and `slow` markers (so `-m "not slurm"` and the fast tier,
+    `-m "not slow"`, deselect them)."""
     for item in items:
         if HERE in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.slurm)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
