@@ -1,11 +1,12 @@
-"""benchmarks/gpu_check.py in its CPU dry run (every stage at toy size, the GPU-path tests on the CPU),
+"""benchmarks/gpu_check/ in its CPU dry run (every stage at toy size, the GPU-path tests on the CPU),
 its refusals, and the list of wheels a GPU node without network access needs."""
 
 import json
 
 import pytest
 
-from benchmarks.gpu_check import NODE_PROVIDES, SETTINGS, dependency_closure, project_dependencies
+from benchmarks.gpu_check.scales import SETTINGS
+from benchmarks.gpu_check.wheels import NODE_PROVIDES, dependency_closure, project_dependencies
 from tests.helpers.environment import REPO_ROOT
 from tests.helpers.runs import run_cli
 
