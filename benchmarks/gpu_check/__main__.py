@@ -22,6 +22,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="folder for gpu_check.json and gpu_check.md")
     parser.add_argument("--cpu-dry-run", action="store_true", help="every stage at toy size on the CPU")
     parser.add_argument("--budget-s", type=float, default=540, help="wall-time budget of all stages (default 540)")
+    parser.add_argument(
+        "--select",
+        default=None,
+        metavar="EXPR",
+        help="run only the GPU-path tests that match this pytest -k expression (default: all of tests/gpu)",
+    )
     parser.add_argument("--kaggle-root", type=Path, default=None, help="the Kaggle set, for the quality stage")
     parser.add_argument(
         "--prepare-wheels",
@@ -66,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {report.data['machine']}\ndevice: {report.data['device']}", flush=True)
     deadline = time.monotonic() + args.budget_s
     with tempfile.TemporaryDirectory(prefix="retina-seg-gpu-check-") as scratch:
-        checked = correctness(scale, min(scale.stage_caps_s[0], deadline - time.monotonic()), Path(scratch))
+        cap = min(scale.stage_caps_s[0], deadline - time.monotonic())
+        checked = correctness(scale, cap, Path(scratch), args.select)
         report.stage("correctness", checked)
         print(f"correctness: {'passed' if checked['passed'] else 'FAILED'} in {checked['seconds']} s", flush=True)
         cap = min(scale.stage_caps_s[1], deadline - time.monotonic() - 60)

@@ -9,12 +9,14 @@ from pathlib import Path
 from benchmarks.gpu_check.scales import DEVICE_VARIABLE, REPO_ROOT, Scale
 
 
-def correctness(scale: Scale, cap_s: float, scratch: Path) -> dict:
-    """tests/gpu under pytest on the device; counts read back from its JUnit XML."""
+def correctness(scale: Scale, cap_s: float, scratch: Path, select: str | None = None) -> dict:
+    """tests/gpu under pytest on the device (those matching the pytest ``-k`` expression ``select``, else all);
+    counts read back from its JUnit XML."""
     import xml.etree.ElementTree as ElementTree
 
     junit = scratch / "gpu-tests.xml"
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/gpu", f"--junitxml={junit}"]
+    command += ["-k", select] if select else []
     env = {**os.environ, DEVICE_VARIABLE: scale.device, "PYTHONUNBUFFERED": "1"}
     started = time.monotonic()
     try:
