@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages that are missing from the given list; with no arguments, those behind the
-# real SLURM cluster of tests/slurm (devtools/slurm_cluster.py). Idempotent: when every package is already
+# real SLURM cluster of tests/slurm (devtools/slurm_cluster/). Idempotent: when every package is already
 # installed it returns at once without touching the network. Needs root, or sudo.
 # tests/integration/test_install.py runs the install branch for real on a package it removes first.
 set -euo pipefail

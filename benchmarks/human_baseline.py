@@ -16,7 +16,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from benchmarks.common import argument_parser, fail, machine_line, markdown_table, save_results
 from retina_seg.data.errors import DataError
@@ -24,7 +23,7 @@ from retina_seg.data.fov import detect_fov
 from retina_seg.data.io import MASK_RULES, binarise, read_image, read_mask
 from retina_seg.data.layouts import drive_samples, kaggle_samples
 from retina_seg.records.protocols import PER_IMAGE_SCORES, PROTOCOLS, Protocol
-from retina_seg.training.metrics import PerImageScores, VesselMetrics
+from retina_seg.scoring.agreement import MaskAgreement
 
 KAGGLE_SIDE = 512
 # The rule a strict score binarises with when no run sets one: the data config's default (conf/data).
@@ -66,24 +65,14 @@ def kaggle_pairs(drive_root: Path, kaggle_root: Path, observer: str) -> list[dic
     return pairs
 
 
-def _map(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array))[None]
-
-
 def score(pairs: list[dict], protocol: Protocol) -> dict[str, float]:
     """IoU and Dice of the annotations against the Kaggle masks, measured as ``protocol`` defines: its mask
     rule for both, its region, its averaging (a binary annotation needs no threshold)."""
     rule = protocol.mask_rule or DEFAULT_MASK_RULE
-    per_image, pooled = PerImageScores(0.5), VesselMetrics()
+    agreement = MaskAgreement(centrelines=False)
     for pair in pairs:
-        annotation = _map(binarise(pair["annotation"], rule)).float()
-        truth = _map(read_mask(pair["truth"], rule))
-        region = _map(pair["fov"]) if protocol.region == "fov" else None
-        per_image.update(annotation, truth, region)
-        pooled.update(annotation, truth, region)
-    if protocol.averaging == "per_image":
-        return per_image.compute()
-    values = pooled.scores(0.5, "fov" if protocol.region == "fov" else "all")
+        agreement.add(binarise(pair["annotation"], rule), read_mask(pair["truth"], rule), pair["fov"])
+    values = agreement.scores(protocol.region, protocol.averaging)
     return {name: values[name] for name in PER_IMAGE_SCORES}
 
 

@@ -6,7 +6,7 @@ and SLURM when the local cluster can run), each parallel run on 1 CPU.
 Every sweep is the real command (`python -m retina_seg.train -m ...`) timed from start to exit, so process
 start-up, data generation, training, validation, testing and the launcher's own waiting all count. The
 sequential sweep keeps torch's default threads (all cores). SLURM uses the local development cluster
-(devtools/slurm_cluster.py), started here when it is not up and stopped again afterwards.
+(devtools/slurm_cluster/), started here when it is not up and stopped again afterwards.
 The last line printed is the parallel/sequential wall-time ratio of each parallel launcher.
 """
 

@@ -1,6 +1,5 @@
 """Shared fixtures: the real data sets and a briefly trained DRIVE model. Plain helpers are in tests/helpers."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -8,9 +7,6 @@ import pytest
 import retina_seg  # noqa: F401,E402  (its import sets NO_ALBUMENTATIONS_UPDATE before any test imports albumentations)
 from tests.helpers.environment import SHARED_DATA, require
 from tests.helpers.runs import TINY_NET, compose
-
-# tests/gpu runs through benchmarks/gpu_check.py, which names the device (tests/gpu/conftest.py).
-collect_ignore = [] if os.environ.get("RETINA_SEG_CHECK_DEVICE") else ["gpu"]
 
 
 @pytest.fixture(scope="session")

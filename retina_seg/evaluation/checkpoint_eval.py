@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
@@ -16,7 +15,8 @@ from ..inference.settings import scale_settings
 from ..records.checkpoint import RunInfo, loss_from_checkpoint, network_from_checkpoint, transforms_from_checkpoint
 from ..records.protocols import PER_IMAGE_SCORES, Protocol, protocol_named
 from ..records.run_folder import RunStatus, write_metrics
-from ..training.metrics import CentrelineDice, VesselMetrics, summarize
+from ..scoring.agreement import MaskAgreement
+from ..scoring.pooled import summarize
 from ..training.module import VesselSegmentationModule
 
 
@@ -62,7 +62,7 @@ def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> dict[str,
         optimizer=None,
         threshold=threshold,
         flip_tta=flip_tta,
-        reference_protocol=per_image,
+        per_image_protocols=(protocol,) if per_image else (),
     )
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, callbacks=[])
     split = cfg.split
@@ -108,8 +108,8 @@ def _scale_record(datamodule, split: str, source: str) -> dict[str, Any]:
 
 
 def score_second_observer(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """The second observer's masks scored against the first's with the metrics of a model (the human baseline).
-    A binary mask ranks no pixels, so there is no AUC; the rest are the model's scores at any threshold."""
+    """The second observer's masks scored against the first's with the metrics of a model (the human baseline,
+    retina_seg.scoring.agreement): no AUC, since a binary mask ranks no pixels."""
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("test")
     samples = getattr(datamodule.splits, cfg.split)
@@ -119,21 +119,15 @@ def score_second_observer(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             f"second_observer=true: no second-observer masks for {lacking or 'an empty split'} in "
             f"{cfg.data.root} ({cfg.split} split)"
         )
-    pixels, centrelines = VesselMetrics(), CentrelineDice()
+    agreement = MaskAgreement()
     for sample in samples:
-        human, truth, fov = (torch.from_numpy(a)[None] for a in (sample.second_mask, sample.mask, sample.fov))
-        pixels.update(human.float(), truth, fov)
-        centrelines.update(human, truth, fov)
-    scores = {k: v for k, v in summarize(pixels, 0.5, cfg.split).items() if "AUC" not in k}
-    cl = centrelines.compute()
+        agreement.add(sample.second_mask, sample.mask, sample.fov)
     record = {
         "status": RunStatus.COMPLETED,
         "observer": "second against first",
         "split": cfg.split,
         "images": len(samples),
-        **scores,
-        f"{cfg.split}_clDice": cl["fov"],
-        f"{cfg.split}_clDice_all": cl["all"],
+        **agreement.summary(cfg.split),
         "config": resolved_config(cfg),
     }
     write_metrics(output_dir, record)

@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data.scale import ScaleRule, to_size, training_scale
+from ..scoring.counts import Counts, confusion, pooled
 from .inputs import NameIndex, output_names, resolve_inputs
 from .photographs import FailedInput, MaskSources, Photograph, PhotographDataset
 from .predictor import VesselPredictor
-from .scoring import Counts, confusion, pooled
 from .settings import PredictSettings
 from .tiling import TilePlan
 from .writers import write_prediction, write_scores, write_summary
@@ -104,6 +104,8 @@ class PredictionRun:
             "outputs": outputs,
         }
         if photo.truth is not None:
+            # Every pixel counts: the mask is empty outside the FOV, so this is the in-FOV score wherever the truth
+            # has no vessels outside it (as in DRIVE), and any that it has count as missed.
             counts = confusion(mask, photo.truth)
             self.scores.append((photo.name, counts))
             record.update(IoU=counts.iou, Dice=counts.dice)

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..scoring.counts import Counts, pooled
 from ..utils.atomic import write_atomic, write_json_atomic, write_text_atomic
-from .scoring import Counts, pooled
 
 MASK_SUFFIX, PROBABILITY_SUFFIX, OVERLAY_SUFFIX = "_mask.png", "_prob.png", "_overlay.png"
 SCORES_CSV, SUMMARY_JSON = "scores.csv", "predictions.json"

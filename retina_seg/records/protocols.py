@@ -36,6 +36,13 @@ PROTOCOLS = {protocol.name: protocol for protocol in (STRICT, REFERENCE)}
 PER_IMAGE_SCORES = ("IoU", "Dice")
 
 
+def protocols_of_the_test_loop(mask_rule: str) -> tuple[Protocol, ...]:
+    """The per-image protocols a run whose masks are binarised by ``mask_rule`` also measures while testing: those
+    with a fixed threshold and that same mask rule (the reference's, for a run trained on masks > 0)."""
+    per_image = (p for p in PROTOCOLS.values() if p.averaging == "per_image" and p.threshold is not None)
+    return tuple(p for p in per_image if p.mask_rule == mask_rule)
+
+
 def protocol_named(name: str) -> Protocol:
     if name not in PROTOCOLS:
         raise ConfigError(f"invalid config: protocols names {name!r}, which is not one of {list(PROTOCOLS)}")

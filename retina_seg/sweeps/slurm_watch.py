@@ -3,7 +3,7 @@
 submitit reads each job's state from accounting (``sacct``) and takes NODE_FAIL as the end of the job. When a
 node dies under a job that may be requeued, SLURM's controller holds the job PENDING again at once, but
 accounting still reports NODE_FAIL until the requeued job's record is written: about 3 s on the test cluster
-(devtools/slurm_cluster.py, 2026-12-03), longer on a busy one. A status poll inside that window made the
+(devtools/slurm_cluster/, 2026-12-03), longer on a busy one. A status poll inside that window made the
 launcher fail the sweep although the job went on to complete. Here a NODE_FAIL is believed only once the
 controller (``squeue``) no longer holds the job in a state that leads back to running.
 """

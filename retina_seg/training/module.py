@@ -1,6 +1,6 @@
 """The LightningModule: trains the U-Net, measures dataset-level vessel metrics, holds the threshold."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import lightning.pytorch as pl
 import torch
@@ -9,8 +9,10 @@ from torch import nn
 
 from ..models.unet import flip_averaged, vessel_probability
 from ..records.checkpoint import PAYLOAD_KEY, RunInfo
-from ..records.protocols import PER_IMAGE_SCORES, REFERENCE
-from .metrics import CentrelineDice, PerImageScores, VesselMetrics, summarize
+from ..records.protocols import PER_IMAGE_SCORES, Protocol
+from ..scoring.centrelines import CentrelineDice
+from ..scoring.per_image import PerImageScores
+from ..scoring.pooled import VesselMetrics, summarize
 
 
 class VesselSegmentationModule(pl.LightningModule):
@@ -26,12 +28,12 @@ class VesselSegmentationModule(pl.LightningModule):
         flip_tta: bool = False,
         channels_last: bool = True,
         run_info: RunInfo | None = None,
-        reference_protocol: bool = False,
+        per_image_protocols: Sequence[Protocol] = (),
     ):
-        """``reference_protocol``: the test split is also scored under the reference's protocol (its masks must
-        then be binarised by that protocol's rule, retina_seg.records.protocols.REFERENCE)."""
+        """``per_image_protocols``: the test split is also scored under these (its masks binarised by their rule,
+        retina_seg.records.protocols.protocols_of_the_test_loop)."""
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "run_info", "reference_protocol"])
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "run_info", "per_image_protocols"])
         self.run_info = run_info  # the checkpoint payload; None for a module that only evaluates
         self.net, self.loss = net, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -41,7 +43,8 @@ class VesselSegmentationModule(pl.LightningModule):
         self.val_metrics, self.test_metrics = VesselMetrics(), VesselMetrics()
         # Topology needs binary masks, so clDice waits for the test split, when the threshold is settled.
         self.test_centrelines = CentrelineDice()
-        self.test_per_image = PerImageScores(REFERENCE.threshold) if reference_protocol else None
+        self.per_image_protocols = tuple(per_image_protocols)
+        self.test_per_image = nn.ModuleList(PerImageScores(p.threshold, p.region) for p in self.per_image_protocols)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -79,8 +82,8 @@ class VesselSegmentationModule(pl.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         probs = self._evaluate(batch, self.test_metrics, "test")
         self.test_centrelines.update(self.test_metrics.predicted(probs, self.threshold), batch["mask"], batch["fov"])
-        if self.test_per_image is not None:  # every pixel: outside the FOV the probabilities are already zero
-            self.test_per_image.update(probs, batch["mask"])
+        for scores in self.test_per_image:
+            scores.update(probs, batch["mask"], batch["fov"])
 
     def _publish(self, metrics: VesselMetrics, split: str) -> None:
         """Sum the histograms over DDP ranks once, then log every score at the current threshold."""
@@ -97,8 +100,8 @@ class VesselSegmentationModule(pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         self.test_metrics.reset()
         self.test_centrelines.reset()
-        if self.test_per_image is not None:
-            self.test_per_image.reset()
+        for scores in self.test_per_image:
+            scores.reset()
 
     def on_validation_epoch_end(self) -> None:
         self._publish(self.val_metrics, "val")
@@ -107,9 +110,9 @@ class VesselSegmentationModule(pl.LightningModule):
         self._publish(self.test_metrics, "test")
         centrelines = self.test_centrelines.compute()
         self.log_dict({"test_clDice": centrelines["fov"], "test_clDice_all": centrelines["all"]})
-        if self.test_per_image is not None:
-            scores = self.test_per_image.compute()
-            self.log_dict({REFERENCE.key("test", name): scores[name] for name in PER_IMAGE_SCORES})
+        for protocol, metric in zip(self.per_image_protocols, self.test_per_image):
+            scores = metric.compute()
+            self.log_dict({protocol.key("test", name): scores[name] for name in PER_IMAGE_SCORES})
 
     def choose_threshold(self) -> float:
         """After validating the best checkpoint: the threshold that maximises val IoU (unless fixed)."""

@@ -25,14 +25,14 @@ from ..records.checkpoint import (
     resume_point,
     store_threshold,
 )
-from ..records.protocols import REFERENCE
+from ..records.protocols import protocols_of_the_test_loop
 from ..records.run_folder import CHECKPOINTS, METRICS_JSON, RunStatus, recorded_job_id, write_metrics
+from ..scoring.pooled import summarize
 from ..tracking.run_tracking import finish_tracking, start_tracking
 from ..utils.atomic import remove_partial_writes, write_text_atomic
 from ..utils.folder_lock import lock_folder, unlock_folder
 from .budget import TimeBudget
 from .callbacks import RunFolderWriter
-from .metrics import summarize
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,7 @@ def build_module(cfg: DictConfig, in_channels: int, fov_diameter: float | None =
         optimizer=instantiate(cfg.optimizer),
         scheduler=scheduler,
         run_info=run_info,
-        # test masks binarised as the reference's are: its protocol can be measured too
-        reference_protocol=run_info.mask_rule == REFERENCE.mask_rule,
+        per_image_protocols=protocols_of_the_test_loop(run_info.mask_rule),
     )
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from retina_seg.data.synthetic import synthesize_fundus
 from retina_seg.records.run_folder import read_metrics
-from retina_seg.training.metrics import VesselMetrics, summarize
+from retina_seg.scoring.pooled import VesselMetrics, summarize
 from tests.helpers.runs import TINY_RUN, run_cli
 
 PRECISIONS = ("32-true", "bf16-mixed")

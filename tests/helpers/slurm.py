@@ -1,4 +1,4 @@
-"""Talking to the local SLURM cluster (devtools/slurm_cluster.py) from a test: client commands, accounting,
+"""Talking to the local SLURM cluster (devtools/slurm_cluster/) from a test: client commands, accounting,
 waiting for a state, the submitit launcher's settings and logs, and a preempted-and-requeued sweep."""
 
 import re

@@ -1,4 +1,4 @@
-"""Fixtures for tests that need a real SLURM cluster (brought up by devtools/slurm_cluster.py).
+"""Fixtures for tests that need a real SLURM cluster (brought up by devtools/slurm_cluster/).
 
 Outside CI a machine without SLURM skips these tests; in CI (CI=true) a missing or broken cluster
 fails them, so the SLURM path can never pass by being silently skipped.

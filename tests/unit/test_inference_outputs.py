@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retina_seg.inference.scoring import Counts, confusion
 from retina_seg.inference.writers import overlay_pixels, write_prediction, write_scores
+from retina_seg.scoring.counts import Counts
 
 
 def test_images_round_trip_at_the_input_size(tmp_path):
@@ -34,10 +34,7 @@ def test_overlay_blends_only_vessel_pixels():
     assert out[0, 0].tolist() == [50, 150, 50] and out[1, 1].tolist() == [100, 100, 100]
 
 
-def test_scores_pool_pixel_counts_and_follow_the_empty_convention(tmp_path):
-    truth = np.array([[1, 1, 0, 0]], dtype=bool)
-    assert confusion(np.array([[1, 0, 1, 0]], dtype=bool), truth) == Counts(tp=1, fp=1, fn=1)
-    assert Counts().iou == Counts().dice == 1.0  # nothing to find, nothing found
+def test_scores_csv_pools_pixel_counts(tmp_path):
     write_scores(tmp_path, [("a", Counts(1, 1, 1)), ("b", Counts(3, 0, 0))])
     rows = list(csv.DictReader((tmp_path / "scores.csv").open()))
     assert [r["image"] for r in rows] == ["a", "b", "overall"]

@@ -8,10 +8,11 @@ from PIL import Image
 from retina_seg.config import ConfigError
 from retina_seg.data.errors import DataError
 from retina_seg.data.io import read_mask
-from retina_seg.records.protocols import REFERENCE, STRICT, protocol_named
+from retina_seg.records.protocols import REFERENCE, STRICT, protocol_named, protocols_of_the_test_loop
 from retina_seg.reporting.runs import run_from_metrics
 from retina_seg.reporting.table import to_csv
-from retina_seg.training.metrics import PerImageScores, VesselMetrics
+from retina_seg.scoring.per_image import PerImageScores
+from retina_seg.scoring.pooled import VesselMetrics
 
 
 def two_images() -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,7 +45,7 @@ def test_the_reference_threshold_is_strict_and_counts_every_pixel():
     assert scores.compute()["IoU"] == pytest.approx((1 / 2 + 0) / 2)
     region = torch.zeros_like(truth, dtype=torch.bool)
     region[0] = True  # scored inside a region instead, image 1 has nothing to find and finds nothing: IoU 1
-    inside = PerImageScores(0.5)
+    inside = PerImageScores(0.5, "fov")
     inside.update(probs, truth, region)
     assert inside.compute()["IoU"] == pytest.approx((1 / 2 + 1) / 2)
 
@@ -101,3 +102,8 @@ def test_the_report_shows_a_protocols_column_only_when_asked():
     reference = to_csv(runs, "reference").splitlines()
     assert reference[0].endswith("test_IoU,test_loss,test_IoU_reference_protocol,test_Dice_reference_protocol")
     assert reference[1].endswith(",0.7125,0.8100") and reference[2].endswith(",-,-")
+
+
+def test_a_run_on_the_reference_masks_measures_the_reference_protocol_while_testing():
+    assert protocols_of_the_test_loop("nonzero") == (REFERENCE,)
+    assert protocols_of_the_test_loop("half") == ()

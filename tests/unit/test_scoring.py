@@ -1,4 +1,5 @@
-"""VesselMetrics against hand counts, its edge cases and dataset-level merging; clDice on hand-made masks."""
+"""retina_seg.scoring: VesselMetrics against hand counts, its edge cases and dataset-level merging; clDice on
+hand-made masks; per-image counts and predict's Counts; binary annotations scored as each protocol asks."""
 
 import math
 import os
@@ -10,7 +11,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from retina_seg.training.metrics import SCORES, CentrelineDice, VesselMetrics, cldice, summarize
+from retina_seg.scoring.agreement import MaskAgreement
+from retina_seg.scoring.centrelines import CentrelineDice, cldice
+from retina_seg.scoring.counts import SCORES, Counts, confusion, image_counts
+from retina_seg.scoring.pooled import VesselMetrics, summarize
 
 # One 2x3 image: probabilities, truth and FOV (the last column is outside the FOV).
 PROBS = torch.tensor([[[0.9, 0.3, 0.8], [0.6, 0.1, 0.7]]])
@@ -267,3 +271,48 @@ def test_predicted_map_matches_the_counted_confusion():
     pred = metrics.predicted(probs, 0.437)
     assert metrics.confusion(0.437)["TP"] == float((pred & truth).sum())
     assert metrics.confusion(0.437)["FP"] == float((pred & ~truth).sum())
+
+
+def test_counts_of_masks_follow_the_empty_convention():
+    truth = np.array([[1, 1, 0, 0]], dtype=bool)
+    assert confusion(np.array([[1, 0, 1, 0]], dtype=bool), truth) == Counts(tp=1, fp=1, fn=1)
+    assert Counts().iou == Counts().dice == 1.0  # nothing to find, nothing found
+    assert Counts(1, 1, 1).iou == pytest.approx(1 / 3) and Counts(1, 1, 1).dice == 0.5
+
+
+@pytest.mark.parametrize("images", [1, 3])
+def test_image_counts_are_each_images_own_inside_the_region(images):
+    gen = torch.Generator().manual_seed(5)
+    probs = torch.rand(images, 1, 9, 7, generator=gen)
+    truth = torch.rand(images, 1, 9, 7, generator=gen) < probs
+    fov = torch.rand(images, 1, 9, 7, generator=gen) < 0.7
+    counts = image_counts(probs >= 0.5, truth, fov)
+    for i in range(images):
+        assert {name: float(values[i]) for name, values in counts.items()} == hand_confusion(
+            probs[i], truth[i], fov[i], 0.5
+        )
+
+
+def annotated_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 1x4 annotation and truth with the last pixel outside the FOV: TP 1, FN 1 inside, one FP outside."""
+    return np.array([[1, 0, 0, 1]], bool), np.array([[1, 1, 0, 0]], bool), np.array([[1, 1, 1, 0]], bool)
+
+
+def test_mask_agreement_scores_each_protocols_way():
+    agreement = MaskAgreement(centrelines=False)
+    agreement.add(*annotated_pair())
+    agreement.add(np.ones((1, 4), bool), np.ones((1, 4), bool), np.ones((1, 4), bool))  # perfect: TP 4
+    assert agreement.scores("fov", "pooled") == pytest.approx({"IoU": 5 / 6, "Dice": 10 / 11})
+    assert agreement.scores("all", "pooled") == pytest.approx({"IoU": 5 / 7, "Dice": 10 / 12})
+    assert agreement.scores("fov", "per_image") == pytest.approx({"IoU": (1 / 2 + 1) / 2, "Dice": (2 / 3 + 1) / 2})
+    assert agreement.scores("all", "per_image") == pytest.approx({"IoU": (1 / 3 + 1) / 2, "Dice": (1 / 2 + 1) / 2})
+    with pytest.raises(ValueError, match="averaging"):
+        agreement.scores("fov", "median")
+
+
+def test_mask_agreement_summary_has_a_models_names_without_auc():
+    agreement = MaskAgreement()
+    agreement.add(*annotated_pair())
+    summary = agreement.summary("test")
+    assert set(summary) == {f"test_{s}{r}" for s in (*SCORES, "clDice") for r in ("", "_all")}
+    assert summary["test_IoU"] == pytest.approx(1 / 2) and summary["test_IoU_all"] == pytest.approx(1 / 3)
