@@ -29,12 +29,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-
-import tomllib
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEVICE_VARIABLE = "RETINA_SEG_CHECK_DEVICE"  # read by tests/gpu/conftest.py

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,7 @@ def build_card(
     channels = "3 channels R, G, B" if info.channels == "rgb" else "1 channel: green"
     return {
         "name": "retina-seg U-Net for retinal vessel segmentation",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "checkpoint": {"path": str(checkpoint), "sha256": checkpoint_sha256, "bytes": checkpoint.stat().st_size},
         "architecture": {
             "class": info.model.get("_target_"),
