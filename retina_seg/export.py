@@ -1,4 +1,4 @@
-"""`retina-seg-export`: a checkpoint to TorchScript, ONNX and safetensors, with a model card.
+"""`retina-seg-export`: a checkpoint to torch.export's .pt2, ONNX, safetensors and TorchScript, with a model card.
 Exit codes (retina_seg/exit_codes.py): 2 for a bad config or checkpoint; 1 when an export cannot be made or does
 not match the PyTorch model."""
 
