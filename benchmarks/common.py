@@ -1,4 +1,4 @@
-"""What every benchmark shares: composed configs, interleaved measuring, tables and the machine line."""
+"""What every benchmark shares: interleaved measuring, tables and the machine line."""
 
 import argparse
 import datetime
@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
 
 from retina_seg.utils.atomic import write_json_atomic
 
@@ -41,18 +40,6 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*`srun` command is available.*")
     warnings.filterwarnings("ignore", message=".*isinstance(treespec, LeafSpec).*")
-
-
-def compose_train_config(overrides: Sequence[str], output_dir: Path) -> DictConfig:
-    """The training config exactly as `retina-seg-train` composes it, with the run folder pinned."""
-    from hydra import compose, initialize_config_dir
-
-    from retina_seg.config import CONF_DIR, validate_config
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*overrides, f"paths.output_dir={output_dir}"])
-    validate_config(cfg)
-    return cfg
 
 
 class Aborted(RuntimeError):

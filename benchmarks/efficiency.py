@@ -24,7 +24,6 @@ from benchmarks.common import (
     GPU_NOT_MEASURED,
     WindowClock,
     argument_parser,
-    compose_train_config,
     machine_line,
     markdown_table,
     quiet_libraries,
@@ -32,7 +31,8 @@ from benchmarks.common import (
     save_results,
 )
 from benchmarks.throughput import Case, data_overrides, pipeline_loop
-from retina_seg.config import cpu_bf16_flags
+from retina_seg.launch.resources import cpu_bf16_flags
+from retina_seg.training.run_config import train_config
 
 NETS = {"unet": "default net", "unet_reference": "reference net"}
 # training variant: (trainer.precision, the matmul dtype it is compared with)
@@ -76,7 +76,7 @@ def matmul_loop(side: int, dtype: torch.dtype):
 def measure_case(case: Case, side: int, scratch: Path, precisions: dict) -> dict:
     """The training variants of one case and the matrix products, taking turns; fractions per round."""
     configs = {
-        name: compose_train_config(
+        name: train_config(
             [*data_overrides(case), "module.channels_last=true", f"trainer.precision={precision}"],
             scratch / case.model / name,
         )

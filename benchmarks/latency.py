@@ -23,7 +23,6 @@ from benchmarks.common import (
     GPU_NOT_MEASURED,
     WindowClock,
     argument_parser,
-    compose_train_config,
     fail,
     machine_line,
     markdown_table,
@@ -36,6 +35,7 @@ from benchmarks.common import (
 from retina_seg.data.synthetic import synthesize_fundus
 from retina_seg.inference.writers import SUMMARY_JSON
 from retina_seg.training.pipeline import build_module
+from retina_seg.training.run_config import train_config
 
 NETS = {"unet": "default net", "unet_reference": "reference net"}
 # variant: (module.channels_last, bf16 autocast)
@@ -80,9 +80,7 @@ FULL = Plan(
 
 def inference_module(model: str, channels_last: bool, scratch: Path):
     """The module exactly as training builds it (its forward gives vessel probabilities), in eval mode."""
-    cfg = compose_train_config(
-        [f"model={model}", f"module.channels_last={str(channels_last).lower()}"], scratch / model
-    )
+    cfg = train_config([f"model={model}", f"module.channels_last={str(channels_last).lower()}"], scratch / model)
     torch.manual_seed(cfg.seed)
     return build_module(cfg, in_channels=3).eval()
 

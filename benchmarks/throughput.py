@@ -24,7 +24,6 @@ from benchmarks.common import (
     GPU_NOT_MEASURED,
     WindowClock,
     argument_parser,
-    compose_train_config,
     machine_line,
     markdown_table,
     median_ratio,
@@ -34,6 +33,7 @@ from benchmarks.common import (
 )
 from retina_seg.models.unet import count_parameters
 from retina_seg.training.pipeline import build_module, build_trainer
+from retina_seg.training.run_config import train_config
 
 NETS = {"unet": "default net", "unet_reference": "reference net"}
 # What each variant changes in the composed config; everything else is the config's own run-time settings.
@@ -158,7 +158,7 @@ def plain_loop(cfg: DictConfig):
 def measure_case(case: Case, fast_workers: int, scratch: Path) -> dict:
     """All variants of one case, taking turns; images/s per round and the median ratios."""
     configs = {
-        name: compose_train_config(overrides, scratch / case.model / name)
+        name: train_config(overrides, scratch / case.model / name)
         for name, overrides in case_overrides(case, fast_workers).items()
     }
     loops = {name: (plain_loop if name.startswith("plain") else pipeline_loop)(cfg) for name, cfg in configs.items()}

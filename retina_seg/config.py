@@ -1,10 +1,9 @@
 """Config helpers shared by the entrypoints: the reference's hparams JSON files, secret-free dumps, train's
-value checks, and the resolvers that let data loading and DDP follow the accelerator a run is given. Importing
-it registers every entrypoint's schema (config_schemas.py) with Hydra."""
+value checks. Importing it registers every entrypoint's schema (config_schemas.py) with Hydra, and the resolver
+of the exit codes Hydra's --help ends with; the resolvers that ask the machine and the job are launch/resources.py's."""
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,67 +29,6 @@ HPARAMS_KEYS = {
 }
 
 
-# Loader workers when the node does not say how many CPUs the task has: beyond about this many, more workers
-# only cost memory for one GPU's worth of 512x512 batches.
-MAX_DEFAULT_WORKERS = 8
-
-
-def on_gpu(accelerator: str) -> bool:
-    """True when ``trainer.accelerator`` puts the run on a CUDA GPU ("auto" asks the machine it runs on)."""
-    if str(accelerator) in ("gpu", "cuda"):
-        return True
-    if str(accelerator) == "auto":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
-
-
-def loader_workers(accelerator: str) -> int:
-    """Data-loader worker processes for a run: none on CPU (they would compete with the training threads
-    for the same cores); on a GPU, every CPU of the task but the one the training process needs, as SLURM
-    grants them (``SLURM_CPUS_PER_TASK``), else the CPUs this process may use, at most MAX_DEFAULT_WORKERS."""
-    if not on_gpu(accelerator):
-        return 0
-    granted = os.environ.get("SLURM_CPUS_PER_TASK")
-    if granted and granted.isdigit():
-        return max(0, int(granted) - 1)
-    return max(0, min(MAX_DEFAULT_WORKERS, len(os.sched_getaffinity(0)) - 1))
-
-
-def gpus_per_node(accelerator: str, devices) -> int | None:
-    """GPUs a SLURM job asks for: one per device when the run is on GPUs (decided from the config alone,
-    since the submitting machine may have none), else none."""
-    return int(devices) if str(accelerator) in ("gpu", "cuda") and isinstance(devices, int) else None
-
-
-# CPU flags (Linux's /proc/cpuinfo) of bf16 arithmetic in hardware: AMX tiles (Intel Sapphire Rapids and later)
-# or AVX-512 BF16 (e.g. AMD Zen 4). Without either, bf16 autocast is emulated and slower than fp32.
-BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
-
-
-def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
-    """The BF16_CPU_FLAGS this CPU has."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return []
-    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split()}
-    return [flag for flag in BF16_CPU_FLAGS if flag in flags]
-
-
-def cpu_precision() -> str:
-    """The CPU recipe's precision: bf16 autocast where the CPU computes bf16 in hardware (measured with
-    benchmarks/throughput.py, default net, channels_last: 2.3x the fp32 plain loop's images/s on a Xeon with AMX,
-    1.67x channels_last fp32 on an AMD EPYC with AVX-512 BF16 and no AMX), fp32 elsewhere."""
-    return "bf16-mixed" if cpu_bf16_flags() else "32-true"
-
-
-OmegaConf.register_new_resolver("retina_seg.on_gpu", on_gpu, replace=True)
-OmegaConf.register_new_resolver("retina_seg.cpu_precision", cpu_precision, replace=True)
-OmegaConf.register_new_resolver("retina_seg.loader_workers", loader_workers, replace=True)
-OmegaConf.register_new_resolver("retina_seg.gpus_per_node", gpus_per_node, replace=True)
 OmegaConf.register_new_resolver("retina_seg.exit_codes", lambda: SUMMARY, replace=True)
 register_schemas()
 _TRAIN_RULE = {rule.key: rule for rule in TRAIN_RULES}

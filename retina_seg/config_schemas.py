@@ -18,7 +18,7 @@ from .config_rules import Rule, folder_to_write, fraction, integer, is_int, is_n
 
 SPLITS = ("val", "test")
 MODES = ("auto", "whole", "tiles", "resize")
-EXPORT_FORMATS = ("torchscript", "onnx", "safetensors")
+EXPORT_FORMATS = ("pt2", "onnx", "safetensors", "torchscript")
 
 
 @dataclass

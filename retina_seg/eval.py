@@ -11,8 +11,10 @@ from omegaconf import DictConfig
 from .config import CONF_DIR
 from .deprecations import check_augmentation_key, warn_deprecated_names
 from .exit_codes import EXIT_BAD_INPUT, fail, refusals_exit_bad_input
+from .launch.resources import register_resolvers
 
 log = logging.getLogger(__name__)
+register_resolvers()  # before @hydra.main composes: the configs ask the machine and the job through them
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")

@@ -1,4 +1,4 @@
-"""`retina-seg-export`: a checkpoint to TorchScript, ONNX and safetensors, with a model card.
+"""`retina-seg-export`: a checkpoint to torch.export's .pt2, ONNX, safetensors and TorchScript, with a model card.
 Exit codes (retina_seg/exit_codes.py): 2 for a bad config or checkpoint; 1 when an export cannot be made or does
 not match the PyTorch model."""
 
@@ -9,8 +9,10 @@ from omegaconf import DictConfig
 
 from .config import CONF_DIR
 from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, fail, refusals_exit_bad_input
+from .launch.resources import register_resolvers
 
 log = logging.getLogger(__name__)
+register_resolvers()  # before @hydra.main composes: the configs ask the machine and the job through them
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")

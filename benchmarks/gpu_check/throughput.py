@@ -35,7 +35,7 @@ class StepTimer:
 def throughput_config(scale: Scale, model: str, setting: str, workers: int, scratch: Path):
     """The training config as retina-seg-train composes it: trainer=gpu on the device, synthetic data
     at the check's size with enough training batches for warm-up and the timed window."""
-    from benchmarks.common import compose_train_config
+    from retina_seg.training.run_config import train_config
 
     channels_last, precision, _ = SETTINGS[setting]
     batch = scale.batch_sizes[model]
@@ -62,7 +62,7 @@ def throughput_config(scale: Scale, model: str, setting: str, workers: int, scra
         "callbacks=minimal",
         *scale.model_overrides,
     ]
-    return compose_train_config(overrides, scratch / model / setting / str(workers))
+    return train_config(overrides, scratch / model / setting / str(workers))
 
 
 def _accelerator(device: str) -> str:

@@ -5,9 +5,8 @@ import importlib.metadata
 import importlib.util
 import subprocess
 import sys
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 from benchmarks.gpu_check.scales import REPO_ROOT
 

@@ -1,8 +1,11 @@
-"""Export a checkpoint: TorchScript and ONNX returning probabilities for any H/W, safetensors weights, model card.
+"""Export a checkpoint: torch.export's program (.pt2), ONNX and TorchScript returning probabilities for any H/W,
+safetensors weights, model card.
 
-Both graphs come from tracing (torch.jit.trace; ONNX through torch's TorchScript-based exporter, since the newer
-torch.export-based one needs onnxscript, which is not a dependency). The tracer records the U-Net's size
-arithmetic (padding of odd sizes, mirror padding) as graph operations, so the graphs follow the input size; every
+The .pt2 program comes from torch.export with the batch, height and width dynamic: the U-Net's size arithmetic
+(padding of odd sizes, mirror padding) stays symbolic, so one program serves every size the network accepts.
+ONNX and TorchScript come from tracing (torch.jit.trace; ONNX through torch's TorchScript-based exporter, since the
+newer torch.export-based one needs onnxscript, which is not a dependency); the tracer records that arithmetic as
+graph operations. TorchScript is deprecated since torch 2.13 and stays only while torch still loads it. Every
 export is checked against the PyTorch model at several sizes before the export counts as done.
 """
 
@@ -31,10 +34,17 @@ from .settings import ExportSettings
 
 log = logging.getLogger(__name__)
 
-FILE_NAMES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx", "safetensors": "model.safetensors"}
+FILE_NAMES = {
+    "pt2": "model.pt2",
+    "onnx": "model.onnx",
+    "safetensors": "model.safetensors",
+    "torchscript": "model.torchscript.pt",
+}
 CARD_JSON, CARD_MARKDOWN = "model_card.json", "MODEL_CARD.md"
 INPUT_NAME, OUTPUT_NAME = "image", "probability"
-TORCHSCRIPT_METADATA = "retina_seg.json"
+EXTRA_FILE_METADATA = "retina_seg.json"  # the run metadata inside the .pt2 and TorchScript archives
+# torch 2.13 deprecates every torch.jit entry point; a TorchScript export is asked for by name, so its notice is noise.
+TORCHSCRIPT_DEPRECATED = r"`torch\.jit\.\w+` is deprecated"
 
 
 class ExportError(RuntimeError):
@@ -82,13 +92,24 @@ def run_metadata(info: RunInfo, checkpoint_sha256: str) -> dict[str, str]:
     }
 
 
+def export_program(model: ProbabilityNet, example: torch.Tensor, path: Path, metadata: dict[str, str]) -> None:
+    """torch.export's program with dynamic batch, height and width; the metadata rides along as the archive's extra
+    file `retina_seg.json`. Load it with ``torch.export.load(path).module()``."""
+    batch = torch.cat([example, example])  # an example batch of one would fix the batch size at one
+    dynamic = {INPUT_NAME: {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}}
+    program = torch.export.export(model, (batch,), dynamic_shapes=dynamic)
+    extra = {EXTRA_FILE_METADATA: json.dumps(metadata)}
+    write_atomic(path, lambda tmp: torch.export.save(program, str(tmp), extra_files=extra))
+
+
 def export_torchscript(model: ProbabilityNet, example: torch.Tensor, path: Path, metadata: dict[str, str]) -> None:
     """The metadata rides along as the archive's extra file `retina_seg.json`."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=TORCHSCRIPT_DEPRECATED, category=DeprecationWarning)
         traced = torch.jit.trace(model, example)
-    extra = {TORCHSCRIPT_METADATA: json.dumps(metadata)}
-    write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=extra))
+        extra = {EXTRA_FILE_METADATA: json.dumps(metadata)}
+        write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=extra))
 
 
 def _onnx_with_metadata(
@@ -130,8 +151,13 @@ def export_safetensors(net: nn.Module, path: Path, metadata: dict[str, str]) -> 
 
 def runner(kind: str, path: Path, info: RunInfo) -> Callable[[np.ndarray], np.ndarray]:
     """A function from a normalised [B, C, H, W] array to probabilities, running the exported file."""
+    if kind == "pt2":
+        program = torch.export.load(str(path)).module()
+        return lambda batch: program(torch.from_numpy(batch)).detach().numpy()
     if kind == "torchscript":
-        module = torch.jit.load(str(path))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=TORCHSCRIPT_DEPRECATED, category=DeprecationWarning)
+            module = torch.jit.load(str(path))
         return lambda batch: module(torch.from_numpy(batch)).detach().numpy()
     if kind == "onnx":
         import onnxruntime
@@ -201,7 +227,9 @@ def export_checkpoint(settings: ExportSettings) -> dict[str, Any]:
     exports = {}
     for kind in settings.formats:
         path = settings.output / FILE_NAMES[kind]
-        if kind == "torchscript":
+        if kind == "pt2":
+            export_program(model, example, path, metadata)
+        elif kind == "torchscript":
             export_torchscript(model, example, path, metadata)
         elif kind == "onnx":
             export_onnx(model, example, path, settings.onnx_opset, metadata)

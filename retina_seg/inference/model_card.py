@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,14 @@ METRIC_DEFINITIONS = {
     "precision": "TP / (TP + FP) at the threshold",
     "clDice": "centreline Dice: agreement of each mask's skeleton with the other mask",
     "loss": "the training loss on the split",
+}
+# How a program opens each export. TorchScript is deprecated since torch 2.13: it is exported only while torch
+# still loads it, and the .pt2 program (torch.export) is its replacement.
+LOADING = {
+    "pt2": "torch.export.load(path).module()",
+    "onnx": "onnxruntime.InferenceSession(path)",
+    "safetensors": "safetensors.torch.load_file(path) into the architecture below",
+    "torchscript": "torch.jit.load(path) (deprecated since torch 2.13; prefer the .pt2 program)",
 }
 REGION_NOTE = (
     "Computed inside the field of view (FOV); a name ending in _all counts all pixels. A ratio with a "
@@ -123,7 +131,7 @@ def build_card(
     channels = "3 channels R, G, B" if info.channels == "rgb" else "1 channel: green"
     return {
         "name": "retina-seg U-Net for retinal vessel segmentation",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "checkpoint": {"path": str(checkpoint), "sha256": checkpoint_sha256, "bytes": checkpoint.stat().st_size},
         "architecture": {
             "class": info.model.get("_target_"),
@@ -145,7 +153,7 @@ def build_card(
         "training": _training(run, run_dir) if run else None,
         "metrics": _metrics(run) if run else None,
         "config": run.get("config") if run else None,
-        "exports": exports,
+        "exports": {kind: {**export, "load": LOADING[kind]} for kind, export in exports.items()},
     }
 
 
@@ -219,10 +227,10 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines += [
         "## Exports",
         "",
-        "| format | file | SHA-256 | max abs difference from PyTorch |",
-        "|---|---|---|---|",
+        "| format | file | load with | SHA-256 | max abs difference from PyTorch |",
+        "|---|---|---|---|---|",
         *[
-            f"| {kind} | {e['file']} | `{e['sha256']}` | {e['parity_max_abs_diff']} |"
+            f"| {kind} | {e['file']} | `{e['load']}` | `{e['sha256']}` | {e['parity_max_abs_diff']} |"
             for kind, e in card["exports"].items()
         ],
         "",

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..data.scale import ScaleRule, to_size, training_scale
 from ..scoring.counts import Counts, confusion, pooled
@@ -21,6 +22,19 @@ from .tiling import TilePlan
 from .writers import write_prediction, write_scores, write_summary
 
 log = logging.getLogger(__name__)
+
+
+def _progress_bar(shown: bool) -> Progress:
+    """Images done so far, on stderr so that stdout keeps only the summary; a hidden bar writes nothing."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("images"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not shown,
+    )
 
 
 def _as_list(batch: list) -> list:
@@ -157,10 +171,11 @@ def predict_files(settings: PredictSettings) -> dict[str, Any]:
     settings.output.mkdir(parents=True, exist_ok=True)
     run = PredictionRun(settings, predictor)
     started = time.monotonic()
-    with tqdm(total=len(dataset), unit="image", disable=not settings.progress_bar) as bar:
+    with _progress_bar(settings.progress_bar) as bar:
+        task = bar.add_task("predicting", total=len(dataset))
         for batch in loader:
             run.process(batch)
-            bar.update(len(batch))
+            bar.advance(task, len(batch))
     elapsed = time.monotonic() - started
     if run.scores:
         write_scores(settings.output, run.scores)

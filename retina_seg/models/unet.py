@@ -173,6 +173,14 @@ def _center_crop(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
     return x[..., top : top + size[0], left : left + size[1]]
 
 
+def _crop_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The top-left HxW of the logits. Gathered rather than sliced: a slice of a map that may already be HxW makes
+    torch.export fix that case into the exported program, which then refuses the other input sizes."""
+    rows = torch.arange(height, device=x.device)
+    cols = torch.arange(width, device=x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
 class UNet(nn.Module):
     """U-Net: `depth` resolution levels (depth 5 = 4 poolings), channels doubling from `base_width` per level.
 
@@ -259,4 +267,5 @@ class UNet(nn.Module):
         for upsample, block, skip in zip(self.upsamples, self.decoder, reversed(skips)):
             x = block(self._merge(upsample(x), skip))
         # "same" already has HxW; "valid" starts at input pixel 0 and runs e (< 2**(depth-1)) pixels past the end.
-        return self.head(x)[..., :height, :width]
+        logits = self.head(x)
+        return _crop_to(logits, height, width) if self.padding == "valid" else logits

@@ -29,7 +29,7 @@ import socket
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,7 @@ def is_stale(metrics: dict[str, Any]) -> bool:
         beat = datetime.fromisoformat(str(metrics["heartbeat"]))
     except (KeyError, ValueError):
         return False
-    return (datetime.now(timezone.utc) - beat).total_seconds() > STALE_AFTER_S
+    return (datetime.now(UTC) - beat).total_seconds() > STALE_AFTER_S
 
 
 def process_alive(pid: int) -> bool:

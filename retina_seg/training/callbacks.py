@@ -5,7 +5,7 @@ import math
 import os
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ class RunFolderWriter(pl.Callback):
 def heartbeat() -> dict[str, Any]:
     """When and by which process the run folder was last written (the report's test for a stale run)."""
     return {
-        "heartbeat": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "heartbeat": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }

@@ -12,10 +12,9 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import ConfigError, apply_hparams_file, command_line_keys, resolved_config, validate_config
-from ..deprecations import check_augmentation_key
+from ..config import ConfigError, resolved_config
 from ..launch.job_identity import git_commit, job_id, node_name, rank_placement, rendezvous, slurm_job_id
-from ..launch.run_settings import apply_epoch_scale, limit_threads
+from ..launch.run_settings import limit_threads
 from ..launch.slurm_job import slurm_plugins
 from ..records.checkpoint import (
     AtomicCheckpointIO,
@@ -33,6 +32,7 @@ from ..utils.atomic import remove_partial_writes, write_text_atomic
 from ..utils.folder_lock import lock_folder, unlock_folder
 from .budget import TimeBudget
 from .callbacks import RunFolderWriter
+from .run_config import settle_config
 
 log = logging.getLogger(__name__)
 
@@ -176,13 +176,10 @@ def claim_run_folder(output_dir: Path, hydra_job_id: str | None) -> str:
 
 
 def prepare_config(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
-    """Settle the values the run uses (hparams file under the command line, epoch scale), check them, and
-    make ``.hydra/config.yaml`` say them: Hydra wrote it before any of this."""
-    apply_hparams_file(cfg, command_line_keys(list(hydra_cfg.overrides.task)))
-    apply_epoch_scale(cfg)
+    """Settle the values the run uses (run_config.settle_config), give the run the launcher's threads, and
+    make ``.hydra/config.yaml`` say the settled values: Hydra wrote it before any of this."""
+    settle_config(cfg, hydra_cfg.overrides.task)
     limit_threads(hydra_cfg.launcher)
-    check_augmentation_key(cfg)
-    validate_config(cfg)
     if hydra_cfg.output_subdir is not None and rank_zero_only.rank == 0:
         hydra_dir = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir
         write_text_atomic(hydra_dir / "config.yaml", OmegaConf.to_yaml(cfg))

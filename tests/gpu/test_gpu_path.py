@@ -142,6 +142,6 @@ def test_export_of_a_checkpoint_trained_on_the_device(trained, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     exports = json.loads((tmp_path / "model_card.json").read_text())["exports"]
-    for kind in ("torchscript", "onnx"):
+    for kind in ("pt2", "onnx", "torchscript"):
         assert (tmp_path / exports[kind]["file"]).stat().st_size > 0
         assert max(exports[kind]["parity_max_abs_diff"].values()) < 1e-4

@@ -27,30 +27,16 @@ TINY_RUN = [
 TINY_NET = [*TINY_RUN, "model.base_width=4", "trainer.enable_progress_bar=false"]
 
 
-def compose_with_hydra(overrides: list[str], config_name: str = "train", config_dir: str | None = None):
-    """The full config (hydra node included), from conf/ or from another folder (sweeps/) with conf/ on the
-    search path."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from retina_seg.config import CONF_DIR
-
-    config_dir = config_dir or CONF_DIR
-    search = [] if config_dir == CONF_DIR else [f"hydra.searchpath=[file://{CONF_DIR}]"]
-    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=[*search, *overrides], return_hydra_config=True)
-
-
 def compose(overrides: list[str], output_dir: Path | None = None, config_name: str = "train"):
-    """Compose a real config from conf/ the way the entrypoint does, with the output folder pinned."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """The config an entrypoint runs with, its output folder pinned: train's settled and checked as
+    `retina-seg-train` settles it (retina_seg/training/run_config.py), the others' as Hydra hands them over."""
+    from retina_seg.launch.composition import compose_config, run_config
+    from retina_seg.training.run_config import train_config
 
-    from retina_seg.config import CONF_DIR
-
+    if config_name == "train":
+        return train_config(overrides, output_dir)
     pinned = [f"paths.output_dir={output_dir}"] if output_dir is not None else []
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=[*overrides, *pinned])
+    return run_config(compose_config(config_name, [*overrides, *pinned]))
 
 
 def run_cli(module: str, *args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None):

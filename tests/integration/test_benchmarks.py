@@ -9,7 +9,7 @@ import torch
 
 from benchmarks.common import run_in_turns
 from benchmarks.efficiency import BF16_NOT_MEASURED
-from retina_seg.config import cpu_bf16_flags
+from retina_seg.launch.resources import cpu_bf16_flags
 from retina_seg.records.protocols import REFERENCE
 from tests.helpers.environment import REPO_ROOT
 from tests.helpers.runs import run_main

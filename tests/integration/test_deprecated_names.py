@@ -8,7 +8,8 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from retina_seg.deprecations import RENAMED_CONFIGS, RENAMED_OPTIONS, deprecated_names
-from tests.helpers.runs import TINY_RUN, compose, compose_with_hydra, run_main
+from retina_seg.launch.composition import compose_config
+from tests.helpers.runs import TINY_RUN, compose, run_main
 from tests.helpers.sweeps import SWEEPS_DIR
 
 RENAMED = [(group, old, new) for group, renamed in RENAMED_OPTIONS.items() for old, new in renamed.items()]
@@ -25,25 +26,25 @@ def test_old_option_composes_to_the_new_one(group, old, new, tmp_path):
 
 @pytest.mark.parametrize("group, old, new", RENAMED)
 def test_old_option_is_named_with_its_replacement_and_the_new_one_is_not(group, old, new):
-    assert deprecated_names(compose_with_hydra([f"{group}={old}"]).hydra) == [
+    assert deprecated_names(compose_config("train", [f"{group}={old}"]).hydra) == [
         f"{group}={old} is deprecated and will be removed in the next release; use {group}={new}"
     ]
-    assert deprecated_names(compose_with_hydra([f"{group}={new}"]).hydra) == []
+    assert deprecated_names(compose_config("train", [f"{group}={new}"]).hydra) == []
 
 
 @pytest.mark.parametrize("old, new", RENAMED_CONFIGS.items())
 def test_old_sweep_file_composes_to_the_new_one_and_is_named(old, new):
     point = ["+reference=job_18808", "paths.output_dir=/run"]
-    old_cfg, new_cfg = (compose_with_hydra(point, name, str(SWEEPS_DIR)) for name in (old, new))
+    old_cfg, new_cfg = (compose_config("train", point, name, str(SWEEPS_DIR)) for name in (old, new))
     assert OmegaConf.to_container(old_cfg.hydra.sweeper) == OmegaConf.to_container(new_cfg.hydra.sweeper)
     for cfg in (old_cfg, new_cfg):
         with open_dict(cfg):
             del cfg.hydra  # Hydra's own node resolves only inside a run
     assert OmegaConf.to_container(old_cfg, resolve=True) == OmegaConf.to_container(new_cfg, resolve=True)
-    assert deprecated_names(compose_with_hydra([], old, str(SWEEPS_DIR)).hydra) == [
+    assert deprecated_names(compose_config("train", [], old, str(SWEEPS_DIR)).hydra) == [
         f"-cn {old} is deprecated and will be removed in the next release; use -cn {new}"
     ]
-    assert deprecated_names(compose_with_hydra([], new, str(SWEEPS_DIR)).hydra) == []
+    assert deprecated_names(compose_config("train", [], new, str(SWEEPS_DIR)).hydra) == []
 
 
 @pytest.mark.slow

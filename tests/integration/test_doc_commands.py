@@ -3,8 +3,10 @@
 Each ``retina-seg-train/-eval/-predict/-export`` command (or ``python -m retina_seg.X``) in a fenced shell block
 of README.md, docs/*.md, benchmarks/README.md and sweeps/README.md is read as the shell and the CLI read it
 (Hydra's own argument parser: ``-m``, ``-cd``, ``-cn``, ...) and composed by Hydra against the real conf/ (plus
-its ``-cd`` folder), Hydra's own config included; a sweep is composed once per value of each swept key, the
-sweep file's ``hydra.sweeper.params`` included. ``retina-seg-report`` commands are parsed by its argparse.
+its ``-cd`` folder) as the command line composes it (launch/composition.py), Hydra's own config included, and
+not settled as a run settles train's (the hparams files and checkpoints a page names need not exist); a sweep
+is composed once per value of each swept key, the sweep file's ``hydra.sweeper.params`` included.
+``retina-seg-report`` commands are parsed by its argparse.
 Nothing runs: this is composition only, so a renamed option or key fails here, naming the file and line.
 """
 
@@ -19,14 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hydra import compose, version
-from hydra._internal.hydra import Hydra
-from hydra._internal.utils import create_config_search_path, get_args_parser
-from hydra.core.config_search_path import SearchPathQuery
-from hydra.core.global_hydra import GlobalHydra
+from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from retina_seg.config import CONF_DIR
+from retina_seg.launch.composition import compose_config
 from tests.helpers.environment import REPO_ROOT
 
 DOC_FILES = [
@@ -130,23 +128,6 @@ def commands_in(path: Path) -> list[DocCommand]:
     return found
 
 
-@contextlib.contextmanager
-def hydra_with(config_dir: Path | None, job_name: str):
-    """Hydra set up as the entrypoint's CLI sets it up: conf/ as the main config path, a ``-cd`` folder added
-    the way Hydra adds it (before the structured configs)."""
-    search_path = create_config_search_path(CONF_DIR)
-    if config_dir is not None:
-        search_path.prepend(
-            provider="command-line", path=f"file://{config_dir}", anchor=SearchPathQuery(provider="schema")
-        )
-    version.setbase("1.3")
-    Hydra.create_main_hydra2(task_name=job_name, config_search_path=search_path)
-    try:
-        yield
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def one_value_at_a_time(overrides: list[str]) -> list[list[str]]:
     """The jobs that together use every value of every swept key once: each swept key takes each of its values
     while the others keep their first (fewer than the sweep's product, the same options composed)."""
@@ -162,10 +143,10 @@ def one_value_at_a_time(overrides: list[str]) -> list[list[str]]:
     return jobs
 
 
-def sweep_params(config_name: str, overrides: list[str]) -> list[str]:
+def sweep_params(tool: str, config_name: str, overrides: list[str], config_dir: Path | None) -> list[str]:
     """The sweep file's own ``hydra.sweeper.params`` as overrides (the command line comes after them and wins)."""
     fixed = [o.input_line for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()]
-    params = compose(config_name, overrides=fixed, return_hydra_config=True).hydra.sweeper.get("params") or {}
+    params = compose_config(tool, fixed, config_name, config_dir).hydra.sweeper.get("params") or {}
     return [f"{key}={value}" for key, value in params.items()]
 
 
@@ -193,20 +174,19 @@ def composition_problems(command: DocCommand) -> list[str]:
         if not config_dir.is_dir():
             return [f"{head}\n  config dir {namespace.config_dir} not found (commands run from the repository root)"]
     config_name = namespace.config_name or HYDRA_TOOLS[command.tool]
+    try:
+        overrides = list(namespace.overrides)
+        if namespace.multirun:
+            overrides = sweep_params(command.tool, config_name, overrides, config_dir) + overrides
+        jobs = one_value_at_a_time(overrides) if namespace.multirun else [overrides]
+    except Exception as failure:  # Hydra's parse and composition errors have several types
+        return [f"{head}\n  {type(failure).__name__}: {failure}"]
     problems = []
-    with hydra_with(config_dir, command.tool):
+    for job in jobs:
         try:
-            overrides = list(namespace.overrides)
-            if namespace.multirun:
-                overrides = sweep_params(config_name, overrides) + overrides
-            jobs = one_value_at_a_time(overrides) if namespace.multirun else [overrides]
-        except Exception as failure:  # Hydra's parse and composition errors have several types
-            return [f"{head}\n  {type(failure).__name__}: {failure}"]
-        for job in jobs:
-            try:
-                compose(config_name, overrides=job, return_hydra_config=True)
-            except Exception as failure:
-                problems.append(f"{head}\n  overrides {job}\n  {type(failure).__name__}: {failure}")
+            compose_config(command.tool, job, config_name, config_dir)
+        except Exception as failure:
+            problems.append(f"{head}\n  overrides {job}\n  {type(failure).__name__}: {failure}")
     return problems
 
 
@@ -304,8 +284,7 @@ def test_a_documented_sweep_file_composes_every_job_of_its_own_params():
     command = DocCommand(
         REPO_ROOT / "x.md", 1, "", "train", ("-m", "-cd", "sweeps", "-cn", "lr_batch_grid", "hydra/launcher=slurm")
     )
-    with hydra_with(REPO_ROOT / "sweeps", "train"):
-        params = sweep_params("lr_batch_grid", ["hydra/launcher=slurm"])
+    params = sweep_params("train", "lr_batch_grid", ["hydra/launcher=slurm"], REPO_ROOT / "sweeps")
     assert params == ["optimizer.lr=1e-3,3e-4,1e-4", "data.batch_size=2,4"]
     assert composition_problems(command) == []
 

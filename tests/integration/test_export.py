@@ -1,4 +1,4 @@
-"""`retina-seg-export` end to end: TorchScript and ONNX parity on real photographs, safetensors, model card."""
+"""`retina-seg-export` end to end: .pt2, ONNX and TorchScript parity on real photographs, safetensors, model card."""
 
 import hashlib
 import importlib.util
@@ -17,6 +17,8 @@ from tests.helpers.environment import require
 from tests.helpers.runs import run_main
 
 EXPORT_EXTRA = ("onnx", "onnxruntime", "safetensors")
+# torch 2.13 deprecates TorchScript; these tests load the TorchScript export on purpose, as long as torch can.
+LOADS_TORCHSCRIPT = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated:DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,7 @@ def _real_inputs(predictor: VesselPredictor, drive_root: Path, kaggle_root: Path
     return [np.ascontiguousarray(predictor.whole_input(read_image(path))[None]) for path in photographs]
 
 
+@LOADS_TORCHSCRIPT
 def test_exports_match_pytorch_on_real_photographs_of_two_sizes(exported, drive_root, kaggle_root):
     checkpoint, out = exported
     import onnxruntime as ort
@@ -50,15 +53,19 @@ def test_exports_match_pytorch_on_real_photographs_of_two_sizes(exported, drive_
     predictor = VesselPredictor.from_checkpoint(checkpoint, channels_last=False)
     reference = ProbabilityNet(predictor.net).eval()
     scripted = torch.jit.load(str(out / "model.torchscript.pt"))
+    program = torch.export.load(str(out / "model.pt2")).module()
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     for single in _real_inputs(predictor, drive_root, kaggle_root):
         batch = np.concatenate([single, single[..., ::-1]])  # a batch of two: the batch axis is dynamic too
         with torch.inference_mode():
             expected = reference(torch.from_numpy(batch)).numpy()
             from_script = scripted(torch.from_numpy(batch)).numpy()
+            from_program = program(torch.from_numpy(batch)).numpy()
         from_onnx = session.run(None, {"image": batch})[0]
         assert expected.shape == from_script.shape == from_onnx.shape == (2, 1, *batch.shape[2:])
+        assert from_program.shape == expected.shape
         assert np.abs(from_script - expected).max() < 1e-4
+        assert np.abs(from_program - expected).max() < 1e-4
         assert np.abs(from_onnx - expected).max() < 1e-4
 
 
@@ -79,6 +86,7 @@ def test_safetensors_hold_the_weights_and_the_run_info(exported):
     assert json.loads(metadata["fov_diameter"]) == predictor.info.fov_diameter
 
 
+@LOADS_TORCHSCRIPT
 def test_every_export_carries_the_training_scale(exported):
     """The FOV diameter of the training photographs (64x64 synthetic ones here) travels with each export."""
     import onnx
@@ -89,7 +97,9 @@ def test_every_export_carries_the_training_scale(exported):
     onnx_props = {prop.key: prop.value for prop in onnx.load(str(out / "model.onnx")).metadata_props}
     extra = {"retina_seg.json": ""}
     torch.jit.load(str(out / "model.torchscript.pt"), _extra_files=extra)
-    for metadata in (onnx_props, json.loads(extra["retina_seg.json"])):
+    program_extra = {"retina_seg.json": ""}
+    torch.export.load(str(out / "model.pt2"), extra_files=program_extra)
+    for metadata in (onnx_props, json.loads(extra["retina_seg.json"]), json.loads(program_extra["retina_seg.json"])):
         assert json.loads(metadata["fov_diameter"]) == diameter
         assert float(metadata["threshold"]) == pytest.approx(read_metrics(checkpoint.parents[1])["threshold"])
     card = json.loads((out / "model_card.json").read_text())
@@ -112,7 +122,9 @@ def test_model_card_describes_model_data_metrics_and_provenance(exported):
     assert card["metrics"]["values"]["test_IoU"] == pytest.approx(run["test_IoU"])
     assert {"IoU", "Dice", "AUC"} <= set(card["metrics"]["definitions"])
     assert card["config"] == run["config"]
-    assert set(card["exports"]) == {"torchscript", "onnx", "safetensors"}
+    assert set(card["exports"]) == {"pt2", "torchscript", "onnx", "safetensors"}
+    assert card["exports"]["pt2"]["load"] == "torch.export.load(path).module()"
+    assert "deprecated" in card["exports"]["torchscript"]["load"]
     assert all(max(e["parity_max_abs_diff"].values()) < 1e-4 for e in card["exports"].values())
     markdown = (out / "MODEL_CARD.md").read_text()
     for heading in (

@@ -114,6 +114,21 @@ def test_resize_mode_and_threshold_override(checkpoint, drive_root, tmp_path):
     assert (probability[~fov] == 0).mean() > 0.99  # outside the (detected) FOV predictions are zero
 
 
+@pytest.mark.parametrize("shown", [True, False])
+def test_the_progress_bar_counts_images_on_stderr_and_hiding_it_writes_nothing(
+    shown, checkpoint, drive_root, tmp_path, capfd
+):
+    image_path = drive_root / "test" / "images" / "04_test.tif"
+    small = ["mode=resize", "resize.height=64", "resize.width=64", f"progress_bar={str(shown).lower()}"]
+    predict_files(_settings(checkpoint, image_path, tmp_path, *small))
+    printed = capfd.readouterr()
+    assert printed.out == ""
+    if shown:
+        assert "predicting" in printed.err and "1/1" in printed.err
+    else:
+        assert printed.err == ""
+
+
 def test_a_checkpoint_from_before_the_training_scale_was_stored_still_works(checkpoint, drive_root, tmp_path, caplog):
     """No fov_diameter in it: predicted and evaluated at the photographs' own scale, with a warning that says
     how to give the scale; given it, the photograph is rescaled."""

@@ -4,15 +4,17 @@ import pytest
 from omegaconf import OmegaConf
 
 from retina_seg.config import ConfigError
+from retina_seg.launch.composition import compose_config
 from retina_seg.launch.run_settings import apply_epoch_scale, scaled_epochs
 from retina_seg.sweeps.resume import quote_override
-from tests.helpers.runs import compose_with_hydra
+from retina_seg.training.run_config import train_config
+from tests.helpers.runs import compose
 from tests.helpers.sweeps import REFERENCE_RUNS, SWEEPS_DIR
 
 
 @pytest.mark.parametrize("overrides, tasks", [([], 1), (["trainer=ddp"], 2), (["trainer=ddp", "trainer.devices=4"], 4)])
 def test_slurm_launcher_ties_tasks_per_node_to_devices(overrides, tasks):
-    launcher = compose_with_hydra(["hydra/launcher=slurm", "hydra.sweep.dir=/sweep", *overrides]).hydra.launcher
+    launcher = compose_config("train", ["hydra/launcher=slurm", "hydra.sweep.dir=/sweep", *overrides]).hydra.launcher
     assert launcher.tasks_per_node == tasks
     assert launcher._target_.endswith("retina_seg_launcher.requeue_aware_launcher.RequeueAwareSlurmLauncher")
     assert launcher.max_num_timeout > 0  # the plugin's default 0 would never requeue a timed-out run
@@ -29,7 +31,7 @@ def test_a_multi_gpu_slurm_node_is_set_up_from_the_trainer_alone(monkeypatch):
     """`trainer=ddp trainer.accelerator=gpu trainer.devices=4`: 4 tasks and 4 GPUs per node, synchronised
     batch norm, pinned memory, and every CPU SLURM grants a task but one as loader workers."""
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
-    cfg = compose_with_hydra(GPU_NODE)
+    cfg = compose_config("train", GPU_NODE)
     assert (cfg.hydra.launcher.tasks_per_node, cfg.hydra.launcher.gpus_per_node) == (4, 4)
     assert cfg.trainer.sync_batchnorm is True
     assert (cfg.data.num_workers, cfg.data.pin_memory) == (7, True)
@@ -37,7 +39,7 @@ def test_a_multi_gpu_slurm_node_is_set_up_from_the_trainer_alone(monkeypatch):
 
 def test_gpu_settings_stay_off_on_cpu(monkeypatch):
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
-    cfg = compose_with_hydra(["hydra/launcher=slurm", "trainer=ddp", "trainer.accelerator=cpu"])
+    cfg = compose_config("train", ["hydra/launcher=slurm", "trainer=ddp", "trainer.accelerator=cpu"])
     assert cfg.hydra.launcher.gpus_per_node is None and cfg.trainer.sync_batchnorm is False
     assert (cfg.data.num_workers, cfg.data.pin_memory) == (0, False)
 
@@ -45,23 +47,24 @@ def test_gpu_settings_stay_off_on_cpu(monkeypatch):
 def test_loader_workers_off_slurm_follow_the_cpus_this_process_may_use(monkeypatch):
     import os
 
-    from retina_seg.config import MAX_DEFAULT_WORKERS
+    from retina_seg.launch.resources import MAX_DEFAULT_WORKERS
 
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
-    cfg = compose_with_hydra(["trainer=gpu"])
+    cfg = compose(["trainer=gpu"])
     assert cfg.data.num_workers == min(MAX_DEFAULT_WORKERS, len(os.sched_getaffinity(0)) - 1)
-    assert compose_with_hydra(["data.num_workers=3", "trainer=gpu"]).data.num_workers == 3
+    assert compose(["data.num_workers=3", "trainer=gpu"]).data.num_workers == 3
 
 
 def test_launcher_defaults_are_overridable():
-    launcher = compose_with_hydra(
+    launcher = compose_config(
+        "train",
         [
             "hydra/launcher=slurm",
             "hydra.launcher.partition=gpu",
             "hydra.launcher.cpus_per_task=8",
             "hydra.launcher.max_num_timeout=0",
             "hydra.launcher.gpus_per_node=4",
-        ]
+        ],
     ).hydra.launcher
     assert (launcher.partition, launcher.cpus_per_task, launcher.max_num_timeout, launcher.gpus_per_node) == (
         "gpu",
@@ -73,21 +76,21 @@ def test_launcher_defaults_are_overridable():
 
 def test_local_launcher_runs_one_task_per_run():
     """Lightning starts its own DDP processes on one machine, so submitit_local must not start more."""
-    launcher = compose_with_hydra(["hydra/launcher=local", "trainer=ddp", "hydra.sweep.dir=/sweep"]).hydra.launcher
+    launcher = compose_config("train", ["hydra/launcher=local", "trainer=ddp", "hydra.sweep.dir=/sweep"]).hydra.launcher
     assert launcher._target_.endswith("LocalLauncher")
     assert launcher.tasks_per_node == 1 and launcher.cpus_per_task == 1
     assert launcher.submitit_folder == "/sweep/.submitit/%j"
 
 
 def test_train_uses_the_resumable_sweeper():
-    cfg = compose_with_hydra([])
+    cfg = compose_config("train", [])
     assert cfg.hydra.sweeper._target_.endswith("ResumableSweeper")
     assert cfg.skip_completed is False and cfg.epoch_scale == 1.0
 
 
 @pytest.mark.parametrize("job", sorted(REFERENCE_RUNS))
 def test_reference_table_points_reproduce_the_reference(job):
-    cfg = compose_with_hydra([f"+reference=job_{job}"], "reference_table", str(SWEEPS_DIR))
+    cfg = compose_config("train", [f"+reference=job_{job}"], "reference_table", str(SWEEPS_DIR))
     assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.optimizer.lr) == REFERENCE_RUNS[job]
     assert cfg.reference_job_id == job
     assert cfg.optimizer._target_ == "torch.optim.Adam"
@@ -96,23 +99,22 @@ def test_reference_table_points_reproduce_the_reference(job):
 
 
 def test_reference_table_sweeps_the_nine_points_as_a_list():
-    params = compose_with_hydra([], "reference_table", str(SWEEPS_DIR)).hydra.sweeper.params
+    params = compose_config("train", [], "reference_table", str(SWEEPS_DIR)).hydra.sweeper.params
     assert list(params) == ["+reference"]
     assert params["+reference"].split(",") == [f"job_{job}" for job in REFERENCE_RUNS]
 
 
 def test_reference_table_shortened_for_cpu_keeps_the_points_hyperparameters():
-    cfg = compose_with_hydra(
-        ["+reference=job_18808", "model=unet", "data=synthetic", "epoch_scale=0.01"], "reference_table", str(SWEEPS_DIR)
-    )
+    overrides = ["+reference=job_18808", "model=unet", "data=synthetic", "epoch_scale=0.01"]
+    cfg = compose_config("train", overrides, "reference_table", str(SWEEPS_DIR))
     assert cfg.data.source._target_.endswith("SyntheticSource") and cfg.model.base_width == 16
     assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.optimizer.lr) == (1000, 4, 1e-4)
-    apply_epoch_scale(cfg)
+    cfg = train_config(overrides, config_dir=SWEEPS_DIR, config_name="reference_table")
     assert (cfg.trainer.max_epochs, cfg.requested_epochs) == (10, 1000)
 
 
 def test_lr_batch_grid_is_a_grid():
-    params = compose_with_hydra([], "lr_batch_grid", str(SWEEPS_DIR)).hydra.sweeper.params
+    params = compose_config("train", [], "lr_batch_grid", str(SWEEPS_DIR)).hydra.sweeper.params
     assert len(params["optimizer.lr"].split(",")) * len(params["data.batch_size"].split(",")) == 6
 
 

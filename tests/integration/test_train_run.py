@@ -5,12 +5,13 @@ import json
 import pytest
 import torch
 import yaml
+from omegaconf import OmegaConf
 from PIL import Image
 
-from retina_seg.config import apply_hparams_file
 from retina_seg.records.run_folder import HEADLINE_KEYS, read_epoch_table, read_metrics
 from retina_seg.reporting.runs import read_run
 from retina_seg.training.pipeline import train
+from retina_seg.training.run_config import train_config
 from tests.helpers.runs import TINY_RUN, compose, run_main
 
 
@@ -142,7 +143,6 @@ def test_hparams_file_maps_reference_keys(tmp_path):
     path = tmp_path / "hparams.json"
     path.write_text(json.dumps({"epochs": 3, "batch_size": 16, "lr": 5e-5, "threshold": 0.4}))
     cfg = compose([f"hparams_file={path}"], tmp_path)
-    apply_hparams_file(cfg)
     assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.optimizer.lr, cfg.module.threshold) == (3, 16, 5e-5, 0.4)
 
 
@@ -167,6 +167,28 @@ def test_command_line_beats_hparams_file_and_every_record_says_the_value_used(tm
     assert last["optimizer_states"][0]["param_groups"][0]["lr"] == 0.05
     # The file's other key is not on the command line: it applies, and the records say so too.
     assert metrics["threshold"] == saved["module"]["threshold"] == last["retina_seg"]["threshold"] == 0.4
+
+
+def test_train_config_is_the_config_the_entrypoint_writes(tmp_path):
+    """train_config composes and settles as retina-seg-train does: what it returns is the run's
+    .hydra/config.yaml, with the hparams file (under the command line) and the epoch scale applied."""
+    hparams = tmp_path / "hp.json"
+    hparams.write_text(json.dumps({"epochs": 4, "lr": 0.001, "threshold": 0.4}))
+    overrides = [
+        *(o for o in TINY_RUN if not o.startswith("trainer.max_epochs=")),
+        "logger=none",
+        "optimizer.lr=0.05",
+        f"hparams_file={hparams}",
+        "epoch_scale=0.5",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    result = run_main("retina_seg.train", *overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    composed = train_config(overrides)
+    written = OmegaConf.load(tmp_path / "run" / ".hydra" / "config.yaml")
+    assert OmegaConf.to_container(composed) == OmegaConf.to_container(written)
+    settled = (composed.trainer.max_epochs, composed.requested_epochs, composed.optimizer.lr, composed.module.threshold)
+    assert settled == (2, 4, 0.05, 0.4)
 
 
 @pytest.mark.parametrize(

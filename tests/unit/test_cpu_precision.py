@@ -1,6 +1,6 @@
 """The CPU recipe's precision follows the CPU: bf16 autocast only where bf16 runs in hardware."""
 
-from retina_seg.config import cpu_bf16_flags, cpu_precision
+from retina_seg.launch.resources import cpu_bf16_flags, cpu_precision
 from tests.helpers.runs import compose
 
 XEON = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"

@@ -75,10 +75,13 @@ def test_wrong_types_and_unknown_keys_are_hydras_refusal(override, key):
 
 def test_export_defaults_and_bad_values():
     settings = export_settings(compose(REQUIRED[:1] + ["output=out"], config_name="export"))
-    assert settings.formats == ["torchscript", "onnx", "safetensors"]
+    assert settings.formats == ["pt2", "onnx", "safetensors", "torchscript"]
     assert settings.run_dir == Path("run").resolve() and settings.parity_sizes == [(584, 565), (512, 512)]
     for override, message in (
-        ("formats=[tflite]", "formats=['tflite'] must be a non-empty list of ['torchscript', 'onnx', 'safetensors"),
+        (
+            "formats=[tflite]",
+            "formats=['tflite'] must be a non-empty list of ['pt2', 'onnx', 'safetensors', 'torchscript']",
+        ),
         ("formats=[]", "formats=[] must be a non-empty list"),
         ("parity.tolerance=0", "parity.tolerance=0.0 must be a number > 0"),
         ("parity.sizes=[[8,8]]", "parity.sizes=[[8, 8]] must be a non-empty list of [height, width] pairs"),

@@ -239,3 +239,17 @@ def test_dropblock_appears_once_per_block_and_only_when_asked():
     assert not any(isinstance(m, DropBlock) for m in plain.modules())
     assert sum(isinstance(m, DropBlock) for m in regularised.modules()) == 2 * 3 - 1  # encoder, bottleneck, decoder
     assert count_parameters(plain) == count_parameters(regularised)
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_one_exported_program_serves_every_input_size(padding):
+    """torch.export with dynamic batch, height and width (retina-seg-export's .pt2): sizes on both sides of every
+    size branch (odd and even; for "valid" with and without extra bottom/right pixels) run and match eager."""
+    torch.manual_seed(0)
+    net = UNet(depth=3, base_width=2, padding=padding).eval()
+    dynamic = {"x": {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}}
+    program = torch.export.export(net, (torch.randn(2, 3, 37, 29),), dynamic_shapes=dynamic).module()
+    for size in [(1, 3, 36, 36), (3, 3, 37, 21), (1, 3, 20, 44)]:
+        image = torch.randn(*size)
+        with torch.no_grad():
+            torch.testing.assert_close(program(image), net(image))
