@@ -14,6 +14,8 @@ MAX_DEFAULT_WORKERS = 8
 # CPU flags (Linux's /proc/cpuinfo) of bf16 arithmetic in hardware: AMX tiles (Intel Sapphire Rapids and later)
 # or AVX-512 BF16 (e.g. AMD Zen 4). Without either, bf16 autocast is emulated and slower than fp32.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+# Where Linux describes the CPU and its flags.
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def on_gpu(accelerator: str) -> bool:
@@ -49,7 +51,7 @@ def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
     """The BF16_CPU_FLAGS this CPU has."""
     if cpuinfo is None:
         try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
+            cpuinfo = CPUINFO.read_text()
         except OSError:
             return []
     flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split()}
