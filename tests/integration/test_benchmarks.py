@@ -219,6 +219,7 @@ def test_sweep_parallelism_quick_times_both_local_launchers(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("drive_checkpoint")
 def test_cross_dataset_quick_evaluates_both_models_at_both_scales_beside_the_human(
     tmp_path, drive_checkpoint, kaggle_root, drive_root, stare_root
 ):

@@ -10,8 +10,8 @@ from retina_seg.evaluation.checkpoint_eval import evaluate
 from tests.helpers.environment import REPO_ROOT
 from tests.helpers.runs import compose, run_main
 
-# A DRIVE model trained for two minutes, photographs at four scales.
-pytestmark = [pytest.mark.real_data, pytest.mark.slow]
+# A DRIVE model trained for two minutes (once per worker: its xdist group), photographs at four scales.
+pytestmark = [pytest.mark.real_data, pytest.mark.slow, pytest.mark.xdist_group("drive_checkpoint")]
 
 # Factors where prediction at the photographs' own scale falls clearly below scale-aware prediction, and by how much
 # at least. The gaps themselves (and how close scale-aware comes to native) depend on the model and the CPU's
