@@ -1,9 +1,9 @@
 """The exit codes of every retina-seg-* command (train, eval, predict, export, report).
 
 0  success.
-1  the input was usable and the work failed: a run that crashed, some photographs that could not be predicted
-   (listed), an export that does not match the PyTorch model, a run or sweep folder held by another run
-   (wait for it or choose another folder). Trying again may succeed.
+1  the input was usable and the work failed: a run that crashed or filled its disk, some photographs that
+   could not be predicted (listed), an export that does not match the PyTorch model, a run or sweep folder
+   held by another run (wait for it or choose another folder). Trying again may succeed.
 2  bad input, refused before any work: an unknown config key or group, a wrong type, a value out of range, a
    missing required value, an unusable or corrupt checkpoint, a data folder that is missing or malformed, an
    input path that holds nothing to work on. The message names the key or the file; the same command fails

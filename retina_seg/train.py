@@ -1,6 +1,6 @@
 """`retina-seg-train`: the one Hydra entrypoint for training runs and sweeps.
-Exit codes (retina_seg/exit_codes.py): 2 for a bad config, checkpoint or data set; 1 for a run that failed or
-a run folder held by another run."""
+Exit codes (retina_seg/exit_codes.py): 2 for a bad config, checkpoint or data set; 1 for a run that failed, a
+run folder held by another run, or a full disk (one line naming the file and the filesystem)."""
 
 import logging
 from pathlib import Path
@@ -25,6 +25,7 @@ def train_run(cfg: DictConfig) -> float | None:
     from .data.errors import DataError
     from .records.checkpoint import CheckpointError
     from .training.pipeline import train_job
+    from .utils.disk_space import DiskFullError
     from .utils.folder_lock import FolderLockedError
 
     hydra_cfg = HydraConfig.get()
@@ -33,10 +34,11 @@ def train_run(cfg: DictConfig) -> float | None:
     output_dir = Path(cfg.paths.output_dir)
     try:
         record = train_job(cfg, hydra_cfg, output_dir)
-    except (CheckpointError, ConfigError, DataError, FolderLockedError) as error:
+    except (CheckpointError, ConfigError, DataError, FolderLockedError, DiskFullError) as error:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             raise  # the launcher reports every failed job of the sweep (its metrics.json says failed)
-        fail("retina-seg-train", error, EXIT_FAILED if isinstance(error, FolderLockedError) else EXIT_BAD_INPUT)
+        bad_input = isinstance(error, CheckpointError | ConfigError | DataError)
+        fail("retina-seg-train", error, EXIT_BAD_INPUT if bad_input else EXIT_FAILED)
     log.info(
         "Run %s finished: val_IoU=%s test_IoU=%s (%s)",
         record["job_id"],

@@ -93,7 +93,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        write_atomic(path, lambda tmp: torch.save(checkpoint, tmp))
+        write_atomic(path, lambda tmp: save_checkpoint_file(checkpoint, tmp))
+
+
+def save_checkpoint_file(checkpoint: dict[str, Any], path: Path) -> None:
+    """``torch.save`` through a file this function opens and closes. Given a path, torch's own writer reports a
+    full disk as "basic_ios::clear" with no OSError behind it, and its open stream, kept alive by the error's
+    traceback, holds the partial file's space after the file is removed; a Python file raises the OSError and
+    is closed as the error leaves it, so the space is free for the record of the failure."""
+    with open(path, "wb") as handle:
+        torch.save(checkpoint, handle)
 
 
 def load_checkpoint_file(path: str | Path) -> Any:
@@ -158,7 +167,7 @@ def store_threshold(path: str | Path, threshold: float) -> None:
     """Write the threshold chosen on validation into a saved checkpoint's payload, atomically."""
     checkpoint = read_checkpoint(path)
     checkpoint[PAYLOAD_KEY]["threshold"] = float(threshold)
-    write_atomic(path, lambda tmp: torch.save(checkpoint, tmp))
+    write_atomic(path, lambda tmp: save_checkpoint_file(checkpoint, tmp))
 
 
 def network_from_checkpoint(path: str | Path) -> tuple[nn.Module, RunInfo]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..utils.atomic import write_json_atomic, write_text_atomic
+from ..utils.disk_space import set_space_aside
 
 METRICS_JSON = "metrics.json"
 EPOCHS_CSV = "epochs.csv"
@@ -17,6 +18,10 @@ LEGACY_EPOCHS_CSV = "metrics.csv"
 PROGRESS_PNG = "progress.png"
 CHECKPOINTS = "checkpoints"
 LAST_CKPT = "last.ckpt"
+SPACE_RESERVE = ".space-reserve"
+# Far more than any metrics.json (about 5 KiB with its whole config): room for the last record, twice over (an
+# atomic rewrite holds the old file and the new one at once), and for the log lines around it.
+RESERVE_BYTES = 256 * 1024
 
 # The reference's table columns come first in metrics.json, in this order.
 HEADLINE_KEYS = (
@@ -71,6 +76,23 @@ def write_metrics(run_dir: Path | str, record: dict[str, Any]) -> Path:
     ordered = {key: record.get(key) for key in HEADLINE_KEYS}
     ordered.update({k: v for k, v in record.items() if k not in ordered})
     return write_json_atomic(Path(run_dir) / METRICS_JSON, ordered)
+
+
+def reserve_record_space(run_dir: Path | str) -> None:
+    """Set space aside in the run folder for the record that ends the run (see ``write_final_metrics``).
+
+    Why a reserve file rather than the alternatives: writing ``failed`` before every large write would leave a
+    run killed mid-checkpoint recorded as failed, not as the interrupted run a rerun resumes; padding
+    metrics.json to a fixed size would not help its atomic rewrite, which needs room for a second copy; and
+    freeing the failed write's own partial file is not enough when something else (another run, another user)
+    filled the disk. A reserve is freed at the moment the room is needed, whatever took the space."""
+    set_space_aside(Path(run_dir) / SPACE_RESERVE, RESERVE_BYTES)
+
+
+def write_final_metrics(run_dir: Path | str, record: dict[str, Any]) -> Path:
+    """The run's last metrics.json (completed or failed), written into the space the reserve held."""
+    (Path(run_dir) / SPACE_RESERVE).unlink(missing_ok=True)
+    return write_metrics(run_dir, record)
 
 
 def epoch_table_path(run_dir: Path | str) -> Path:

@@ -11,7 +11,11 @@ What a row shows, by status (the table's rule "``-`` where a value does not exis
   after every epoch); test values are ``-`` because the test has not run yet.
 - ``stale``: shown as ``running``, but its process is gone (killed, or its node lost): on this host its
   pid is no longer alive; on another host, its heartbeat is older than ``STALE_AFTER_S``. Rerun it to resume.
-- ``failed``: the hyperparameters; every metric is ``-`` (a failed run has no result).
+- ``failed``: the hyperparameters; every metric is ``-`` (a failed run has no result); a problem line gives
+  the error it recorded.
+
+A stale or failed run's problem line also says what the same command would do: resume from the run's last
+checkpoint, or, when the run wrote none, start from the beginning.
 - ``pending``: ``.hydra/`` but no metrics.json yet (the job has not begun training, or was killed before):
   only the job id, taken from ``.hydra/hydra.yaml`` (``hydra.job.id``) or else the folder name.
 - ``corrupt``: metrics.json unreadable, not JSON, or holding a value of the wrong type: only the job id.
@@ -140,10 +144,18 @@ def read_run(run_dir: Path) -> Run:
         run.status = STALE
         run.problems.append(
             f"{path}: stale: status running, but its process (pid {metrics.get('pid')} on "
-            f"{metrics.get('host')}, last heartbeat {metrics.get('heartbeat')}) is gone; "
-            "rerun the same command to resume it from its last checkpoint"
+            f"{metrics.get('host')}, last heartbeat {metrics.get('heartbeat')}) is gone; {rerun_outcome(run_dir)}"
         )
+    if run.status == FAILED:
+        run.problems.append(f"{path}: failed: {metrics.get('error') or 'no error recorded'}; {rerun_outcome(run_dir)}")
     return run
+
+
+def rerun_outcome(run_dir: Path) -> str:
+    """What rerunning the command does: resume (``resume=auto``) only from a checkpoint that exists."""
+    if any((run_dir / CHECKPOINTS).glob("*.ckpt")):
+        return "rerun the same command to resume it from its last checkpoint"
+    return "it wrote no checkpoint, so rerunning the same command starts it from the beginning"
 
 
 def is_stale(metrics: dict[str, Any]) -> bool:

@@ -25,10 +25,19 @@ from ..records.checkpoint import (
     store_threshold,
 )
 from ..records.protocols import protocols_of_the_test_loop
-from ..records.run_folder import CHECKPOINTS, METRICS_JSON, RunStatus, recorded_job_id, write_metrics
+from ..records.run_folder import (
+    CHECKPOINTS,
+    METRICS_JSON,
+    RunStatus,
+    recorded_job_id,
+    reserve_record_space,
+    write_final_metrics,
+    write_metrics,
+)
 from ..scoring.pooled import summarize
 from ..tracking.run_tracking import finish_tracking, start_tracking
 from ..utils.atomic import remove_partial_writes, write_text_atomic
+from ..utils.disk_space import DiskFullError, no_space_error
 from ..utils.folder_lock import lock_folder, unlock_folder
 from .budget import TimeBudget
 from .callbacks import RunFolderWriter
@@ -214,8 +223,11 @@ def train(cfg: DictConfig, output_dir: Path, hydra_job_id: str | None = None) ->
 
 
 def _train_locked(cfg: DictConfig, output_dir: Path, run_job_id: str) -> dict[str, Any]:
+    """Train with space set aside for the final record, so that a full disk is recorded too."""
     record = run_record(cfg, run_job_id)
     try:
+        if rank_zero_only.rank == 0:
+            reserve_record_space(output_dir)
         resume = resume_from(cfg, output_dir)
         if resume:  # a resumed run keeps its identity (a single run's id is the pid of the process that began it)
             record["job_id"] = recorded_job_id(output_dir) or run_job_id
@@ -225,15 +237,28 @@ def _train_locked(cfg: DictConfig, output_dir: Path, run_job_id: str) -> dict[st
         # metrics.json keeps the "running" state of its last epoch until the requeued job resumes.
         raise
     except BaseException as error:
+        named = _disk_full_named(error, output_dir)
         if rank_zero_only.rank == 0:
-            write_metrics(
-                output_dir, {**record, "status": RunStatus.FAILED, "error": f"{type(error).__name__}: {error}"}
+            failure = named or error
+            write_final_metrics(
+                output_dir, {**record, "status": RunStatus.FAILED, "error": f"{type(failure).__name__}: {failure}"}
             )
+        if named is not None and named is not error:
+            raise named from error
         raise
     final = {**record, **{k: _plain(v) for k, v in results.items()}, "status": RunStatus.COMPLETED}
     if rank_zero_only.rank == 0:
-        write_metrics(output_dir, final)
+        write_final_metrics(output_dir, final)
     return final
+
+
+def _disk_full_named(error: BaseException, output_dir: Path) -> DiskFullError | None:
+    """The full disk behind ``error`` as a DiskFullError: itself when it is one; else (a logger's own file
+    write) one naming the file that error names, or the run folder; None when the disk is not full."""
+    if isinstance(error, DiskFullError):
+        return error
+    no_space = no_space_error(error)
+    return None if no_space is None else DiskFullError(no_space.filename or output_dir)
 
 
 def _plain(value: Any) -> Any:

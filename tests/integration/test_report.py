@@ -3,13 +3,14 @@
 import csv
 import json
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from retina_seg.records.run_folder import read_metrics
+from retina_seg.records.run_folder import read_metrics, write_metrics
 from retina_seg.reporting.table import COLUMNS
 from tests.helpers.environment import require
 from tests.helpers.runs import TINY_RUN, run_main
@@ -128,6 +129,36 @@ def test_running_failed_and_pending_runs_are_marked_with_dashes(sweep_copy, tmp_
     assert rows["7 (pending)"] == ["-"] * 7
     statuses = [row["status"] for row in json.loads((tmp_path / "report.json").read_text())["rows"]]
     assert statuses == ["running", "failed", "pending"]
+
+
+def test_stale_and_failed_runs_say_why_and_offer_to_resume_only_from_a_checkpoint(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone = {"status": "running", "host": socket.gethostname(), "pid": dead.pid, "heartbeat": "2026-01-01T00:00:00"}
+    records = {
+        "killed_early": gone,
+        "killed_later": gone,
+        "failed_early": {"status": "failed", "error": "DiskFullError: no space left on device writing x"},
+        "failed_later": {"status": "failed", "error": "RuntimeError: boom"},
+    }
+    for name, record in records.items():
+        write_metrics(tmp_path / name, {"job_id": name, **record})
+        if name.endswith("later"):
+            (tmp_path / name / "checkpoints").mkdir()
+            (tmp_path / name / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    result = run_main("retina_seg.report", str(tmp_path), "--out", str(tmp_path / "report"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    listed = json.loads((tmp_path / "report" / "report.json").read_text())["problems"]
+    problems = {Path(problem.split(": ", 1)[0]).parent.name: problem for problem in listed}
+    resumes = "rerun the same command to resume it from its last checkpoint"
+    starts_over = "it wrote no checkpoint, so rerunning the same command starts it from the beginning"
+    assert problems["killed_early"].endswith(f"is gone; {starts_over}")
+    assert problems["killed_later"].endswith(f"is gone; {resumes}")
+    assert problems["failed_early"] == (
+        f"{tmp_path / 'failed_early' / 'metrics.json'}: failed: DiskFullError: no space left on device writing x; "
+        f"{starts_over}"
+    )
+    assert problems["failed_later"].endswith(f"failed: RuntimeError: boom; {resumes}")
 
 
 def test_paths_without_runs_are_bad_input(tmp_path):
