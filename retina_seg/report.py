@@ -18,7 +18,7 @@ from .records.protocols import PROTOCOLS
 from .reporting.group_table import GROUPS_CSV, comparisons_json, groups_csv, groups_json, groups_markdown
 from .reporting.paired import PairedDifference, compare_with_best
 from .reporting.plots import FINAL_IOU_PNG, VAL_IOU_CURVES_PNG, plot_final_iou, plot_val_iou_curves
-from .reporting.replicates import Group, group_runs, job_table_keys
+from .reporting.replicates import Group, group_runs, job_table_keys, sweep_keys
 from .reporting.runs import ReportError, Run, duplicate_id_problems, read_comet_runs, read_runs
 from .reporting.table import REPORT_CSV, REPORT_JSON, REPORT_MD, sort_runs, to_csv, to_json, to_markdown
 from .utils.atomic import write_text_atomic
@@ -96,7 +96,7 @@ def report_texts(
 def write_report(out: Path, texts: dict[str, str], runs: list[Run]) -> None:
     for name, text in texts.items():
         write_text_atomic(out / name, text)
-    plot_val_iou_curves(runs, out / VAL_IOU_CURVES_PNG)
+    plot_val_iou_curves(runs, out / VAL_IOU_CURVES_PNG, sweep_keys(runs))
     plot_final_iou(runs, out / FINAL_IOU_PNG)
 
 

@@ -115,8 +115,12 @@ def column_name(key: str) -> str:
     return COLUMN_OF_KEY.get(key, key)
 
 
+def sweep_keys(runs: list[Run]) -> list[str]:
+    """The config keys that vary across the runs, replicate keys included, bookkeeping left out: what tells
+    one curve from another."""
+    return varying_keys([settings(run.config, ()) for run in runs if run.config])
+
+
 def job_table_keys(runs: list[Run]) -> list[str]:
-    """The config keys the job-id table adds after its own columns: those varying across the runs (replicate
-    keys included), less bookkeeping and the keys its own columns already show."""
-    varying = varying_keys([settings(run.config, ()) for run in runs if run.config])
-    return [key for key in varying if key not in COLUMN_OF_KEY]
+    """The config keys the job-id table adds after its own columns: the sweep keys its own columns do not show."""
+    return [key for key in sweep_keys(runs) if key not in COLUMN_OF_KEY]
