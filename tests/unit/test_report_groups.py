@@ -8,8 +8,8 @@ import pytest
 
 from retina_seg.records.groups import group_key
 from retina_seg.reporting.group_table import groups_csv, groups_json, groups_markdown
-from retina_seg.reporting.runs import COMPLETED, FAILED, RUNNING, check_metrics, run_from_metrics
 from retina_seg.reporting.replicates import group_runs, job_table_keys
+from retina_seg.reporting.runs import COMPLETED, FAILED, RUNNING, check_metrics, run_from_metrics
 from retina_seg.reporting.table import COLUMNS, to_json, to_markdown
 from tests.helpers.sweeps import TABLE_COLUMNS
 
