@@ -1,7 +1,9 @@
-"""`retina-seg-report SWEEP_DIR... [--out DIR] [--comet] [--protocol P]`: the job-id table of one or more sweeps.
+"""`retina-seg-report SWEEP_DIR... [--out DIR] [--comet] [--protocol P] [--replicate-keys K,...]`: groups and runs.
 
-Writes report.md, report.csv, report.json, val_iou_curves.png and final_iou.png into --out (default: the
-first path, or the folder holding it when it is a file) and prints the table and its problems. Exit codes
+Writes report.md, report.csv, groups.csv, report.json, val_iou_curves.png and final_iou.png into --out (default:
+the first path, or the folder holding it when it is a file) and prints the group table (replicates of one
+setting, ranked by the objective), each group against the best on the same test photographs, the job-id table and
+its problems. Exit codes
 (retina_seg/exit_codes.py): 0 whenever a table was written, even with failed or corrupt runs (they are marked in
 it); 2 for an unknown option or a path that does not exist or holds no run; 1 when the report cannot be written.
 """
@@ -11,8 +13,12 @@ import sys
 from pathlib import Path
 
 from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, SUMMARY
+from .records.groups import DEFAULT_REPLICATE_KEYS
 from .records.protocols import PROTOCOLS
+from .reporting.group_table import GROUPS_CSV, comparisons_json, groups_csv, groups_json, groups_markdown
+from .reporting.paired import PairedDifference, compare_with_best
 from .reporting.plots import FINAL_IOU_PNG, VAL_IOU_CURVES_PNG, plot_final_iou, plot_val_iou_curves
+from .reporting.replicates import Group, group_runs, job_table_keys, sweep_keys
 from .reporting.runs import ReportError, Run, duplicate_id_problems, read_comet_runs, read_runs
 from .reporting.table import REPORT_CSV, REPORT_JSON, REPORT_MD, sort_runs, to_csv, to_json, to_markdown
 from .utils.atomic import write_text_atomic
@@ -36,6 +42,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also show the test scores of this evaluation protocol (docs/results.md); strict: "
         "the table's own columns only",
     )
+    parser.add_argument(
+        "--replicate-keys",
+        type=lambda text: tuple(key.strip() for key in text.split(",") if key.strip()),
+        default=DEFAULT_REPLICATE_KEYS,
+        metavar="K,...",
+        help="config keys whose values may differ within a group of replicates (default: seed)",
+    )
     return parser.parse_args(argv)
 
 
@@ -48,25 +61,42 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     problems = [problem for run in runs for problem in run.problems] + duplicate_id_problems(runs)
     out = args.out or (args.paths[0] if args.paths[0].is_dir() else args.paths[0].parent)
-    markdown = to_markdown(runs, problems, args.protocol)
+    groups = group_runs(runs, args.replicate_keys)
+    differences, pairing_problems = compare_with_best(groups)
+    texts = report_texts(runs, problems + pairing_problems, groups, differences, args.protocol)
     try:
-        write_report(out, markdown, runs, problems, args.protocol)
+        write_report(out, texts, runs)
     except OSError as error:
         print(f"retina-seg-report: error: cannot write the report to {out}: {error}", file=sys.stderr)
         return EXIT_FAILED
+    markdown = texts[REPORT_MD]
     print(markdown, end="")
     print(
-        f"\n{len(runs)} run(s); report written to {out}/ ({REPORT_MD}, {REPORT_CSV}, {REPORT_JSON}, "
+        f"\n{len(runs)} run(s) in {len(groups)} group(s); report written to {out}/ ({REPORT_MD}, {REPORT_CSV}, "
+        f"{GROUPS_CSV}, {REPORT_JSON}, "
         f"{VAL_IOU_CURVES_PNG}, {FINAL_IOU_PNG})"
     )
     return EXIT_OK
 
 
-def write_report(out: Path, markdown: str, runs: list[Run], problems: list[str], protocol: str) -> None:
-    write_text_atomic(out / REPORT_MD, markdown)
-    write_text_atomic(out / REPORT_CSV, to_csv(runs, protocol))
-    write_text_atomic(out / REPORT_JSON, to_json(runs, problems, protocol))
-    plot_val_iou_curves(runs, out / VAL_IOU_CURVES_PNG)
+def report_texts(
+    runs: list[Run], problems: list[str], groups: list[Group], differences: list[PairedDifference], protocol: str
+) -> dict[str, str]:
+    """Each text file of the report by name: the groups come first in Markdown, and in JSON beside the rows."""
+    varying = job_table_keys(runs)
+    sections = {"groups": groups_json(groups), "comparisons": comparisons_json(differences)}
+    return {
+        REPORT_MD: groups_markdown(groups, differences) + to_markdown(runs, problems, protocol, varying),
+        REPORT_CSV: to_csv(runs, protocol, varying),
+        GROUPS_CSV: groups_csv(groups),
+        REPORT_JSON: to_json(runs, problems, protocol, varying, **sections),
+    }
+
+
+def write_report(out: Path, texts: dict[str, str], runs: list[Run]) -> None:
+    for name, text in texts.items():
+        write_text_atomic(out / name, text)
+    plot_val_iou_curves(runs, out / VAL_IOU_CURVES_PNG, sweep_keys(runs))
     plot_final_iou(runs, out / FINAL_IOU_PNG)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..records.groups import GROUP_PARAMETER, SWEEP_PARAMETER
 from ..records.run_folder import RunStatus
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,8 @@ def _apply(experiment: Experiment, message: dict[str, Any]) -> None:
 
 
 def table_record(experiment: Experiment, archive: Path) -> dict[str, Any]:
-    """The metrics.json headline keys, best_epoch, threshold, git_commit, the val history, the archive."""
+    """The metrics.json headline keys, best_epoch, threshold, git_commit, the val history, the archive, and the
+    logged parameters as ``config`` (the flattened config, values as Comet keeps them) with the sweep and group."""
     done = experiment.others.get("epochs_done")
     final = experiment.steps.get(done, {}) if done is not None else {}
     history = [
@@ -127,11 +129,15 @@ def table_record(experiment: Experiment, archive: Path) -> dict[str, Any]:
     }
     return {
         **record,
+        **{name: value for name, value in final.items() if name.startswith(("val_", "test_")) and name not in record},
         "best_epoch": experiment.others.get("best_epoch"),
         "threshold": experiment.others.get("threshold"),
         "git_commit": experiment.others.get("git_commit"),
         "history": history,
         "archive": str(archive),
+        "config": dict(experiment.parameters),
+        GROUP_PARAMETER: experiment.parameters.get(GROUP_PARAMETER),
+        SWEEP_PARAMETER: experiment.parameters.get(SWEEP_PARAMETER),
     }
 
 

@@ -1,6 +1,11 @@
-"""The report's two figures: every run's val_IoU curve, and each run's final val and test IoU side by side."""
+"""The report's two figures: every run's per-epoch val_IoU@0.5 curve, and each run's final val and test IoU.
+
+The curve is epochs.csv's ``val_IoU``, scored during the fit at threshold 0.5; the tables' ``val_IoU`` is at the
+threshold chosen after training. One name, one meaning: the curve is called ``val_IoU@0.5`` here.
+"""
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -15,23 +20,30 @@ from .runs import Run
 from .table import job_cell
 
 VAL_IOU_CURVES_PNG, FINAL_IOU_PNG = "val_iou_curves.png", "final_iou.png"
+CURVE_METRIC = "val_IoU@0.5"
 
 
-def plot_val_iou_curves(runs: list[Run], path: Path) -> Path:
-    """One line per run with per-epoch values (legend: job id and status); a note when none has any yet."""
+def plot_val_iou_curves(runs: list[Run], path: Path, varying: Sequence[str] = ()) -> Path:
+    """One line per run with per-epoch values (legend: job id, status and the ``varying`` config keys); a note
+    when none has any yet."""
     fig, ax = plt.subplots(figsize=(9, 5))
     drawn = [run for run in runs if run.history]
     for run in drawn:
         epochs, scores = zip(*run.history)
-        ax.plot(epochs, scores, marker="o", markersize=3, label=job_cell(run))
+        ax.plot(epochs, scores, marker="o", markersize=3, label=curve_label(run, varying))
     if drawn:
         ax.legend(title="Job id", fontsize="small", ncol=math.ceil(len(drawn) / 20))
     else:
-        ax.text(0.5, 0.5, "no per-epoch val_IoU yet", ha="center", va="center", transform=ax.transAxes)
-    ax.set(xlabel="epoch", ylabel="val_IoU", ylim=(0, 1), title="val_IoU per epoch")
+        ax.text(0.5, 0.5, f"no per-epoch {CURVE_METRIC} yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set(xlabel="epoch", ylabel=CURVE_METRIC, ylim=(0, 1), title=f"{CURVE_METRIC} per epoch (threshold 0.5)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def curve_label(run: Run, varying: Sequence[str]) -> str:
+    settings = ", ".join(f"{key}={run.config[key]}" for key in varying if key in run.config)
+    return f"{job_cell(run)}: {settings}" if settings else job_cell(run)
 
 
 def plot_final_iou(runs: list[Run], path: Path) -> Path:

@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from ..records.groups import flatten_config
 from ..records.protocols import PER_IMAGE_SCORES, PROTOCOLS
 from ..records.run_folder import (
     CHECKPOINTS,
@@ -67,6 +68,18 @@ PROTOCOL_KEYS = {
 INTEGER_KEYS = ("epochs", "batch_size")
 HYPERPARAMETER_KEYS = ("epochs", "batch_size", "learning_rate")
 VAL_KEYS = ("val_IoU", "val_loss")
+# What a group summarises over its completed runs: val and test scores and losses, under every protocol.
+SCORE_KEYS = (
+    "val_IoU",
+    "val_Dice",
+    "val_loss",
+    "test_IoU",
+    "test_Dice",
+    "test_loss",
+    *(key for keys in PROTOCOL_KEYS.values() for key in keys),
+)
+# What ranks runs and groups when metrics.json names no objective (runs older than the objective).
+DEFAULT_OBJECTIVE_METRIC, OBJECTIVE_MODES = "val_IoU", ("max", "min")
 # A running run on another host (its pid cannot be checked) is stale when its heartbeat is this old: far
 # beyond the writer's heartbeat interval, and beyond a validation or test pass of the real data sets.
 STALE_AFTER_S = 15 * 60
@@ -80,9 +93,19 @@ class MetricsError(ValueError):
     """A metrics record that cannot be tabulated; the message says which key and what is wrong."""
 
 
+@dataclass(frozen=True)
+class Objective:
+    """The validation metric that ranks runs and groups, whether higher or lower is better, and the run's value."""
+
+    metric: str
+    mode: str
+    value: float | None
+
+
 @dataclass
 class Run:
-    """One row of the table: the values it shows (None = ``-``), its val_IoU curve, and its problems."""
+    """One row of the table: the values it shows (None = ``-``), its per-epoch val_IoU@0.5 curve, its problems;
+    for grouping, its flattened config, its scores (completed runs only) and its objective."""
 
     job_id: str
     status: str
@@ -90,6 +113,9 @@ class Run:
     values: dict[str, float | int | None] = field(default_factory=dict)
     history: list[tuple[int, float]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, float | None] = field(default_factory=dict)
+    objective: Objective | None = None
 
 
 def find_run_dirs(paths: Iterable[Path | str]) -> list[Path]:
@@ -209,7 +235,25 @@ def check_metrics(metrics: Any) -> dict[str, Any]:
             raise MetricsError(f"{key} is {value!r}, expected a number or null")
         if key in INTEGER_KEYS and value is not None and not float(value).is_integer():
             raise MetricsError(f"{key} is {value!r}, expected an integer")
+    objective = metrics.get("objective")
+    if objective is not None and (
+        not isinstance(objective, dict)
+        or not isinstance(objective.get("metric"), str)
+        or objective.get("mode") not in OBJECTIVE_MODES
+    ):
+        raise MetricsError(f"objective is {objective!r}, expected {{'metric': ..., 'mode': 'max' or 'min'}}")
+    config = metrics.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise MetricsError(f"config is {type(config).__name__}, expected a mapping")
     return metrics
+
+
+def objective_of(metrics: dict[str, Any]) -> Objective:
+    """metrics.json's objective; a record without one is ranked by its val_IoU, higher is better."""
+    objective = metrics.get("objective") or {"metric": DEFAULT_OBJECTIVE_METRIC, "mode": "max"}
+    value = objective.get("value", metrics.get(objective["metric"]))
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return Objective(objective["metric"], objective["mode"], _finite(number))
 
 
 def run_from_metrics(
@@ -225,7 +269,25 @@ def run_from_metrics(
     }[status]
     values = {key: _finite(metrics.get(key)) if key in shown else None for key in VALUE_KEYS + protocol_keys}
     job = metrics.get("job_id")
-    return Run(default_id if job in (None, "") else str(job), status, source, values, history, problems)
+    scores = {key: _number(metrics.get(key)) for key in SCORE_KEYS} if status == COMPLETED else {}
+    return Run(
+        default_id if job in (None, "") else str(job),
+        status,
+        source,
+        values,
+        history,
+        problems,
+        config=flatten_config(metrics.get("config") or {}),
+        scores=scores,
+        objective=objective_of(metrics) if status == COMPLETED else None,
+    )
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, else None (a score of another type is not a score)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return _finite(value)
 
 
 def _finite(value: float | int | None) -> float | int | None:
@@ -233,7 +295,8 @@ def _finite(value: float | int | None) -> float | int | None:
 
 
 def _read_history(run_dir: Path, status: str) -> tuple[list[tuple[int, float]], list[str]]:
-    """(epoch, val_IoU) pairs from epochs.csv; a problem when a completed run lacks it or it is unreadable."""
+    """(epoch, val_IoU) pairs from epochs.csv, scored at the fit's threshold 0.5 (the report names it
+    val_IoU@0.5); a problem when a completed run lacks the file or it is unreadable."""
     path = epoch_table_path(run_dir)
     if not path.exists():
         return [], [f"{path}: missing, so no val_IoU curve for this completed run"] if status == COMPLETED else []

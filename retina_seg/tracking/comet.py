@@ -39,6 +39,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 
 from ..config import ConfigError
+from ..records.groups import GROUP_PARAMETER, SWEEP_PARAMETER, flatten_config, group_key
 from ..records.run_folder import PROGRESS_PNG, RunStatus
 from .secrets import mask_in_comet_logs
 
@@ -89,18 +90,6 @@ def choose_mode(mode: str, environ: Mapping[str, str] = os.environ) -> tuple[boo
     if mode == "auto":
         return has_key, f"{API_KEY_VARIABLE} is set" if has_key else f"no {API_KEY_VARIABLE} in the environment"
     raise ConfigError(f"logger.comet.mode={mode!r} must be one of {list(MODES)}")
-
-
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config -> {"optimizer.lr": ...}: the keys users override on the command line."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def server_problem(url: str, timeout_s: float) -> str | None:
@@ -206,12 +195,17 @@ class CometRunLogger(CometLogger):
 
     @rank_zero_only
     def start_run(self, trainer, record: dict[str, Any]) -> None:
-        """Name the experiment by the job id; tag it; log the resolved config as flattened parameters."""
+        """Name the experiment by the job id; tag it; log the resolved config as flattened parameters, and the
+        sweep and group key beside it, so Comet's "group by" shows the report's groups."""
         self._trainer_state = trainer.state
         experiment = self.experiment
         experiment.set_name(str(record["job_id"]))
-        experiment.add_tags(run_tags(record, self._sweep_name))
+        identity = sweep_identity(record, self._sweep_name)
+        experiment.add_tags(run_tags(record, identity))
         self.log_hyperparams(record.get("config") or {})
+        experiment.log_parameters(
+            {name: identity[name] for name in (SWEEP_PARAMETER, GROUP_PARAMETER) if identity[name] is not None}
+        )
         self._config_logged = True
         experiment.log_others(
             {
@@ -229,7 +223,7 @@ class CometRunLogger(CometLogger):
         (the module's hparams, already in it as ``module.*``) is skipped rather than logged a second time."""
         if self._ended or self._config_logged:
             return
-        super().log_hyperparams(flatten(_convert_params(params)))
+        super().log_hyperparams(flatten_config(_convert_params(params)))
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -314,22 +308,32 @@ def end_leftover_experiment() -> None:
         leftover.end()
 
 
-def run_tags(record: dict[str, Any], sweep_name: str | None) -> list[str]:
-    """sweep, launcher, model, data and git commit: what the Comet project view groups and filters by."""
-    choices, sweep = {}, sweep_name
-    if HydraConfig.initialized():
+def sweep_identity(record: dict[str, Any], sweep_name: str | None) -> dict[str, Any]:
+    """The sweep's name (``logger.comet.sweep_name``, else the multirun folder's name), the run's group key
+    (records/groups.py, replicate key ``seed``) and its seed: what puts replicates of one setting together."""
+    sweep = sweep_name
+    if sweep is None and HydraConfig.initialized():
         hydra = HydraConfig.get()
-        choices = hydra.runtime.choices
-        if sweep is None and hydra.mode == RunMode.MULTIRUN:
+        if hydra.mode == RunMode.MULTIRUN:
             sweep = Path(hydra.sweep.dir).name
+    config = record.get("config") or {}
+    return {SWEEP_PARAMETER: sweep, GROUP_PARAMETER: group_key(config), "seed": config.get("seed")}
+
+
+def run_tags(record: dict[str, Any], identity: dict[str, Any]) -> list[str]:
+    """sweep, group, seed, launcher, model, data and git commit: what the Comet project view groups and filters
+    by."""
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     tags = {
-        "sweep": sweep,
+        "sweep": identity[SWEEP_PARAMETER],
+        "group": identity[GROUP_PARAMETER],
+        "seed": identity["seed"],
         "launcher": choices.get("hydra/launcher"),
         "model": choices.get("model"),
         "data": choices.get("data"),
         "git": (record.get("git_commit") or "")[:12] or None,
     }
-    return [f"{name}:{value}" for name, value in tags.items() if value]
+    return [f"{name}:{value}" for name, value in tags.items() if value is not None and value != ""]
 
 
 def best_checkpoint_score(trainer) -> float | None:

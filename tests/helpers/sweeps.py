@@ -40,9 +40,17 @@ def report_rows(sweep_dir: Path) -> list[dict]:
     """The rows of ``retina-seg-report SWEEP_DIR`` (report.json, written into the sweep folder)."""
     result = run_main("retina_seg.report", str(sweep_dir))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    header = next(line for line in result.stdout.splitlines() if line.startswith("|"))
-    assert [cell.strip() for cell in header.strip("|").split("|")] == TABLE_COLUMNS
+    header = job_table_lines(result.stdout)[0]
+    assert [cell.strip() for cell in header.strip("|").split("|")][: len(TABLE_COLUMNS)] == TABLE_COLUMNS
     return json.loads((sweep_dir / "report.json").read_text())["rows"]
+
+
+def job_table_lines(markdown: str) -> list[str]:
+    """The lines of the job-id table in a report (it follows the group table), header first."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| Job id "))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
 
 
 def run_dirs(sweep_dir: Path) -> list[Path]:

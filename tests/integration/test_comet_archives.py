@@ -34,6 +34,9 @@ def test_a_failed_fit_leaves_an_archive_read_as_failed_with_its_best_epoch(tmp_p
         "threshold": None,
         "git_commit": None,
         "history": [{"epoch": 0, "val_IoU": 0.4, "val_loss": 0.8}, {"epoch": 1, "val_IoU": 0.3, "val_loss": 0.7}],
+        "config": {"trainer.max_epochs": 3, "data.batch_size": 2, "optimizer.lr": 0.01},
+        "group_key": None,  # logged by start_run, which a fit that never started did not reach
+        "sweep": None,
     }
 
 

@@ -14,6 +14,7 @@ from retina_seg.records.run_folder import read_metrics, write_metrics
 from retina_seg.reporting.table import COLUMNS
 from tests.helpers.environment import require
 from tests.helpers.runs import TINY_RUN, run_main
+from tests.helpers.sweeps import job_table_lines
 
 SCORES = ("val_IoU", "val_loss", "test_IoU", "test_loss")
 
@@ -52,8 +53,8 @@ def sweep_copy(sweep, tmp_path) -> Path:
 
 
 def table_rows(markdown: str) -> list[list[str]]:
-    """Cells of the Markdown table (header first, separator dropped)."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    """Cells of the job-id table, after the group table (header first, separator dropped)."""
+    lines = job_table_lines(markdown)
     return [[cell.strip() for cell in line.strip("|").split(" | ")] for i, line in enumerate(lines) if i != 1]
 
 

@@ -97,6 +97,11 @@ def test_lr_batch_grid_is_a_grid():
     assert len(params["optimizer.lr"].split(",")) * len(params["data.batch_size"].split(",")) == 6
 
 
+def test_seeds_is_two_settings_times_three_seeds():
+    params = compose_config("train", [], "seeds", str(SWEEPS_DIR)).hydra.sweeper.params
+    assert len(params["optimizer.lr"].split(",")) == 2 and params["seed"].split(",") == ["0", "1", "2"]
+
+
 @pytest.mark.parametrize(
     "epochs, scale, expected",
     [(100, 0.01, 1), (1000, 0.01, 10), (300, 0.01, 3), (100, 0.001, 1), (7, 1.0, 7), (10, 2.5, 25)],
