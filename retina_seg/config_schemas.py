@@ -95,6 +95,7 @@ class PredictSchema:
     ckpt_path: str = MISSING
     input: Any = MISSING  # a file, a folder or a glob, or a list of these
     output: str = MISSING
+    overwrite: bool = MISSING
     masks: Optional[str] = MISSING
     fov_masks: Optional[str] = MISSING
     detect_fov: bool = MISSING

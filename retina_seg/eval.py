@@ -25,7 +25,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> float:
     from .data.errors import DataError
     from .evaluation.checkpoint_eval import evaluate, score_second_observer
     from .records.checkpoint import CheckpointError
+    from .utils.log_lines import leave_lightning_lines_to_root
 
+    leave_lightning_lines_to_root()  # Lightning is imported by now, and Hydra has configured the root logger
     warn_deprecated_names(HydraConfig.get())
     output_dir = Path(cfg.paths.output_dir)  # Hydra's output folder unless paths.output_dir moves it
     try:

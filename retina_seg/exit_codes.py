@@ -6,7 +6,8 @@
    held by another run (wait for it or choose another folder). Trying again may succeed.
 2  bad input, refused before any work: an unknown config key or group, a wrong type, a value out of range, a
    missing required value, an unusable or corrupt checkpoint, a data folder that is missing or malformed, an
-   input path that holds nothing to work on. The message names the key or the file; the same command fails
+   input path that holds nothing to work on, inputs every one of which failed, an output folder that already
+   holds another command's results. The message names the key or the file; the same command fails
    again until it is changed.
 
 A sweep (``retina-seg-train -m``) exits 1 when one of its jobs failed.

@@ -1,6 +1,6 @@
 """`retina-seg-predict`: vessel masks, probability maps and overlays for any fundus photographs.
 Exit codes (retina_seg/exit_codes.py): 0 every input predicted; 1 some inputs failed (listed); 2 nothing could
-run (a bad config, checkpoint or input path)."""
+run (a bad config, checkpoint or input path, an output folder holding files, or inputs that all failed)."""
 
 import logging
 import sys
@@ -40,7 +40,7 @@ def predict_photographs(cfg: DictConfig) -> None:
     if summary["failed"]:
         lines = "\n".join(f"  {failure['error']}" for failure in summary["failed"])
         print(f"retina-seg-predict: {len(summary['failed'])} input(s) failed:\n{lines}", file=sys.stderr)
-        raise SystemExit(EXIT_FAILED)
+        raise SystemExit(EXIT_FAILED if summary["predicted"] else EXIT_BAD_INPUT)
 
 
 main = refusals_exit_bad_input(predict_photographs)

@@ -5,10 +5,12 @@ the first path, or the folder holding it when it is a file) and prints the group
 setting, ranked by the objective), each group against the best on the same test photographs, the job-id table and
 its problems. Exit codes
 (retina_seg/exit_codes.py): 0 whenever a table was written, even with failed or corrupt runs (they are marked in
-it); 2 for an unknown option or a path that does not exist or holds no run; 1 when the report cannot be written.
+it), and when a reader closes the pipe early (`| head`); 2 for an unknown option or a path that does not exist or
+holds no run; 1 when the report cannot be written.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -70,11 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"retina-seg-report: error: cannot write the report to {out}: {error}", file=sys.stderr)
         return EXIT_FAILED
     markdown = texts[REPORT_MD]
-    print(markdown, end="")
-    print(
-        f"\n{len(runs)} run(s) in {len(groups)} group(s); report written to {out}/ ({REPORT_MD}, {REPORT_CSV}, "
-        f"{GROUPS_CSV}, {REPORT_JSON}, "
-        f"{VAL_IOU_CURVES_PNG}, {FINAL_IOU_PNG})"
+    print_to_reader(
+        markdown + f"\n{len(runs)} run(s) in {len(groups)} group(s); report written to {out}/ ({REPORT_MD}, "
+        f"{REPORT_CSV}, {GROUPS_CSV}, {REPORT_JSON}, {VAL_IOU_CURVES_PNG}, {FINAL_IOU_PNG})\n"
     )
     return EXIT_OK
 
@@ -91,6 +91,18 @@ def report_texts(
         GROUPS_CSV: groups_csv(groups),
         REPORT_JSON: to_json(runs, problems, protocol, varying, **sections),
     }
+
+
+def print_to_reader(text: str) -> None:
+    """Print ``text``; a reader that stops early (``| head``) is no error, since the report is written. stdout
+    then points at devnull, so that Python's own flush at exit finds no closed pipe either (the recipe of the
+    Python docs' note on SIGPIPE)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def write_report(out: Path, texts: dict[str, str], runs: list[Run]) -> None:

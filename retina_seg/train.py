@@ -27,7 +27,9 @@ def train_run(cfg: DictConfig) -> float | None:
     from .training.pipeline import train_job
     from .utils.disk_space import DiskFullError
     from .utils.folder_lock import FolderLockedError
+    from .utils.log_lines import leave_lightning_lines_to_root
 
+    leave_lightning_lines_to_root()  # Lightning is imported by now, and Hydra has configured the root logger
     hydra_cfg = HydraConfig.get()
     warn_deprecated_names(hydra_cfg)
     # Hydra's output folder unless paths.output_dir moves the run: checkpoints and metrics.json stay together.

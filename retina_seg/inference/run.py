@@ -19,7 +19,7 @@ from .photographs import FailedInput, MaskSources, Photograph, PhotographDataset
 from .predictor import VesselPredictor
 from .settings import PredictSettings
 from .tiling import TilePlan
-from .writers import write_prediction, write_scores, write_summary
+from .writers import claim_output, clear_predictions, write_prediction, write_scores, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,10 @@ def _mask_sources(settings: PredictSettings, truth_rule: str) -> MaskSources:
 
 def predict_files(settings: PredictSettings) -> dict[str, Any]:
     """Predict every input into settings.output; returns (and writes) the summary. Bad inputs, a bad checkpoint
-    or a mask folder that is not one raise before anything is predicted; a bad image only fails itself."""
+    or a mask folder that is not one raise before anything is predicted; a bad image only fails itself. An output
+    folder holding files is refused unless settings.overwrite, and then its earlier prediction is removed once
+    the checkpoint and the inputs are usable."""
+    earlier = claim_output(settings.output, settings.overwrite)
     predictor = VesselPredictor.from_checkpoint(
         settings.ckpt_path,
         threshold=settings.threshold,
@@ -169,6 +172,9 @@ def predict_files(settings: PredictSettings) -> dict[str, Any]:
     )
     loader = DataLoader(dataset, batch_size=settings.batch_size, num_workers=settings.num_workers, collate_fn=_as_list)
     settings.output.mkdir(parents=True, exist_ok=True)
+    if earlier:
+        log.warning("overwrite=true: removing the earlier prediction's %d file(s) in %s", len(earlier), settings.output)
+        clear_predictions(earlier)
     run = PredictionRun(settings, predictor)
     started = time.monotonic()
     with _progress_bar(settings.progress_bar) as bar:

@@ -50,6 +50,7 @@ class PredictSettings:
     ckpt_path: Path
     inputs: list[str]
     output: Path
+    overwrite: bool
     masks: Path | None
     fov_masks: Path | None
     detect_fov: bool
@@ -96,6 +97,7 @@ def predict_settings(cfg: DictConfig) -> PredictSettings:
         ckpt_path=Path(str(cfg.ckpt_path)),
         inputs=inputs,
         output=Path(str(cfg.output)),
+        overwrite=cfg.overwrite,
         masks=_path(cfg, "masks"),
         fov_masks=_path(cfg, "fov_masks"),
         detect_fov=cfg.detect_fov,

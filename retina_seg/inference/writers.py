@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..config_rules import ConfigError
 from ..scoring.counts import Counts, pooled
 from ..utils.atomic import write_atomic, write_json_atomic, write_text_atomic
 
@@ -17,6 +18,8 @@ MASK_SUFFIX, PROBABILITY_SUFFIX, OVERLAY_SUFFIX = "_mask.png", "_prob.png", "_ov
 SCORES_CSV, SUMMARY_JSON = "scores.csv", "predictions.json"
 SCORE_COLUMNS = ("image", "IoU", "Dice", "TP", "FP", "FN")
 OVERALL_ROW = "overall"
+# Hydra's log of the command, written into its output folder (the default `output`) before any prediction.
+PREDICT_LOG = "predict.log"
 
 
 def _save_png(path: Path, pixels: np.ndarray) -> None:
@@ -71,3 +74,30 @@ def write_scores(output: Path, rows: list[tuple[str, Counts]]) -> Path:
 
 def write_summary(output: Path, summary: dict[str, Any]) -> Path:
     return write_json_atomic(output / SUMMARY_JSON, summary)
+
+
+def _is_prediction_file(path: Path) -> bool:
+    """A file an earlier prediction wrote: its summary, its scores or one of an image's three outputs."""
+    if path.name in (SUMMARY_JSON, SCORES_CSV):
+        return True
+    return path.name.endswith((MASK_SUFFIX, PROBABILITY_SUFFIX, OVERLAY_SUFFIX))
+
+
+def claim_output(output: Path, overwrite: bool) -> list[Path]:
+    """The output folder's files this prediction would mix with, checked before any work: refused unless
+    ``overwrite``; with it, the earlier prediction's files (returned) are removed by ``clear_predictions``.
+    Subfolders (Hydra's ``.hydra/``, a run folder inside it) and Hydra's ``predict.log`` are not looked at."""
+    present = sorted(p for p in output.iterdir() if p.is_file() and p.name != PREDICT_LOG) if output.is_dir() else []
+    if present and not overwrite:
+        names = ", ".join(p.name for p in present[:3]) + (", ..." if len(present) > 3 else "")
+        raise ConfigError(
+            f"output {output}: not empty ({len(present)} file(s): {names}); choose an empty or new folder, "
+            "or set overwrite=true to replace the predictions in it"
+        )
+    return [p for p in present if _is_prediction_file(p)]
+
+
+def clear_predictions(files: list[Path]) -> None:
+    """Remove an earlier prediction's files, so the folder holds only what the new predictions.json lists."""
+    for path in files:
+        path.unlink(missing_ok=True)

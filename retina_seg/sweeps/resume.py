@@ -70,12 +70,19 @@ class SkipCompletedLauncher:
         pinned = [[*job.overrides, f"hydra.sweep.subdir={quote_override(job.subdir)}"] for job in pending]
         return list(self.launcher.launch(pinned, initial_job_idx=pending[0].num))
 
-    def _jobs(self, job_overrides: Sequence[Sequence[str]], first: int) -> list[PendingJob | None]:
-        """One PendingJob per job still to run, None for a completed one (logged as skipped)."""
-        folders = [
+    def refuse_other_runs(self, job_overrides: Sequence[Sequence[str]], first: int = 0) -> None:
+        """ConfigError when a job's folder holds a run of other overrides; the sweeper asks before it writes."""
+        refuse_other_runs(self._folders(job_overrides, first))
+
+    def _folders(self, job_overrides: Sequence[Sequence[str]], first: int) -> list[tuple[int, list[str], Path, str]]:
+        return [
             (num, list(overrides), *self.run_folder(list(overrides), num))
             for num, overrides in enumerate(job_overrides, start=first)
         ]
+
+    def _jobs(self, job_overrides: Sequence[Sequence[str]], first: int) -> list[PendingJob | None]:
+        """One PendingJob per job still to run, None for a completed one (logged as skipped)."""
+        folders = self._folders(job_overrides, first)
         refuse_other_runs(folders)
         jobs: list[PendingJob | None] = []
         for num, overrides, sweep_dir, subdir in folders:

@@ -63,6 +63,11 @@ def file_mtimes(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
 
 
+def file_states(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under ``folder`` (hidden ones included) with its modification time in ns and its bytes."""
+    return {name: (mtime, (folder / name).read_bytes()) for name, mtime in file_mtimes(folder).items()}
+
+
 def assert_completed_rows(rows: list[dict], learning_rates: list[float]) -> None:
     """Every row is a completed one-epoch SWEEP_RUN with its four scores, one row per learning rate."""
     assert [row["status"] for row in rows] == ["completed"] * len(learning_rates)

@@ -5,7 +5,7 @@ garbage are the checkpoint."""
 import pytest
 
 from retina_seg.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED
-from tests.helpers.runs import run_main
+from tests.helpers.runs import TINY_RUN, run_main
 
 GARBAGE = b"\x80\x04not a checkpoint at all"
 
@@ -46,6 +46,24 @@ def test_bad_input_exits_2_naming_the_key_or_file(command, arguments, message, t
     assert result.returncode == EXIT_BAD_INPUT, result.stderr[-3000:]
     assert fill(message) in result.stderr, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "added, message",
+    [
+        ("+optimizer.lrr=0.1", "unknown key optimizer.lrr: torch.optim.Adam takes amsgrad, betas,"),
+        ("+model.widht=4", "unknown key model.widht: retina_seg.models.unet.UNet takes base_width, batch_norm,"),
+    ],
+)
+def test_an_added_key_its_target_does_not_take_exits_2_before_training(added, message, tmp_path):
+    """A typo in an added key is bad input: one line naming the key and the ones its _target_ takes, and
+    nothing trained (no checkpoint folder)."""
+    run_dir = tmp_path / "run"
+    result = run_main("retina_seg.train", *TINY_RUN, "logger=none", added, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"retina-seg-train: error: {message}"), result.stderr[-3000:]
+    assert not (run_dir / "checkpoints").exists()
 
 
 def test_report_bad_option_or_path_exits_2_and_a_report_it_cannot_write_exits_1(tmp_path):

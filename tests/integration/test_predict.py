@@ -23,6 +23,7 @@ from retina_seg.records.checkpoint import CheckpointError
 from retina_seg.records.run_folder import read_metrics
 from tests.helpers.environment import REPO_ROOT
 from tests.helpers.runs import compose, run_main
+from tests.helpers.sweeps import file_mtimes
 
 QUIET = ["progress_bar=false", "num_workers=0"]
 
@@ -221,6 +222,61 @@ def test_unusable_input_or_checkpoint_stops_with_exit_code_2(checkpoint, tmp_pat
     assert "Traceback" not in result.stderr
 
 
+SMALL = ["mode=resize", "resize.height=64", "resize.width=64", *QUIET]
+
+
+def _prediction_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != "predict.log")
+
+
+def _outputs_mtimes(folder: Path) -> dict[str, int]:
+    """The output folder's files, not those of the command's own Hydra folder (_predict_cli puts it inside)."""
+    return {name: mtime for name, mtime in file_mtimes(folder).items() if not name.startswith("hydra/")}
+
+
+def test_predictions_over_predictions_are_refused_unless_overwrite_clears_the_earlier_ones(
+    checkpoint, drive_root, tmp_path
+):
+    """A second prediction into a folder that holds one is refused and changes nothing; with overwrite=true the
+    earlier prediction's files go (also those of one killed before its predictions.json), others stay."""
+    images, out = drive_root / "test" / "images", tmp_path / "out"
+    first = _predict_cli(checkpoint, f"'{images}/0[12]_test.tif'", out, *SMALL, "threshold=0.3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = _outputs_mtimes(out)
+    refused = _predict_cli(checkpoint, str(images / "03_test.tif"), out, *SMALL, "threshold=0.7")
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    message = refused.stderr.strip().splitlines()
+    assert len(message) == 1 and f"output {out}: not empty" in message[0] and "overwrite=true" in message[0]
+    assert _outputs_mtimes(out) == before and len(before) == 7
+    (out / "04_test_mask.png").write_bytes(b"left by a killed prediction")
+    (out / "notes.txt").write_text("the user's")
+    again = _predict_cli(checkpoint, str(images / "03_test.tif"), out, *SMALL, "threshold=0.7", "overwrite=true")
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = json.loads((out / "predictions.json").read_text())
+    assert summary["threshold"] == 0.7 and summary["predicted"] == 1
+    listed = sorted(Path(path).name for path in summary["images"][0]["outputs"].values())
+    assert _prediction_files(out) == sorted([*listed, "notes.txt", "predictions.json"])
+    assert (out / "notes.txt").read_text() == "the user's"
+
+
+def test_inputs_that_all_fail_exit_2_as_nothing_could_run(checkpoint, drive_root, tmp_path):
+    missing = tmp_path / "missing.png"
+    result = _predict_cli(checkpoint, str(missing), tmp_path / "a", *SMALL)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert str(missing) in result.stderr and "Traceback" not in result.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "fake.jpg").write_text("not a photograph")
+    (broken / "truncated.tif").write_bytes((drive_root / "test" / "images" / "01_test.tif").read_bytes()[:3000])
+    result = _predict_cli(checkpoint, str(broken), tmp_path / "b", *SMALL)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "2 input(s) failed" in result.stderr and "Traceback" not in result.stderr
+    # One usable input among them: the work ran and some of it failed.
+    (broken / "good.tif").write_bytes((drive_root / "test" / "images" / "01_test.tif").read_bytes())
+    result = _predict_cli(checkpoint, str(broken), tmp_path / "c", *SMALL)
+    assert result.returncode == 1 and "2 input(s) failed" in result.stderr, result.stderr[-3000:]
+
+
 class Payload:
     """Stands for any pickled object a checkpoint might smuggle in."""
 
@@ -282,7 +338,7 @@ PEAK_MEMORY_PROBE = textwrap.dedent("""
     Image.fromarray(small).resize((3504, 2336), Image.BILINEAR).save(folder / "large.png")
 
     def predict(name):
-        cfg = compose([f"ckpt_path={checkpoint}", f"input={folder / name}", f"output={folder / 'out'}",
+        cfg = compose([f"ckpt_path={checkpoint}", f"input={folder / name}", f"output={folder / name}.out",
                        "progress_bar=false", "num_workers=0", "batch_size=2", *overrides], config_name="predict")
         return predict_files(predict_settings(cfg))
 

@@ -5,6 +5,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,26 @@ def test_paths_without_runs_are_bad_input(tmp_path):
     missing = subprocess.run([script, str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and f"{tmp_path / 'nope'}: no such folder" in missing.stderr
     assert not (tmp_path / "report.md").exists()
+
+
+def test_a_reader_that_stops_early_ends_the_report_quietly(tmp_path):
+    """`retina-seg-report SWEEP | head`: the pipe is closed before the table is printed (a real pipe, its
+    reading end closed at once); the report files are written, and no BrokenPipeError traceback follows."""
+    (tmp_path / "sweep" / "0" / ".hydra").mkdir(parents=True)  # a run that has not begun: the table has a row
+    report = subprocess.Popen(
+        [sys.executable, "-m", "retina_seg.report", str(tmp_path / "sweep")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    report.stdout.close()
+    stderr = report.stderr.read()
+    assert report.wait(timeout=300) == 0, stderr
+    assert stderr == "" and (tmp_path / "sweep" / "report.md").exists()
+    piped = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m retina_seg.report {tmp_path / 'sweep'} | head -1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert piped.stdout.startswith("|") and piped.stderr == "", piped.stderr

@@ -14,6 +14,7 @@ from tests.helpers.sweeps import (
     assert_completed_rows,
     evaluate_in_process,
     file_mtimes,
+    file_states,
     multirun,
     report_rows,
     run_dirs,
@@ -61,17 +62,20 @@ def test_resume_reruns_failed_and_missing_runs_only(basic_sweep):
 
 def test_resume_with_other_values_is_refused_naming_folders_and_keys(basic_sweep):
     """The same sweep folder with new values: nothing is skipped (old results would answer the new command)
-    and nothing resumed (a checkpoint of other values); the refusal names each folder and what differs."""
+    and nothing resumed (a checkpoint of other values); the refusal names each folder and what differs and
+    changes no file of the sweep folder (its multirun.yaml keeps the first sweep's values)."""
     sweep_dir, _ = basic_sweep
     first, second = run_dirs(sweep_dir)
-    before = [file_mtimes(d) for d in (first, second)]
+    before = file_states(sweep_dir)
     result = multirun(sweep_dir, *SWEEP_RUN, "optimizer.lr=0.05,1e-4", "trainer.max_epochs=3", "skip_completed=true")
     output = result.stdout + result.stderr
     assert result.returncode == 2  # bad input: this folder holds another sweep's runs
     assert f"{first} (job #0): optimizer.lr: 0.001 -> 0.05, trainer.max_epochs: 1 -> 3" in output, output[-2000:]
     assert f"{second} (job #1): trainer.max_epochs: 1 -> 3" in output
     assert "already completed" not in output
-    assert [file_mtimes(d) for d in (first, second)] == before
+    after = file_states(sweep_dir)
+    assert {name for name in after if after[name] != before.get(name)} == set()
+    assert set(after) == set(before)
 
 
 @pytest.mark.slow
