@@ -11,15 +11,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.common import TINY_SYNTHETIC_RUN
+
+# The benchmarks' run of seconds (four generated 64x64 photographs, two epochs), with the tests' loss and callbacks.
 TINY_RUN = [
     "loss=bce_dice",
-    "data.source.n_train=4",
-    "data.source.n_val=2",
-    "data.source.n_test=2",
-    "data.source.height=64",
-    "data.source.width=64",
-    "data.batch_size=2",
-    "trainer.max_epochs=2",
+    *TINY_SYNTHETIC_RUN,
     "callbacks=minimal",
     "trainer.enable_model_summary=false",
 ]
