@@ -25,7 +25,15 @@ from ..records.checkpoint import (
     store_threshold,
 )
 from ..records.protocols import protocols_of_the_test_loop
-from ..records.run_folder import CHECKPOINTS, METRICS_JSON, RunStatus, recorded_job_id, write_metrics
+from ..records.run_folder import (
+    CHECKPOINTS,
+    METRICS_JSON,
+    RunStatus,
+    metrics_or_none,
+    recorded_job_id,
+    write_metrics,
+)
+from ..records.run_overrides import changes_on_resume
 from ..scoring.pooled import summarize
 from ..tracking.run_tracking import finish_tracking, start_tracking
 from ..utils.atomic import remove_partial_writes, write_text_atomic
@@ -217,8 +225,8 @@ def _train_locked(cfg: DictConfig, output_dir: Path, run_job_id: str) -> dict[st
     record = run_record(cfg, run_job_id)
     try:
         resume = resume_from(cfg, output_dir)
-        if resume:  # a resumed run keeps its identity (a single run's id is the pid of the process that began it)
-            record["job_id"] = recorded_job_id(output_dir) or run_job_id
+        if resume:
+            _record_resumption(record, output_dir, run_job_id)
         results = fit_and_test(cfg, record, resume)
     except SystemExit:
         # submitit's preemption/timeout handler requeues the job, then exits: the run is not over, so
@@ -234,6 +242,17 @@ def _train_locked(cfg: DictConfig, output_dir: Path, run_job_id: str) -> dict[st
     if rank_zero_only.rank == 0:
         write_metrics(output_dir, final)
     return final
+
+
+def _record_resumption(record: dict[str, Any], output_dir: Path, run_job_id: str) -> None:
+    """A resumed run keeps its identity (a single run's id is the pid of the process that began it) and records
+    the values the rerun changed (those CHANGEABLE_ON_RESUME; any other change was refused before Hydra wrote)."""
+    earlier = metrics_or_none(output_dir)
+    record["job_id"] = recorded_job_id(output_dir) or run_job_id
+    changes = changes_on_resume(earlier, record["config"])
+    if changes:
+        record["resumed_with_changes"] = changes
+        log.info("Resumed with changes: %s", ", ".join(f"{key}: {old} -> {new}" for key, (old, new) in changes.items()))
 
 
 def _plain(value: Any) -> Any:
