@@ -139,20 +139,38 @@ def epochs_done(path: str | Path) -> int:
 
 
 def resume_point(folder: Path) -> tuple[Path, int] | None:
-    """The readable checkpoint of ``folder`` with the most epochs done (last.ckpt unless it is damaged), and
-    those epochs; None when there is none. Every unreadable checkpoint is named in a warning."""
-    readable = []
+    """The readable checkpoint of ``folder`` with the most epochs done (last.ckpt on a tie), and those epochs;
+    None when there is none. Every unreadable checkpoint is named in a warning, and a choice other than
+    last.ckpt is logged with its reason."""
+    readable, damaged = [], {}
     for path in sorted(folder.glob("*.ckpt"), key=lambda p: p.name != LAST_CKPT):
         try:
             readable.append((epochs_done(path), path.name == LAST_CKPT, path))
         except CheckpointError as error:
+            damaged[path.name] = error
             log.warning("Cannot resume from %s: %s", path, error)
     if not readable:
         return None
     done, _, path = max(readable)
     if path.name != LAST_CKPT:
-        log.warning("Resuming from %s instead of the damaged or missing %s", path, folder / LAST_CKPT)
+        last_done = next((epochs for epochs, is_last, _ in readable if is_last), None)
+        log_choice = log.info if last_done is not None else log.warning
+        log_choice(
+            "Resuming from %s, the newest readable checkpoint (%d epoch(s) done): %s",
+            path,
+            done,
+            _why_not_last(folder / LAST_CKPT, last_done, LAST_CKPT in damaged),
+        )
     return path, done
+
+
+def _why_not_last(last: Path, last_done: int | None, damaged: bool) -> str:
+    """Why the resume point is not last.ckpt, for the line that names the one chosen."""
+    if damaged:
+        return f"{last} is damaged"
+    if last_done is None:
+        return f"there is no {last}"
+    return f"{last} is older ({last_done} epoch(s) done)"
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

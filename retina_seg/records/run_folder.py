@@ -22,6 +22,23 @@ SPACE_RESERVE = ".space-reserve"
 # Far more than any metrics.json (about 5 KiB with its whole config): room for the last record, twice over (an
 # atomic rewrite holds the old file and the new one at once), and for the log lines around it.
 RESERVE_BYTES = 256 * 1024
+# Lightning's step-level CSV log: STEP_LOGS/metrics.csv for a run's first process, then one folder per process
+# that resumed it (STEP_LOGS/attempt-2/metrics.csv, ...), so a resume never replaces an earlier one's log.
+STEP_LOGS = "logs"
+STEP_LOG_CSV = "metrics.csv"
+
+
+def step_log_folder(run_dir: Path) -> str:
+    """The folder under STEP_LOGS (a CSV logger's ``version``) for the step log of a process starting in
+    ``run_dir``: "" for the first, else the first ``attempt-<n>`` (n >= 2) that holds no step log yet."""
+    logs = Path(run_dir) / STEP_LOGS
+    if not (logs / STEP_LOG_CSV).exists():
+        return ""
+    attempt = 2
+    while (logs / f"attempt-{attempt}" / STEP_LOG_CSV).exists():
+        attempt += 1
+    return f"attempt-{attempt}"
+
 
 # The reference's table columns come first in metrics.json, in this order.
 HEADLINE_KEYS = (

@@ -21,19 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from ..config import ConfigError
 from ..records.run_folder import METRICS_JSON, completed_metrics
+from ..records.run_overrides import RECORDED_OVERRIDES, UNREADABLE, override_changes, read_overrides
 
 log = logging.getLogger(__name__)
 
-# Overrides that say how a sweep is launched or resumed, not what a run is.
+# Overrides that say how a sweep is launched or resumed, not what a run is. Not CHANGEABLE_ON_RESUME: a sweep
+# skips a completed run, so one with a smaller max_epochs would stand as the answer to a larger one.
 IGNORED_KEYS = ("skip_completed",)
 
 
@@ -129,34 +128,17 @@ def refuse_other_runs(folders: list[tuple[int, list[str], Path, str]]) -> None:
         )
 
 
-def override_values(overrides: Sequence[str]) -> dict[str, tuple[Any, str]]:
-    """``{key: (value, as typed)}`` of Hydra overrides, values parsed (``1e-3`` equals ``0.001``), without
-    IGNORED_KEYS."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return {
-        o.get_key_element(): (None, "(deleted)") if o.is_delete() else (o.value(), o.get_value_element_as_str())
-        for o in parsed
-        if o.key_or_group not in IGNORED_KEYS
-    }
-
-
 def differing_keys(run_dir: Path, overrides: Sequence[str]) -> list[str]:
     """The override keys (``key: old -> new``) in which the run recorded in ``run_dir`` differs from a job;
     nothing when the folder holds no run yet. A run whose overrides cannot be read differs in all of them."""
-    recorded_file = run_dir / ".hydra" / "overrides.yaml"
+    recorded_file = run_dir / RECORDED_OVERRIDES
     if not recorded_file.exists():
         return [] if not (run_dir / METRICS_JSON).exists() else [f"{recorded_file} missing"]
     try:
-        recorded = override_values(yaml.safe_load(recorded_file.read_text()) or [])
-    except (OSError, yaml.YAMLError, TypeError, ValueError, OverrideParseException) as error:
+        changes = override_changes(read_overrides(run_dir), overrides, IGNORED_KEYS)
+    except UNREADABLE as error:
         return [f"{recorded_file} unreadable ({error})"]
-    wanted = override_values(overrides)
-    unset = (None, "(unset)")
-    return [
-        f"{key}: {recorded.get(key, unset)[1]} -> {wanted.get(key, unset)[1]}"
-        for key in sorted(set(recorded) | set(wanted))
-        if recorded.get(key, unset)[0] != wanted.get(key, unset)[0] or (key in recorded) != (key in wanted)
-    ]
+    return [f"{key}: {old} -> {new}" for key, (old, new) in changes.items()]
 
 
 def consecutive_chunks(jobs: list[PendingJob]) -> list[tuple[int, list[list[str]]]]:

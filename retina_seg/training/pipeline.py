@@ -29,11 +29,13 @@ from ..records.run_folder import (
     CHECKPOINTS,
     METRICS_JSON,
     RunStatus,
+    metrics_or_none,
     recorded_job_id,
     reserve_record_space,
     write_final_metrics,
     write_metrics,
 )
+from ..records.run_overrides import changes_on_resume
 from ..scoring.pooled import summarize
 from ..tracking.run_tracking import finish_tracking, start_tracking
 from ..utils.atomic import remove_partial_writes, write_text_atomic
@@ -229,8 +231,8 @@ def _train_locked(cfg: DictConfig, output_dir: Path, run_job_id: str) -> dict[st
         if rank_zero_only.rank == 0:
             reserve_record_space(output_dir)
         resume = resume_from(cfg, output_dir)
-        if resume:  # a resumed run keeps its identity (a single run's id is the pid of the process that began it)
-            record["job_id"] = recorded_job_id(output_dir) or run_job_id
+        if resume:
+            _record_resumption(record, output_dir, run_job_id)
         results = fit_and_test(cfg, record, resume)
     except SystemExit:
         # submitit's preemption/timeout handler requeues the job, then exits: the run is not over, so
@@ -259,6 +261,17 @@ def _disk_full_named(error: BaseException, output_dir: Path) -> DiskFullError | 
         return error
     no_space = no_space_error(error)
     return None if no_space is None else DiskFullError(no_space.filename or output_dir)
+
+
+def _record_resumption(record: dict[str, Any], output_dir: Path, run_job_id: str) -> None:
+    """A resumed run keeps its identity (a single run's id is the pid of the process that began it) and records
+    the values the rerun changed (those CHANGEABLE_ON_RESUME; any other change was refused before Hydra wrote)."""
+    earlier = metrics_or_none(output_dir)
+    record["job_id"] = recorded_job_id(output_dir) or run_job_id
+    changes = changes_on_resume(earlier, record["config"])
+    if changes:
+        record["resumed_with_changes"] = changes
+        log.info("Resumed with changes: %s", ", ".join(f"{key}: {old} -> {new}" for key, (old, new) in changes.items()))
 
 
 def _plain(value: Any) -> Any:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from retina_seg.records.checkpoint import CheckpointError, epochs_done, read_checkpoint
+from retina_seg.records.checkpoint import CheckpointError, epochs_done, read_checkpoint, resume_point
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
 from retina_seg.reporting.runs import read_run
 from retina_seg.training.pipeline import train
@@ -122,9 +122,51 @@ def test_a_damaged_last_checkpoint_is_named_and_the_run_resumes_from_the_newest_
         f"Cannot resume from {last}: checkpoint {last}: corrupt or not a PyTorch checkpoint (an empty file"
         in caplog.text
     )
-    assert f"Resuming from {best} instead of the damaged or missing {last}" in caplog.text
+    assert f"Resuming from {best}, the newest readable checkpoint ({best_epochs} epoch(s) done): {last} is damaged" in (
+        caplog.text
+    )
     assert record["status"] == "completed" and record["resumed_from_epoch"] == best_epochs
     assert epochs_done(last) == 3
+
+
+def fake_checkpoint(path: Path, epochs: int) -> Path:
+    """A file as Lightning would leave it, reduced to what choosing a resume point reads: its epochs done."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"loops": {"fit_loop": {"epoch_progress": {"current": {"processed": epochs}}}}}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("last_epochs", "best_epochs", "chosen", "level", "reason"),
+    [
+        (3, 2, "last.ckpt", None, None),  # the usual case: no line beyond the pipeline's own
+        (3, 3, "last.ckpt", None, None),  # a tie goes to last.ckpt
+        (2, 3, "best.ckpt", "INFO", "{last} is older (2 epoch(s) done)"),  # killed between the two writes
+        ("damaged", 2, "best.ckpt", "WARNING", "{last} is damaged"),
+        (None, 2, "best.ckpt", "WARNING", "there is no {last}"),
+    ],
+)
+def test_the_resume_point_says_why_it_is_not_last_ckpt(
+    tmp_path, caplog, last_epochs, best_epochs, chosen, level, reason
+):
+    folder = tmp_path / "checkpoints"
+    last = folder / "last.ckpt"
+    fake_checkpoint(folder / "best.ckpt", best_epochs)
+    if last_epochs == "damaged":
+        folder.joinpath("last.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    elif last_epochs is not None:
+        fake_checkpoint(last, last_epochs)
+    caplog.set_level("INFO", logger="retina_seg.records.checkpoint")
+    path, done = resume_point(folder)
+    assert path == folder / chosen and done == epochs_done(path)
+    choices = [r for r in caplog.records if r.getMessage().startswith("Resuming from")]
+    if reason is None:
+        assert choices == []
+    else:
+        (choice,) = choices
+        expected = f"Resuming from {path}, the newest readable checkpoint ({done} epoch(s) done): "
+        assert choice.levelname == level and choice.getMessage() == expected + reason.format(last=last)
+        assert "damaged or missing" not in caplog.text
 
 
 def test_checkpoint_refusals_say_what_the_file_is(tmp_path):

@@ -1,6 +1,8 @@
 """End-to-end training runs on real code: the run folder contract, eval parity, resumption, bad input."""
 
+import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ from retina_seg.records.run_folder import HEADLINE_KEYS, read_epoch_table, read_
 from retina_seg.reporting.runs import read_run
 from retina_seg.training.pipeline import train
 from retina_seg.training.run_config import train_config
-from tests.helpers.runs import TINY_RUN, compose, run_main
+from tests.helpers.runs import TINY_NET, TINY_RUN, compose, run_main
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +107,44 @@ def test_resume_continues_the_same_run_folder(tmp_path):
     assert record["resumed_from_epoch"] == 2
     assert [r["epoch"] for r in read_epoch_table(tmp_path)] == [0, 1, 2]
     assert read_metrics(tmp_path)["status"] == "completed"
+
+
+def folder_contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_rerun_with_other_values_is_refused_and_changes_nothing(tmp_path):
+    first = run_main("retina_seg.train", *TINY_NET, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = folder_contents(tmp_path)
+    rerun = run_main(
+        "retina_seg.train", *TINY_NET, "optimizer.lr=0.5", "trainer.max_epochs=2", f"hydra.run.dir={tmp_path}"
+    )
+    assert rerun.returncode == 2, rerun.stderr[-3000:]
+    (message,) = [line for line in rerun.stderr.splitlines() if "error:" in line]  # one line, no traceback
+    assert str(tmp_path) in message and "optimizer.lr: 0.0001 (not on its command line) -> 0.5" in message
+    assert "trainer.max_epochs:" not in message  # extending a run is no difference
+    assert "Traceback" not in rerun.stderr
+    assert folder_contents(tmp_path) == before  # .hydra/ (config, overrides), metrics.json, checkpoints, lock
+    assert read_metrics(tmp_path)["learning_rate"] == 1e-4
+
+
+def test_every_process_of_a_resumed_run_keeps_its_step_log_and_records_what_it_changed(tmp_path):
+    outputs = []
+    for epochs in (1, 2, 3):
+        result = run_main("retina_seg.train", *TINY_NET, f"trainer.max_epochs={epochs}", f"hydra.run.dir={tmp_path}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs.append(result.stdout + result.stderr)
+    logs = tmp_path / "logs"
+    segments = [logs / "metrics.csv", logs / "attempt-2" / "metrics.csv", logs / "attempt-3" / "metrics.csv"]
+    first_epochs = [min(int(row["epoch"]) for row in csv.DictReader(p.open())) for p in segments]
+    assert first_epochs == [0, 1, 2]  # each process's log begins where it resumed (and ends with its test)
+    assert not any("will be deleted" in output for output in outputs)
+    metrics = read_metrics(tmp_path)
+    assert metrics["status"] == "completed" and metrics["epochs"] == metrics["epochs_done"] == 3
+    assert metrics["resumed_from_epoch"] == 2
+    assert metrics["resumed_with_changes"] == {"trainer.max_epochs": [1, 3]}  # what the run began with, and now
+    assert "trainer.max_epochs=3" in yaml.safe_load((tmp_path / ".hydra" / "overrides.yaml").read_text())
 
 
 def test_epochs_without_validation_have_no_val_values(tmp_path):
