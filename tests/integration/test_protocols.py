@@ -95,6 +95,9 @@ def test_eval_repeats_both_protocols_from_the_checkpoint(nonzero_run, kaggle_roo
     assert record["mask_rule"] == "nonzero"  # the checkpoint's rule, without being told
     assert record["test_IoU"] == pytest.approx(trained["test_IoU"], abs=1e-6)
     assert record["test_IoU_reference_protocol"] == pytest.approx(trained["test_IoU_reference_protocol"], abs=1e-6)
+    evaluated_rows, trained_rows = read_test_images(tmp_path), read_test_images(nonzero_run)
+    assert [(r["image"], r["protocol"]) for r in evaluated_rows] == [(r["image"], r["protocol"]) for r in trained_rows]
+    assert [r["IoU"] for r in evaluated_rows] == pytest.approx([r["IoU"] for r in trained_rows], abs=1e-6)
     half = evaluate(
         compose(
             kaggle(kaggle_root, f"ckpt_path={ckpt}", "mask_rule=half", *QUIET), tmp_path / "half", config_name="eval"
