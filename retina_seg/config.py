@@ -10,7 +10,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .config_rules import ConfigError, check_config, rule_problem
+from .config_rules import ConfigError, Rule, check_config, rule_problem
 from .config_schemas import TRAIN_RULES, register_schemas
 from .exit_codes import SUMMARY
 
@@ -97,6 +97,7 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Reject wrong types and ranges of the keys users override most, naming the key and the value."""
-    check_config(cfg, TRAIN_RULES)
+def validate_config(cfg: DictConfig, more_rules: tuple[Rule, ...] = ()) -> None:
+    """Reject wrong types and ranges of the keys users override most, naming the key and the value; ``more_rules``:
+    the checks a layer above defines (the objective's, retina_seg/records/objective.py), reported together."""
+    check_config(cfg, (*TRAIN_RULES, *more_rules))

@@ -30,6 +30,9 @@ class TrainSchema:
     resume: Any = MISSING  # auto, a checkpoint path, or null / false / none
     epoch_scale: float = MISSING
     skip_completed: bool = MISSING
+    # A validation metric and max|min: checked by retina_seg.records.objective.OBJECTIVE_RULES.
+    optimized_metric: str = MISSING
+    optimized_mode: str = MISSING
     paths: Any = MISSING
     data: Any = MISSING
     augmentation: Any = MISSING

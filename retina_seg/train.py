@@ -21,9 +21,11 @@ register_resolvers()  # before @hydra.main composes: the configs ask the machine
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def train_run(cfg: DictConfig) -> float | None:
-    """Train one run into Hydra's output folder; returns test IoU (or val IoU) for sweepers."""
+    """Train one run into Hydra's output folder; returns the value of its objective (``optimized_metric``, a
+    validation metric) to the sweeper: test metrics are never used to choose anything."""
     from .data.errors import DataError
     from .records.checkpoint import CheckpointError
+    from .records.objective import objective_of
     from .training.pipeline import train_job
     from .utils.disk_space import DiskFullError
     from .utils.folder_lock import FolderLockedError
@@ -48,7 +50,7 @@ def train_run(cfg: DictConfig) -> float | None:
         _fmt(record.get("test_IoU")),
         output_dir,
     )
-    return record.get("test_IoU", record.get("val_IoU"))
+    return objective_of(cfg).value_in(record)
 
 
 def _fmt(value) -> str:

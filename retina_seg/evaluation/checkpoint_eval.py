@@ -14,7 +14,7 @@ from ..data.scale import ScaleRule, training_scale
 from ..inference.settings import scale_settings
 from ..records.checkpoint import RunInfo, loss_from_checkpoint, network_from_checkpoint, transforms_from_checkpoint
 from ..records.protocols import PER_IMAGE_SCORES, Protocol, protocol_named
-from ..records.run_folder import RunStatus, write_metrics
+from ..records.run_folder import RunStatus, write_metrics, write_test_images
 from ..scoring.agreement import MaskAgreement
 from ..scoring.pooled import summarize
 from ..training.module import VesselSegmentationModule
@@ -30,17 +30,23 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "split": cfg.split,
         "protocols": {p.name: p.describe() for p in protocols},
     }
+    image_rows = []
     for protocol in protocols:
-        record.update(_score(cfg, net, info, protocol))
+        scores, rows = _score(cfg, net, info, protocol)
+        record.update(scores)
+        image_rows += rows
     record["config"] = resolved_config(cfg)
     if pl.utilities.rank_zero_only.rank == 0:
         write_metrics(output_dir, record)
+        if cfg.split == "test":
+            write_test_images(output_dir, image_rows)
     return record
 
 
-def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> dict[str, Any]:
+def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The split's scores under one protocol: strict gives the training run's keys (test_IoU, ...), a per-image
-    protocol its own suffixed keys, at its own threshold and with masks binarised by its own rule."""
+    protocol its own suffixed keys, at its own threshold and with masks binarised by its own rule; and, when the
+    test loop scored the split, each image's scores under that protocol (test_images.csv's rows)."""
     normalize, eval_transforms = transforms_from_checkpoint(info, cfg.ckpt_path)
     fixed = protocol.threshold
     threshold = fixed if fixed is not None else info.threshold if cfg.threshold is None else float(cfg.threshold)
@@ -71,11 +77,11 @@ def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> dict[str,
         return {
             "mask_rule" + protocol.key_suffix: rule,
             **{protocol.key(split, name): results[protocol.key("test", name)] for name in PER_IMAGE_SCORES},
-        }
+        }, _image_rows(module, datamodule, split, protocol)
     run = trainer.validate if split == "val" else trainer.test
     results = run(module, dataloaders=_loader(datamodule, split), verbose=False)[0]
     metrics = module.val_metrics if split == "val" else module.test_metrics
-    return {
+    scores = {
         "threshold": threshold,
         "flip_tta": flip_tta,
         "mask_rule": rule,
@@ -84,6 +90,16 @@ def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> dict[str,
         **summarize(metrics, threshold, split),
         **{name: value for name, value in results.items() if "clDice" in name},
     }
+    return scores, _image_rows(module, datamodule, split, protocol)
+
+
+def _image_rows(module: VesselSegmentationModule, datamodule, split: str, protocol: Protocol) -> list[dict[str, Any]]:
+    """The test split's rows of ``protocol`` (test_images.csv is the test split's; the module also scores strict at
+    a per-image protocol's threshold, rows that are not this protocol's)."""
+    if split != "test":
+        return []
+    rows = module.test_image_scores([s.name for s in getattr(datamodule.splits, split)])
+    return [row for row in rows if row["protocol"] == protocol.name]
 
 
 def _loader(datamodule, split: str):

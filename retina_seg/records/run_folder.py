@@ -17,6 +17,9 @@ EPOCHS_CSV = "epochs.csv"
 LEGACY_EPOCHS_CSV = "metrics.csv"
 PROGRESS_PNG = "progress.png"
 CHECKPOINTS = "checkpoints"
+# Each test image's own scores under each protocol the run measured: one row per image and protocol.
+TEST_IMAGES_CSV = "test_images.csv"
+TEST_IMAGES_COLUMNS = ("image", "protocol", "IoU", "Dice", "clDice")
 LAST_CKPT = "last.ckpt"
 SPACE_RESERVE = ".space-reserve"
 # Far more than any metrics.json (about 5 KiB with its whole config): room for the last record, twice over (an
@@ -143,3 +146,25 @@ def _number(text: str) -> float | int | None:
         return None
     value = float(text)
     return int(value) if value.is_integer() and "." not in text else value
+
+
+def write_test_images(run_dir: Path | str, rows: list[dict[str, Any]]) -> Path:
+    """test_images.csv, atomically: the columns of TEST_IMAGES_COLUMNS, one row per image and protocol."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=TEST_IMAGES_COLUMNS, extrasaction="raise", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text_atomic(Path(run_dir) / TEST_IMAGES_CSV, buffer.getvalue())
+
+
+def read_test_images(run_dir: Path | str) -> list[dict[str, Any]]:
+    """The rows of test_images.csv, image ids and protocol names as text, scores as floats; [] when the run folder
+    has none (a run that has not tested yet, or one older than the file)."""
+    path = Path(run_dir) / TEST_IMAGES_CSV
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [
+            {"image": row["image"], "protocol": row["protocol"], **{k: float(row[k]) for k in TEST_IMAGES_COLUMNS[2:]}}
+            for row in csv.DictReader(handle)
+        ]

@@ -7,8 +7,12 @@ import math
 
 import torch
 from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
+from .centrelines import cldice
 from .counts import REGIONS, as_map, count_scores, image_counts
+
+IMAGE_SCORES = ("IoU", "Dice", "clDice")
 
 
 class PerImageScores(Metric):
@@ -41,3 +45,43 @@ class PerImageScores(Metric):
         if count == 0:
             return {"IoU": math.nan, "Dice": math.nan}
         return {"IoU": self.iou_sum.item() / count, "Dice": self.dice_sum.item() / count}
+
+
+class ImageScoreTable(Metric):
+    """Each image's own IoU, Dice and clDice of binary predictions, inside the FOV (``region="fov"``) or over all
+    pixels, kept by the image's index in its split: the rows of every DDP rank gather into one table, and an image
+    a distributed sampler repeats to even out the ranks counts once."""
+
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(self, region: str = "fov", **kwargs):
+        super().__init__(**kwargs)
+        if region not in REGIONS:
+            raise ValueError(f"region must be one of {REGIONS}, got {region!r}")
+        self.region = region
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+        self.add_state("scores", default=[], dist_reduce_fx="cat")
+
+    def update(
+        self, index: torch.Tensor, predicted: torch.Tensor, target: torch.Tensor, fov: torch.Tensor | None = None
+    ) -> None:
+        """Add a batch: each image's index [B], bool predictions and 0/1 truths [B, (1,) H, W], ``fov`` (bool, same
+        shape) or None = all pixels."""
+        predicted, target = as_map(predicted, "predicted").bool(), as_map(target, "target").bool()
+        region = as_map(fov, "fov").bool() if fov is not None and self.region == "fov" else torch.ones_like(target)
+        scores = count_scores(image_counts(predicted, target, region))
+        centrelines = [
+            cldice(p & r, t & r) for p, t, r in zip(predicted.cpu().numpy(), target.cpu().numpy(), region.cpu().numpy())
+        ]
+        per_image = [scores["IoU"], scores["Dice"], torch.tensor(centrelines, dtype=torch.float64)]
+        self.index.append(torch.as_tensor(index, device=self.device).long().reshape(-1))
+        self.scores.append(torch.stack([s.to(self.device) for s in per_image], dim=1))
+
+    def compute(self) -> list[dict[str, float | int]]:
+        """One row per image, by index: {"index", "IoU", "Dice", "clDice"} ([] before any image)."""
+        if not (isinstance(self.index, torch.Tensor) or self.index):
+            return []
+        index, scores = dim_zero_cat(self.index).tolist(), dim_zero_cat(self.scores).tolist()
+        by_index = dict(zip(index, scores))
+        return [{"index": i, **dict(zip(IMAGE_SCORES, by_index[i]))} for i in sorted(by_index)]

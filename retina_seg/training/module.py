@@ -1,6 +1,7 @@
 """The LightningModule: trains the U-Net, measures dataset-level vessel metrics, holds the threshold."""
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -9,9 +10,9 @@ from torch import nn
 
 from ..models.unet import flip_averaged, vessel_probability
 from ..records.checkpoint import PAYLOAD_KEY, RunInfo
-from ..records.protocols import PER_IMAGE_SCORES, Protocol
+from ..records.protocols import PER_IMAGE_SCORES, STRICT, Protocol
 from ..scoring.centrelines import CentrelineDice
-from ..scoring.per_image import PerImageScores
+from ..scoring.per_image import ImageScoreTable, PerImageScores
 from ..scoring.pooled import VesselMetrics, summarize
 
 
@@ -45,6 +46,10 @@ class VesselSegmentationModule(pl.LightningModule):
         self.test_centrelines = CentrelineDice()
         self.per_image_protocols = tuple(per_image_protocols)
         self.test_per_image = nn.ModuleList(PerImageScores(p.threshold, p.region) for p in self.per_image_protocols)
+        # Each test image's own scores under every protocol the test measures (test_image_scores).
+        self.image_table_protocols = (STRICT, *self.per_image_protocols)
+        self.test_image_tables = nn.ModuleList(ImageScoreTable(p.region) for p in self.image_table_protocols)
+        self.test_image_rows: list[dict[str, Any]] = []
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -84,6 +89,15 @@ class VesselSegmentationModule(pl.LightningModule):
         self.test_centrelines.update(self.test_metrics.predicted(probs, self.threshold), batch["mask"], batch["fov"])
         for scores in self.test_per_image:
             scores.update(probs, batch["mask"], batch["fov"])
+        for protocol, table in zip(self.image_table_protocols, self.test_image_tables):
+            table.update(batch["index"], self._predicted(probs, protocol), batch["mask"], batch["fov"])
+
+    def _predicted(self, probs: torch.Tensor, protocol: Protocol) -> torch.Tensor:
+        """The vessel map a protocol scores: at the chosen threshold as the pooled scores count it, or above the
+        protocol's own fixed threshold as its per-image mean (PerImageScores) does."""
+        if protocol.threshold is None:
+            return self.test_metrics.predicted(probs, self.threshold)
+        return probs > protocol.threshold
 
     def _publish(self, metrics: VesselMetrics, split: str) -> None:
         """Sum the histograms over DDP ranks once, then log every score at the current threshold."""
@@ -100,7 +114,7 @@ class VesselSegmentationModule(pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         self.test_metrics.reset()
         self.test_centrelines.reset()
-        for scores in self.test_per_image:
+        for scores in [*self.test_per_image, *self.test_image_tables]:
             scores.reset()
 
     def on_validation_epoch_end(self) -> None:
@@ -113,6 +127,17 @@ class VesselSegmentationModule(pl.LightningModule):
         for protocol, metric in zip(self.per_image_protocols, self.test_per_image):
             scores = metric.compute()
             self.log_dict({protocol.key("test", name): scores[name] for name in PER_IMAGE_SCORES})
+        # Every rank takes part in gathering the tables; rank 0 writes them (records.run_folder.write_test_images).
+        self.test_image_rows = [
+            {"protocol": protocol.name, **row}
+            for protocol, table in zip(self.image_table_protocols, self.test_image_tables)
+            for row in table.compute()
+        ]
+
+    def test_image_scores(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        """The last test's per-image rows (image, protocol, IoU, Dice, clDice), each image named by ``names``, the
+        test split's image ids in the order its dataset indexes them."""
+        return [{"image": names[row.pop("index")], **row} for row in map(dict, self.test_image_rows)]
 
     def choose_threshold(self) -> float:
         """After validating the best checkpoint: the threshold that maximises val IoU (unless fixed)."""

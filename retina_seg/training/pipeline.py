@@ -24,6 +24,7 @@ from ..records.checkpoint import (
     resume_point,
     store_threshold,
 )
+from ..records.objective import OBJECTIVE_KEY, objective_of
 from ..records.protocols import protocols_of_the_test_loop
 from ..records.run_folder import (
     CHECKPOINTS,
@@ -34,6 +35,7 @@ from ..records.run_folder import (
     reserve_record_space,
     write_final_metrics,
     write_metrics,
+    write_test_images,
 )
 from ..records.run_overrides import changes_on_resume
 from ..scoring.pooled import summarize
@@ -123,7 +125,9 @@ def resume_from(cfg: DictConfig, output_dir: Path) -> tuple[str, int] | None:
     return str(cfg.resume), epochs_done(cfg.resume)
 
 
-def fit_and_test(cfg: DictConfig, record: dict[str, Any], resume: tuple[str, int] | None) -> dict[str, Any]:
+def fit_and_test(
+    cfg: DictConfig, record: dict[str, Any], resume: tuple[str, int] | None, output_dir: Path
+) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("fit")  # bad data fails here, before any model is built
@@ -152,6 +156,8 @@ def fit_and_test(cfg: DictConfig, record: dict[str, Any], resume: tuple[str, int
     results = _validate_and_choose_threshold(trainer, module, datamodule, best)
     if cfg.test:
         results.update(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
+        if trainer.is_global_zero:
+            write_test_images(output_dir, module.test_image_scores([s.name for s in datamodule.splits.test]))
     results["best_epoch"] = load_checkpoint_file(best)["epoch"] if best else None
     results["best_checkpoint"] = best
     finish_tracking(trainer, {**record, **results, "status": RunStatus.COMPLETED})
@@ -233,7 +239,7 @@ def _train_locked(cfg: DictConfig, output_dir: Path, run_job_id: str) -> dict[st
         resume = resume_from(cfg, output_dir)
         if resume:
             _record_resumption(record, output_dir, run_job_id)
-        results = fit_and_test(cfg, record, resume)
+        results = fit_and_test(cfg, record, resume, output_dir)
     except SystemExit:
         # submitit's preemption/timeout handler requeues the job, then exits: the run is not over, so
         # metrics.json keeps the "running" state of its last epoch until the requeued job resumes.
@@ -249,6 +255,7 @@ def _train_locked(cfg: DictConfig, output_dir: Path, run_job_id: str) -> dict[st
             raise named from error
         raise
     final = {**record, **{k: _plain(v) for k, v in results.items()}, "status": RunStatus.COMPLETED}
+    final[OBJECTIVE_KEY] = objective_of(cfg).as_record(final)
     if rank_zero_only.rank == 0:
         write_final_metrics(output_dir, final)
     return final

@@ -13,6 +13,7 @@ from ..config import ConfigError, apply_hparams_file, command_line_keys, validat
 from ..deprecations import check_augmentation_key
 from ..launch.composition import compose_config, run_config
 from ..launch.run_settings import apply_epoch_scale
+from ..records.objective import OBJECTIVE_RULES
 
 
 def settle_config(cfg: DictConfig, task_overrides: Sequence[str]) -> None:
@@ -21,7 +22,7 @@ def settle_config(cfg: DictConfig, task_overrides: Sequence[str]) -> None:
     apply_hparams_file(cfg, command_line_keys(list(task_overrides)))
     apply_epoch_scale(cfg)
     check_augmentation_key(cfg)
-    validate_config(cfg)
+    validate_config(cfg, OBJECTIVE_RULES)
     check_target_arguments(cfg)
 
 

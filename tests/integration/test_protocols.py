@@ -16,7 +16,7 @@ from retina_seg.inference.run import predict_files
 from retina_seg.inference.settings import predict_settings
 from retina_seg.inference.writers import SCORES_CSV
 from retina_seg.records.checkpoint import PAYLOAD_KEY
-from retina_seg.records.run_folder import read_metrics
+from retina_seg.records.run_folder import read_metrics, read_test_images
 from retina_seg.training.pipeline import train
 from tests.helpers.runs import compose
 
@@ -25,6 +25,10 @@ pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 
 TEST_IMAGES = 3
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def _number(path) -> int:
+    return int(path.stem)
 
 
 def kaggle(root, *overrides: str) -> list[str]:
@@ -61,6 +65,20 @@ def test_a_run_records_its_mask_rule_and_the_reference_protocol(nonzero_run):
     assert best[PAYLOAD_KEY]["mask_rule"] == "nonzero"
 
 
+def test_a_run_writes_each_test_images_scores_under_both_protocols(nonzero_run, kaggle_root):
+    metrics, rows = read_metrics(nonzero_run), read_test_images(nonzero_run)
+    photographs = [path.stem for path in sorted((kaggle_root / "test" / "image").glob("*.png"), key=_number)]
+    for protocol in ("strict", "reference"):
+        assert [row["image"] for row in rows if row["protocol"] == protocol] == photographs[:TEST_IMAGES]
+    reference = [row["IoU"] for row in rows if row["protocol"] == "reference"]
+    # The reference protocol is the mean of the per-image scores; strict pools pixels, so its mean differs.
+    assert np.mean(reference) == pytest.approx(metrics["test_IoU_reference_protocol"], abs=1e-6)
+    reference_dice = [row["Dice"] for row in rows if row["protocol"] == "reference"]
+    assert np.mean(reference_dice) == pytest.approx(metrics["test_Dice_reference_protocol"], abs=1e-6)
+    strict = [row["IoU"] for row in rows if row["protocol"] == "strict"]
+    assert min(strict) <= metrics["test_IoU"] <= max(strict) and strict != reference
+
+
 def test_eval_repeats_both_protocols_from_the_checkpoint(nonzero_run, kaggle_root, tmp_path):
     trained = read_metrics(nonzero_run)
     ckpt = nonzero_run / "checkpoints" / "best.ckpt"
@@ -77,6 +95,9 @@ def test_eval_repeats_both_protocols_from_the_checkpoint(nonzero_run, kaggle_roo
     assert record["mask_rule"] == "nonzero"  # the checkpoint's rule, without being told
     assert record["test_IoU"] == pytest.approx(trained["test_IoU"], abs=1e-6)
     assert record["test_IoU_reference_protocol"] == pytest.approx(trained["test_IoU_reference_protocol"], abs=1e-6)
+    evaluated_rows, trained_rows = read_test_images(tmp_path), read_test_images(nonzero_run)
+    assert [(r["image"], r["protocol"]) for r in evaluated_rows] == [(r["image"], r["protocol"]) for r in trained_rows]
+    assert [r["IoU"] for r in evaluated_rows] == pytest.approx([r["IoU"] for r in trained_rows], abs=1e-6)
     half = evaluate(
         compose(
             kaggle(kaggle_root, f"ckpt_path={ckpt}", "mask_rule=half", *QUIET), tmp_path / "half", config_name="eval"

@@ -7,10 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from hydra._internal.hydra import Hydra
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
-from retina_seg.records.run_folder import HEADLINE_KEYS, read_epoch_table, read_metrics
+from retina_seg.records.objective import VALIDATION_METRICS, VALIDATION_ONLY
+from retina_seg.records.run_folder import HEADLINE_KEYS, read_epoch_table, read_metrics, read_test_images
 from retina_seg.reporting.runs import read_run
 from retina_seg.training.pipeline import train
 from retina_seg.training.run_config import train_config
@@ -61,6 +64,52 @@ def test_run_folder_contract(finished_run):
     assert (out / "checkpoints" / "last.ckpt").exists()
 
 
+def test_a_run_records_its_objective_on_validation(finished_run):
+    out, record = finished_run
+    metrics = read_metrics(out)
+    assert metrics["objective"] == {"metric": "val_IoU", "mode": "max", "value": metrics["val_IoU"]}
+    assert {key for key in metrics if key.startswith("val_")} == set(VALIDATION_METRICS)  # every one can be chosen
+
+
+def test_a_run_writes_each_test_images_scores(finished_run):
+    out, record = finished_run
+    datamodule = instantiate(OmegaConf.create(record["config"]).data, _convert_="object")
+    datamodule.setup("test")
+    rows = read_test_images(out)
+    assert [(row["image"], row["protocol"]) for row in rows] == [(s.name, "strict") for s in datamodule.splits.test]
+    ious = [row["IoU"] for row in rows]
+    assert len(set(ious)) == len(ious) == 2  # each image's own score, not the split's repeated
+    assert min(ious) <= sum(ious) / len(ious) <= max(ious)
+    assert all(0 <= row["IoU"] <= row["Dice"] <= 1 and 0 <= row["clDice"] <= 1 for row in rows)
+
+
+def test_a_sweep_gets_the_validation_objective_not_a_test_score(tmp_path, monkeypatch):
+    """What the task function returns is what a sweeper optimises: here a validation loss, to minimise. Hydra's
+    multirun hands back the sweeper's job returns (the sweeper's own class is re-imported by Hydra's plugin scan)."""
+    returned = []
+    multirun = Hydra.multirun
+
+    def recording_multirun(self, *args, **kwargs):
+        batches = multirun(self, *args, **kwargs)
+        returned.extend(job.return_value for batch in batches for job in batch)
+        return batches
+
+    monkeypatch.setattr(Hydra, "multirun", recording_multirun)
+    args = [*TINY_RUN, "trainer.max_epochs=1", "optimized_metric=val_loss", "optimized_mode=min"]
+    result = run_main("retina_seg.train", "-m", *args, f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = read_metrics(tmp_path / "0")
+    assert returned == [metrics["val_loss"]] and metrics["val_loss"] not in (metrics["test_loss"], metrics["test_IoU"])
+    assert metrics["objective"] == {"metric": "val_loss", "mode": "min", "value": metrics["val_loss"]}
+
+
+def test_a_test_metric_objective_is_refused(tmp_path):
+    result = run_main("retina_seg.train", *TINY_RUN, "optimized_metric=test_IoU", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert f"optimized_metric='test_IoU' must be a validation metric ({VALIDATION_ONLY})" in result.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_eval_reproduces_the_runs_test_metrics(finished_run, tmp_path):
     out, record = finished_run
     data = [o for o in TINY_RUN if o.startswith("data.")]
@@ -78,6 +127,10 @@ def test_eval_reproduces_the_runs_test_metrics(finished_run, tmp_path):
     assert evaluated["test_loss"] == pytest.approx(record["test_loss"], rel=1e-5)
     assert evaluated["threshold"] == pytest.approx(record["threshold"])
     assert evaluated["flip_tta"] is True  # from the checkpoint: the run validated and tested with flips
+    trained_rows, evaluated_rows = read_test_images(out), read_test_images(tmp_path)
+    assert [(r["image"], r["protocol"]) for r in evaluated_rows] == [(r["image"], r["protocol"]) for r in trained_rows]
+    for name in ("IoU", "Dice", "clDice"):
+        assert [r[name] for r in evaluated_rows] == pytest.approx([r[name] for r in trained_rows], abs=1e-6)
 
 
 @pytest.mark.parametrize(

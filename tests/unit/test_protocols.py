@@ -9,9 +9,11 @@ from retina_seg.config import ConfigError
 from retina_seg.data.errors import DataError
 from retina_seg.data.io import read_mask
 from retina_seg.records.protocols import REFERENCE, STRICT, protocol_named, protocols_of_the_test_loop
+from retina_seg.records.run_folder import TEST_IMAGES_CSV, read_test_images, write_test_images
 from retina_seg.reporting.runs import run_from_metrics
 from retina_seg.reporting.table import to_csv
-from retina_seg.scoring.per_image import PerImageScores
+from retina_seg.scoring.centrelines import cldice
+from retina_seg.scoring.per_image import ImageScoreTable, PerImageScores
 from retina_seg.scoring.pooled import VesselMetrics
 
 
@@ -107,3 +109,41 @@ def test_the_report_shows_a_protocols_column_only_when_asked():
 def test_a_run_on_the_reference_masks_measures_the_reference_protocol_while_testing():
     assert protocols_of_the_test_loop("nonzero") == (REFERENCE,)
     assert protocols_of_the_test_loop("half") == ()
+
+
+def test_the_image_table_scores_each_image_once_and_agrees_with_the_per_image_mean():
+    probs, truth = two_images()
+    table, mean = ImageScoreTable("all"), PerImageScores(0.5)
+    table.update(torch.tensor([1, 0]), probs > 0.5, truth)  # indices out of order
+    table.update(torch.tensor([1]), probs[:1] > 0.5, truth[:1])  # a sampler's padding repeats index 1: ignored
+    mean.update(probs, truth)
+    rows = table.compute()
+    assert [row["index"] for row in rows] == [0, 1]
+    assert [row["IoU"] for row in rows] == pytest.approx([1.0, 1 / 2])  # image 0 was given as index 1
+    assert [row["Dice"] for row in rows] == pytest.approx([1.0, 2 / 3])
+    assert np.mean([row["IoU"] for row in rows]) == pytest.approx(mean.compute()["IoU"])
+    assert rows[1]["clDice"] == pytest.approx(cldice((probs[0, 0] > 0.5).numpy(), truth[0, 0].bool().numpy()))
+
+
+def test_the_image_table_scores_inside_the_fov_only_when_asked():
+    probs, truth = two_images()
+    fov = torch.zeros_like(truth, dtype=torch.bool)
+    fov[:, :, 0, :2] = True  # image 0: only its two found vessel pixels; image 1: nothing inside
+    inside, everywhere = ImageScoreTable("fov"), ImageScoreTable("all")
+    for table in (inside, everywhere):
+        table.update(torch.tensor([0, 1]), probs > 0.5, truth, fov)
+    assert [row["IoU"] for row in inside.compute()] == pytest.approx([1.0, 1.0])
+    assert [row["IoU"] for row in everywhere.compute()] == pytest.approx([1 / 2, 1.0])
+    with pytest.warns(UserWarning, match="before the ``update``"):
+        assert ImageScoreTable().compute() == []
+
+
+def test_test_images_csv_round_trips_with_text_ids_and_is_empty_when_absent(tmp_path):
+    assert read_test_images(tmp_path) == []
+    rows = [
+        {"image": "01", "protocol": "strict", "IoU": 0.5, "Dice": 2 / 3, "clDice": 0.7},
+        {"image": "01", "protocol": "reference", "IoU": 0.25, "Dice": 0.4, "clDice": 0.5},
+    ]
+    write_test_images(tmp_path, rows)
+    assert (tmp_path / TEST_IMAGES_CSV).read_text().splitlines()[0] == "image,protocol,IoU,Dice,clDice"
+    assert read_test_images(tmp_path) == rows  # "01" stays the photograph's id, not the number 1
