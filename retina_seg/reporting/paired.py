@@ -10,18 +10,16 @@ The resampling is scipy.stats.bootstrap (paired, percentile interval, which stay
 shows the same difference), seeded with a fixed generator so the same runs always give the same report.
 """
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
+from ..records.run_folder import read_test_images
 from .replicates import Group
 from .runs import COMPLETED, Run
 
-# The per-image test scores a run folder holds (image, protocol, IoU, Dice, clDice).
-IMAGE_SCORES_CSV = "test_images.csv"
 PAIRED_PROTOCOL, PAIRED_SCORES = "strict", ("IoU", "Dice")
 CONFIDENCE, RESAMPLES, BOOTSTRAP_SEED = 0.95, 9999, 20260101
 
@@ -51,13 +49,9 @@ class PairedDifference:
 
 
 def read_image_scores(run_dir: Path | str, protocol: str = PAIRED_PROTOCOL) -> dict[str, dict[str, float]] | None:
-    """``{image: {score: value}}`` of one protocol from the run folder, or None when it has no such file."""
-    path = Path(run_dir) / IMAGE_SCORES_CSV
-    if not path.is_file():
-        return None
-    with path.open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["protocol"] == protocol]
-    return {row["image"]: {score: float(row[score]) for score in PAIRED_SCORES} for row in rows}
+    """``{image: {score: value}}`` of one protocol from the run folder's test_images.csv, or None when it has none."""
+    rows = [row for row in read_test_images(run_dir) if row["protocol"] == protocol]
+    return {row["image"]: {score: row[score] for score in PAIRED_SCORES} for row in rows} or None
 
 
 def photograph_means(scored: list[tuple[str, dict[str, dict[str, float]]]], score: str) -> dict[str, float]:

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from retina_seg.records.run_folder import TEST_IMAGES_CSV
 from retina_seg.reporting.paired import (
     BOOTSTRAP_SEED,
-    IMAGE_SCORES_CSV,
     PairingError,
     compare_with_best,
     paired_difference,
@@ -62,7 +62,7 @@ def write_scores(run_dir, values, images=IMAGES):
     rows = ["image,protocol,IoU,Dice,clDice"]
     rows += [f"{image},strict,{v},{min(1.0, v + 0.1)},0.5" for image, v in zip(images, values)]
     rows += [f"{image},reference,0.1,0.1,0.1" for image in images]
-    (run_dir / IMAGE_SCORES_CSV).write_text("\n".join(rows) + "\n")
+    (run_dir / TEST_IMAGES_CSV).write_text("\n".join(rows) + "\n")
 
 
 def group(key, run_dirs, objective) -> Group:
