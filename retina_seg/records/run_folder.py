@@ -18,6 +18,8 @@ LEGACY_EPOCHS_CSV = "metrics.csv"
 PROGRESS_PNG = "progress.png"
 CHECKPOINTS = "checkpoints"
 LAST_CKPT = "last.ckpt"
+# The checkpoint of the best validation epoch, with the threshold chosen after training (checkpoint.py).
+BEST_CKPT = "best.ckpt"
 SPACE_RESERVE = ".space-reserve"
 # Far more than any metrics.json (about 5 KiB with its whole config): room for the last record, twice over (an
 # atomic rewrite holds the old file and the new one at once), and for the log lines around it.
