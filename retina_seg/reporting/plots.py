@@ -69,6 +69,10 @@ def group_label(group: Group) -> str:
 
 
 def plot_group_curves(groups: list[Group], path: Path, keys: Sequence[str] = ("val_IoU",)) -> Path:
+    return _save(group_curves_figure(groups, keys), path, legend_below=True)
+
+
+def group_curves_figure(groups: list[Group], keys: Sequence[str]) -> plt.Figure:
     """One panel per curve key, every group a band: the first ``HIGHLIGHTED`` groups with a curve in colour
     and in the legend (best first), the others faint; a note in a panel no run has values for yet."""
     fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys) + 2.5, 4.8), squeeze=False)
@@ -105,7 +109,7 @@ def plot_group_curves(groups: list[Group], path: Path, keys: Sequence[str] = ("v
             handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=min(len(labels), 2), frameon=False
         )
     fig.suptitle("Mean over each group's runs, band from min to max; the best groups in colour")
-    return _save(fig, path, legend_below=True)
+    return fig
 
 
 def plot_final_iou(runs: list[Run], path: Path) -> Path:
