@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Install the Debian packages that are missing from the given list; with no arguments, those behind the
-# real SLURM cluster of tests/slurm (devtools/slurm_cluster/). Idempotent: when every package is already
+# real SLURM cluster of tests/slurm (devtools/slurm_cluster/) and the headless browser that renders the
+# report page in tests/integration/test_report_page_browser.py. Idempotent: when every package is already
 # installed it returns at once without touching the network. Needs root, or sudo.
 # tests/integration/test_install.py runs the install branch for real on a package it removes first.
 set -euo pipefail
 
 SLURM_PACKAGES=(munge slurm-client slurmctld slurmd slurmdbd mariadb-server)
+BROWSER_PACKAGES=(chromium)
 if [[ $# -gt 0 ]]; then
     packages=("$@")
 else
-    packages=("${SLURM_PACKAGES[@]}")
+    packages=("${SLURM_PACKAGES[@]}" "${BROWSER_PACKAGES[@]}")
 fi
 
 missing=()

@@ -1,9 +1,10 @@
 """`retina-seg-report SWEEP_DIR... [--out DIR] [--comet] [--protocol P] [--replicate-keys K,...]`: groups and runs.
 
-Writes report.md, report.csv, groups.csv, report.json, val_iou_curves.png and final_iou.png into --out (default:
-the first path, or the folder holding it when it is a file) and prints the group table (replicates of one
-setting, ranked by the objective), each group against the best on the same test photographs, the job-id table and
-its problems. Exit codes
+Writes report.md, report.csv, groups.csv, report.json, val_iou_curves.png, loss_curves.png, final_iou.png and
+report.html (the same as one self-contained page, with the best run's predictions on a few test photographs) into
+--out (default: the first path, or the folder holding it when it is a file) and prints the group table
+(replicates of one setting, ranked by the objective), each group against the best on the same test photographs,
+the job-id table and its problems. Exit codes
 (retina_seg/exit_codes.py): 0 whenever a table was written, even with failed or corrupt runs (they are marked in
 it), and when a reader closes the pipe early (`| head`); 2 for an unknown option or a path that does not exist or
 holds no run; 1 when the report cannot be written.
@@ -15,15 +16,29 @@ import sys
 from pathlib import Path
 
 from .exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, SUMMARY
+from .inference.outcome_overlays import OUTCOME_COLOURS, OverlayUnavailable, outcome_overlays
 from .records.groups import DEFAULT_REPLICATE_KEYS
 from .records.protocols import PROTOCOLS
 from .reporting.group_table import GROUPS_CSV, comparisons_json, groups_csv, groups_json, groups_markdown
+from .reporting.html_page import REPORT_HTML, PageFigure, PagePhotographs, report_page
 from .reporting.paired import PairedDifference, compare_with_best
-from .reporting.plots import FINAL_IOU_PNG, VAL_IOU_CURVES_PNG, plot_final_iou, plot_val_iou_curves
-from .reporting.replicates import Group, group_runs, job_table_keys, sweep_keys
+from .reporting.plots import (
+    FINAL_IOU_PNG,
+    LOSS_CURVES_PNG,
+    VAL_IOU_CURVES_PNG,
+    plot_final_iou,
+    plot_group_curves,
+)
+from .reporting.replicates import Group, best_run, group_runs, job_table_keys
 from .reporting.runs import ReportError, Run, duplicate_id_problems, read_comet_runs, read_runs
 from .reporting.table import REPORT_CSV, REPORT_JSON, REPORT_MD, sort_runs, to_csv, to_json, to_markdown
 from .utils.atomic import write_text_atomic
+
+# The report's figures the page shows, with their captions.
+PAGE_FIGURES = {
+    VAL_IOU_CURVES_PNG: "Validation IoU per epoch at threshold 0.5 (the tables' val_IoU is at the chosen threshold)",
+    LOSS_CURVES_PNG: "Training and validation loss per epoch",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,14 +82,27 @@ def main(argv: list[str] | None = None) -> int:
     differences, pairing_problems = compare_with_best(groups)
     texts = report_texts(runs, problems + pairing_problems, groups, differences, args.protocol)
     try:
-        write_report(out, texts, runs)
+        write_report(out, texts, runs, groups)
+        page = report_page(
+            f"retina-seg report: {out.resolve()}",
+            runs,
+            problems + pairing_problems,
+            groups,
+            differences,
+            [PageFigure(title, (out / name).read_bytes()) for name, title in PAGE_FIGURES.items()],
+            best_run_photographs(groups),
+            args.protocol,
+            job_table_keys(runs),
+        )
+        write_text_atomic(out / REPORT_HTML, page)
     except OSError as error:
         print(f"retina-seg-report: error: cannot write the report to {out}: {error}", file=sys.stderr)
         return EXIT_FAILED
     markdown = texts[REPORT_MD]
     print_to_reader(
         markdown + f"\n{len(runs)} run(s) in {len(groups)} group(s); report written to {out}/ ({REPORT_MD}, "
-        f"{REPORT_CSV}, {GROUPS_CSV}, {REPORT_JSON}, {VAL_IOU_CURVES_PNG}, {FINAL_IOU_PNG})\n"
+        f"{REPORT_CSV}, {GROUPS_CSV}, {REPORT_JSON}, {VAL_IOU_CURVES_PNG}, {LOSS_CURVES_PNG}, {FINAL_IOU_PNG}, "
+        f"{REPORT_HTML})\n"
     )
     return EXIT_OK
 
@@ -105,11 +133,29 @@ def print_to_reader(text: str) -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def write_report(out: Path, texts: dict[str, str], runs: list[Run]) -> None:
+def write_report(out: Path, texts: dict[str, str], runs: list[Run], groups: list[Group]) -> None:
     for name, text in texts.items():
         write_text_atomic(out / name, text)
-    plot_val_iou_curves(runs, out / VAL_IOU_CURVES_PNG, sweep_keys(runs))
+    plot_group_curves(groups, out / VAL_IOU_CURVES_PNG, ("val_IoU",))
+    plot_group_curves(groups, out / LOSS_CURVES_PNG, ("train_loss", "val_loss"))
     plot_final_iou(runs, out / FINAL_IOU_PNG)
+
+
+def best_run_photographs(groups: list[Group]) -> PagePhotographs:
+    """The best group's best run on a few test photographs, or the reason the page has none."""
+    best = best_run(groups[0]) if groups else None
+    if best is None:
+        return PagePhotographs(note="no group has a completed run yet.")
+    try:
+        overlays = outcome_overlays(best.source)
+    except OverlayUnavailable as error:
+        return PagePhotographs(note=f"the best run, {best.job_id}, cannot be shown: {error}")
+    return PagePhotographs(
+        heading=f"Run {best.job_id} of group {groups[0].key} ({best.source}), its best.ckpt on the first "
+        "photographs of its test split.",
+        pictures=[(f"{o.name}: IoU {o.iou:.4f} at threshold {o.threshold:.2f}", o.png()) for o in overlays],
+        legend=OUTCOME_COLOURS,
+    )
 
 
 if __name__ == "__main__":

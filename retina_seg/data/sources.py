@@ -37,6 +37,10 @@ class SyntheticSource:
         n_train, n_val, _ = self.counts
         return Splits(made[:n_train], made[n_train : n_train + n_val], made[n_train + n_val :])
 
+    def load_test(self, limit: int) -> list[LoadedSample]:
+        """The first ``limit`` test photographs (the report's pictures of a trained run)."""
+        return self.load().test[:limit]
+
 
 # Every photograph of the set in the test split: for evaluating a model trained elsewhere.
 ALL = "all"
@@ -93,6 +97,14 @@ class _FileSource:
         if problems:
             raise DataError("\n".join(dict.fromkeys(problems)))  # a missing root is every split's problem
         return Splits(*loaded)
+
+    def load_test(self, limit: int) -> list[LoadedSample]:
+        """The first ``limit`` photographs of the test split alone, without reading the train pool: a few
+        pictures of a trained run's predictions (the report page)."""
+        test = self.layout(self.root, "test")
+        if self.split == ALL:
+            test = self.layout(self.root, "train") + test
+        return load_samples(test[: min(limit, self.limit_test or limit)], self.detect_fov, self.mask_rule)
 
 
 def _collect(problems: list[str], step: Callable[[], T]) -> T | None:

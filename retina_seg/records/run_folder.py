@@ -21,6 +21,8 @@ CHECKPOINTS = "checkpoints"
 TEST_IMAGES_CSV = "test_images.csv"
 TEST_IMAGES_COLUMNS = ("image", "protocol", "IoU", "Dice", "clDice")
 LAST_CKPT = "last.ckpt"
+# The checkpoint of the best validation epoch, with the threshold chosen after training (checkpoint.py).
+BEST_CKPT = "best.ckpt"
 SPACE_RESERVE = ".space-reserve"
 # Far more than any metrics.json (about 5 KiB with its whole config): room for the last record, twice over (an
 # atomic rewrite holds the old file and the new one at once), and for the log lines around it.

@@ -50,14 +50,14 @@ def group_header(groups: list[Group]) -> list[str]:
 def group_cells(group: Group, groups: list[Group]) -> list[str]:
     return [
         group.key,
-        *(_setting_cell(key, group.settings[key]) for key in setting_keys(groups)),
+        *(setting_cell(key, group.settings[key]) for key in setting_keys(groups)),
         str(group.n),
         not_completed_text(group) or "-",
         *(summary_cell(key, group.summaries.get(key)) for key in shown_scores(groups)),
     ]
 
 
-def _setting_cell(key: str, value: Any) -> str:
+def setting_cell(key: str, value: Any) -> str:
     column = column_name(key)
     if column != key and isinstance(value, (int, float)) and not isinstance(value, bool):
         return format_value(column, value)

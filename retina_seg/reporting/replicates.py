@@ -95,6 +95,15 @@ def _mean_objective(objectives: list[Objective]) -> Objective | None:
     return Objective(objectives[0].metric, objectives[0].mode, statistics.fmean(values))
 
 
+def best_run(group: Group) -> Run | None:
+    """The group's completed run with the best objective (following its mode), or None without one."""
+    scored = [run for run in group.runs if run.objective is not None and run.objective.value is not None]
+    if not scored:
+        return None
+    sign = -1 if scored[0].objective.mode == "max" else 1
+    return min(scored, key=lambda run: sign * run.objective.value)
+
+
 def rank_groups(groups: list[Group]) -> list[Group]:
     """Best objective first, following its mode; groups without one after them, by key."""
     ranked = sorted(

@@ -56,6 +56,8 @@ COMPLETED, RUNNING, FAILED = RunStatus.COMPLETED, RunStatus.RUNNING, RunStatus.F
 # What the report makes of a folder whose record does not say (or no longer says) its state.
 PENDING, CORRUPT, STALE = "pending", "corrupt", "stale"
 RECORDED_STATUSES = tuple(RunStatus)
+# The per-epoch columns of epochs.csv the report draws: val_IoU is scored at the fit's threshold 0.5.
+CURVE_KEYS = ("val_IoU", "train_loss", "val_loss")
 
 # The table's value columns, in the order of the run folder contract.
 VALUE_KEYS = HEADLINE_KEYS[2:]
@@ -104,18 +106,24 @@ class Objective:
 
 @dataclass
 class Run:
-    """One row of the table: the values it shows (None = ``-``), its per-epoch val_IoU@0.5 curve, its problems;
-    for grouping, its flattened config, its scores (completed runs only) and its objective."""
+    """One row of the table: the values it shows (None = ``-``), its per-epoch curves (``CURVE_KEYS``: epoch,
+    value pairs), its problems; for grouping, its flattened config, its scores (completed runs only) and its
+    objective."""
 
     job_id: str
     status: str
     source: str
     values: dict[str, float | int | None] = field(default_factory=dict)
-    history: list[tuple[int, float]] = field(default_factory=list)
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, float | None] = field(default_factory=dict)
     objective: Objective | None = None
+
+    @property
+    def history(self) -> list[tuple[int, float]]:
+        """The per-epoch val_IoU@0.5 curve."""
+        return self.curves.get("val_IoU", [])
 
 
 def find_run_dirs(paths: Iterable[Path | str]) -> list[Path]:
@@ -164,8 +172,8 @@ def read_run(run_dir: Path) -> Run:
         metrics = check_metrics(_load_json(path))
     except MetricsError as error:
         return Run(hydra_job_id(run_dir), CORRUPT, str(run_dir), problems=[f"{path}: corrupt metrics.json: {error}"])
-    history, problems = _read_history(run_dir, metrics["status"])
-    run = run_from_metrics(metrics, str(run_dir), history, problems, default_id=hydra_job_id(run_dir))
+    curves, problems = _read_curves(run_dir, metrics["status"])
+    run = run_from_metrics(metrics, str(run_dir), curves, problems, default_id=hydra_job_id(run_dir))
     if run.status == RUNNING and is_stale(metrics):
         run.status = STALE
         run.problems.append(
@@ -257,7 +265,11 @@ def objective_of(metrics: dict[str, Any]) -> Objective:
 
 
 def run_from_metrics(
-    metrics: dict[str, Any], source: str, history: list[tuple[int, float]], problems: list[str], default_id: str
+    metrics: dict[str, Any],
+    source: str,
+    curves: dict[str, list[tuple[int, float]]],
+    problems: list[str],
+    default_id: str,
 ) -> Run:
     """A row from a checked record, showing only the values its status allows (see the module docstring)."""
     status = metrics["status"]
@@ -275,7 +287,7 @@ def run_from_metrics(
         status,
         source,
         values,
-        history,
+        curves,
         problems,
         config=flatten_config(metrics.get("config") or {}),
         scores=scores,
@@ -294,17 +306,22 @@ def _finite(value: float | int | None) -> float | int | None:
     return value if value is None or math.isfinite(value) else None
 
 
-def _read_history(run_dir: Path, status: str) -> tuple[list[tuple[int, float]], list[str]]:
-    """(epoch, val_IoU) pairs from epochs.csv, scored at the fit's threshold 0.5 (the report names it
-    val_IoU@0.5); a problem when a completed run lacks the file or it is unreadable."""
+def _read_curves(run_dir: Path, status: str) -> tuple[dict[str, list[tuple[int, float]]], list[str]]:
+    """The ``CURVE_KEYS`` columns of epochs.csv as (epoch, value) pairs (val_IoU scored at the fit's threshold
+    0.5: the report names it val_IoU@0.5); a problem when a completed run lacks the file or it is unreadable."""
     path = epoch_table_path(run_dir)
     if not path.exists():
-        return [], [f"{path}: missing, so no val_IoU curve for this completed run"] if status == COMPLETED else []
+        return {}, [f"{path}: missing, so no val_IoU curve for this completed run"] if status == COMPLETED else []
     try:
-        rows = read_epoch_table(run_dir)
-        return [(int(r["epoch"]), float(r["val_IoU"])) for r in rows if r.get("val_IoU") is not None], []
+        return epoch_curves(read_epoch_table(run_dir)), []
     except (OSError, ValueError, TypeError, KeyError, csv.Error) as error:
-        return [], [f"{path}: corrupt {path.name}, so no val_IoU curve ({type(error).__name__}: {error})"]
+        return {}, [f"{path}: corrupt {path.name}, so no val_IoU curve ({type(error).__name__}: {error})"]
+
+
+def epoch_curves(rows: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
+    """Each ``CURVE_KEYS`` column that has values: (epoch, value) pairs, rows without it skipped."""
+    curves = {key: [(int(r["epoch"]), float(r[key])) for r in rows if r.get(key) is not None] for key in CURVE_KEYS}
+    return {key: pairs for key, pairs in curves.items() if pairs}
 
 
 def hydra_job_id(run_dir: Path) -> str:
@@ -342,12 +359,10 @@ def _comet_run(record: dict[str, Any], path: Path) -> Run:
     fallback = str(record.get("job_id") or path.name)
     try:
         check_metrics(record)
-        history = [
-            (int(h["epoch"]), float(h["val_IoU"])) for h in record.get("history") or [] if h.get("val_IoU") is not None
-        ]
+        curves = epoch_curves(record.get("history") or [])
     except (MetricsError, KeyError, TypeError, ValueError) as error:
         return Run(fallback, CORRUPT, str(path), problems=[f"{path}: corrupt Comet record of job {fallback}: {error}"])
-    return run_from_metrics(record, str(path), history, [], default_id=fallback)
+    return run_from_metrics(record, str(path), curves, [], default_id=fallback)
 
 
 def duplicate_id_problems(runs: list[Run]) -> list[str]:

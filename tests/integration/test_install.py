@@ -73,14 +73,16 @@ def test_installer_installs_a_missing_package_as_root(apt_as_root):
         )
 
 
-def test_installer_default_list_is_what_the_slurm_cluster_needs(apt_as_root):
-    """With no arguments it checks the SLURM packages; after .ci/run they are all there."""
+def test_installer_default_list_is_what_the_slurm_cluster_and_the_report_page_need(apt_as_root):
+    """With no arguments it checks the SLURM packages and chromium; after .ci/run they are all there."""
     from devtools.slurm_cluster import missing_binaries
 
     result = _run_installer()
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("install-debian-packages: already installed: munge slurm-client")
+    assert result.stdout.rstrip().endswith(" chromium")
     assert missing_binaries() == []
+    assert shutil.which("chromium") is not None
 
 
 def test_installer_uses_sudo_when_not_root(tmp_path):

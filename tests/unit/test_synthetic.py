@@ -93,3 +93,15 @@ def test_synthetic_samples():
     assert len({s.group for s in samples}) == 3
     assert samples[0].image.shape == (64, 80, 3) and samples[0].fov.shape == (64, 80)
     np.testing.assert_array_equal(samples[2].mask, synthetic_samples(3, 64, 80, seed=1)[2].mask)
+
+
+def test_a_file_source_loads_the_first_test_photographs_without_the_train_pool(tmp_path):
+    from retina_seg.data.sources import KaggleSource
+
+    root = write_synthetic_kaggle_layout(tmp_path, n_train=4, n_test=3, size=48, seed=0)
+    expected = load_samples(kaggle_samples(root, "test"), detect_missing_fov=True)[:2]
+    for image in (root / "train" / "image").iterdir():
+        image.write_bytes(b"not a png")  # the train pool is not read, so its broken files go unnoticed
+    loaded = KaggleSource(root, n_val=1).load_test(2)
+    assert [s.name for s in loaded] == [s.name for s in expected]
+    np.testing.assert_array_equal(loaded[1].mask, expected[1].mask)
