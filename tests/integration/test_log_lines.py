@@ -1,11 +1,14 @@
 """What a training run prints: each log line once, in the console and in the run's log file, as a real process
 (Lightning's package logger has a console handler of its own; Hydra configures the root logger's)."""
 
+import pytest
+
 from tests.helpers.runs import TINY_NET, run_cli
 
 LIGHTNING_LINE = "GPU available: "
 
 
+@pytest.mark.slow
 def test_each_lightning_line_is_printed_once_in_the_console_and_in_the_log_file(tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli(

@@ -350,6 +350,7 @@ PEAK_MEMORY_PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_large_photograph_is_rescaled_then_tiled_in_bounded_memory(checkpoint, tmp_path):
     """An HRF-sized photograph (3504x2336) whose FOV (about 2200 px wide) is a little larger than the training
     scale given here: auto mode shrinks it by about 0.9, and the result is still large enough to go by tiles."""

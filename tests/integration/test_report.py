@@ -173,6 +173,7 @@ def test_paths_without_runs_are_bad_input(tmp_path):
     assert not (tmp_path / "report.md").exists()
 
 
+@pytest.mark.slow
 def test_a_reader_that_stops_early_ends_the_report_quietly(tmp_path):
     """`retina-seg-report SWEEP | head`: the pipe is closed before the table is printed (a real pipe, its
     reading end closed at once); the report files are written, and no BrokenPipeError traceback follows."""

@@ -346,6 +346,7 @@ def test_bad_data_fails_before_training_naming_the_folder(tmp_path):
     assert read_metrics(tmp_path / "run")["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_one_epoch_on_real_kaggle_images(kaggle_root, tmp_path):
     overrides = [
         "data=retina_kaggle",
