@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=lambda text: tuple(key.strip() for key in text.split(",") if key.strip()),
         default=DEFAULT_REPLICATE_KEYS,
         metavar="K,...",
-        help="config keys whose values may differ within a group of replicates (default: seed)",
+        help="config keys whose values may differ within a group of replicates (default: seed,data.source.split_seed)",
     )
     return parser.parse_args(argv)
 

@@ -13,7 +13,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-DEFAULT_REPLICATE_KEYS = ("seed",)
+# The seed, and the split seed of the on-disk data sets, which is ${seed} unless set (conf/data/*.yaml): another
+# seed also draws another validation split, and both are the replicate's chance, not its setting.
+DEFAULT_REPLICATE_KEYS = ("seed", "data.source.split_seed")
 # Whole sections that are bookkeeping, and top-level keys that are.
 BOOKKEEPING_PREFIXES = ("paths.", "hydra.", "logger.")
 BOOKKEEPING_KEYS = frozenset(

@@ -46,6 +46,16 @@ def test_runs_differing_in_seed_and_bookkeeping_only_form_one_group_ranked_by_va
     assert groups[0].key == group_key(record("9", 1e-4, 5)["config"])  # the key tracking logs for such a run
 
 
+def test_the_split_seed_that_follows_the_seed_is_a_replicate_key_too():
+    """On the data sets on disk data.source.split_seed is ${seed}: another seed, another validation split."""
+    runs = [
+        run(str(seed), 1e-3, seed, config={"data": {"batch_size": 4, "source": {"split_seed": seed}}})
+        for seed in (0, 1)
+    ]
+    assert [len(g.runs) for g in group_runs(runs)] == [2]
+    assert [len(g.runs) for g in group_runs(runs, ["seed"])] == [1, 1]
+
+
 def test_a_min_objective_ranks_the_lowest_first():
     objective = {"metric": "val_loss", "mode": "min"}
     runs = [
