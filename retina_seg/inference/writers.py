@@ -13,6 +13,7 @@ from PIL import Image
 from ..config_rules import ConfigError
 from ..scoring.counts import Counts, pooled
 from ..utils.atomic import write_atomic, write_json_atomic, write_text_atomic
+from ..utils.folder_lock import LOCK_FILE
 
 MASK_SUFFIX, PROBABILITY_SUFFIX, OVERLAY_SUFFIX = "_mask.png", "_prob.png", "_overlay.png"
 SCORES_CSV, SUMMARY_JSON = "scores.csv", "predictions.json"
@@ -86,8 +87,10 @@ def _is_prediction_file(path: Path) -> bool:
 def claim_output(output: Path, overwrite: bool) -> list[Path]:
     """The output folder's files this prediction would mix with, checked before any work: refused unless
     ``overwrite``; with it, the earlier prediction's files (returned) are removed by ``clear_predictions``.
-    Subfolders (Hydra's ``.hydra/``, a run folder inside it) and Hydra's ``predict.log`` are not looked at."""
-    present = sorted(p for p in output.iterdir() if p.is_file() and p.name != PREDICT_LOG) if output.is_dir() else []
+    Subfolders (Hydra's ``.hydra/``, a run folder inside it), Hydra's ``predict.log`` and the lock this command
+    holds on its own folder (the default output is that folder) are not looked at."""
+    ours = (PREDICT_LOG, LOCK_FILE)
+    present = sorted(p for p in output.iterdir() if p.is_file() and p.name not in ours) if output.is_dir() else []
     if present and not overwrite:
         names = ", ".join(p.name for p in present[:3]) + (", ..." if len(present) > 3 else "")
         raise ConfigError(

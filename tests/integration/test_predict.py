@@ -210,6 +210,14 @@ def test_a_folder_of_mixed_formats_and_sizes_with_bad_files(checkpoint, drive_ro
     assert np.asarray(Image.open(records["grey"]["outputs"]["overlay"])).shape == (280, 300, 3)
 
 
+def test_by_default_the_predictions_go_into_the_commands_own_folder(checkpoint, drive_root, tmp_path):
+    """No output=: Hydra's run folder, which holds the command's lock and log while it predicts, is the output."""
+    image = drive_root / "test" / "images" / "01_test.tif"
+    result = run_main("retina_seg.predict", f"ckpt_path={checkpoint}", f"input={image}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "01_test_mask.png").exists() and (tmp_path / "predictions.json").exists()
+
+
 def test_unusable_input_or_checkpoint_stops_with_exit_code_2(checkpoint, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
