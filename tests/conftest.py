@@ -1,5 +1,6 @@
 """Shared fixtures: the real data sets and a briefly trained DRIVE model. Plain helpers are in tests/helpers."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,29 @@ import pytest
 import retina_seg  # noqa: F401,E402  (its import sets NO_ALBUMENTATIONS_UPDATE before any test imports albumentations)
 from tests.helpers.environment import SHARED_DATA, require
 from tests.helpers.runs import TINY_NET, compose
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`-n 2`, as .ci/run runs the suite) the workers share the cores: each takes its share of
+    torch threads, passed on to the processes it starts, instead of every worker oversubscribing all cores."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """One xdist group per test file, so that a module's fixtures (a trained run, a sweep, a benchmark's quick
+    run) are built once, in one worker, not once per worker; tests/slurm is one group (the session's cluster
+    serves all its files), and a test may name a group shared across files (the DRIVE model)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            path = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group("slurm_cluster" if path.startswith("tests/slurm/") else path))
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from devtools.slurm_cluster.settings import (
     DEFAULT_NODES,
     DEFAULT_PORT_BASE,
     MUNGE_SOCKET,
+    UNIX_SOCKET_PATH_MAX,
 )
 
 
@@ -41,11 +42,23 @@ class ClusterDaemons:
             raise SlurmError(f"a cluster needs at least one node, got {count}")
         self.nodes = node_names(count)
         self.port_base = port_base
+        self._check_socket_paths()
         self.etc, self.log_dir, self.run_dir = self.root / "etc", self.root / "log", self.root / "run"
         self.conf = self.etc / "slurm.conf"
         self.db_dir = self.root / "mysql"
         self.db_socket = self.run_dir / "mariadb.sock"
         self.actions: list[str] = []  # what the last start() did, for the CLI and for debugging
+
+    def _check_socket_paths(self) -> None:
+        """slurmstepd makes a Unix socket at <root>/spool/<node>/<node>_<job>.<step>, and Linux takes at most
+        107 bytes for its path: a deeper root fails every task launch with "Unspecified error" (slurmd's log
+        says why), so it is refused here, naming the root."""
+        longest = self.root.resolve() / "spool" / self.nodes[-1] / f"{self.nodes[-1]}_{'9' * 7}.{'9' * 3}"
+        if len(str(longest).encode()) > UNIX_SOCKET_PATH_MAX:
+            raise SlurmError(
+                f"cluster folder {self.root} is too deep: slurmstepd's sockets under it would exceed "
+                f"{UNIX_SOCKET_PATH_MAX} bytes; choose a shorter folder (e.g. under /tmp)"
+            )
 
     @property
     def env(self) -> dict[str, str]:

@@ -23,3 +23,6 @@ DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")  # one slurm
 STOP_GROUPS = (("slurmd", "slurmctld"), ("slurmdbd",), ("mariadbd", "munged"))
 
 HEALTHY_NODE_STATES = {"idle", "mixed", "allocated", "completing"}
+
+# The longest path of a Unix socket Linux accepts (sun_path holds 108 bytes with its terminating zero).
+UNIX_SOCKET_PATH_MAX = 107

@@ -16,12 +16,12 @@ HERE = Path(__file__).resolve().parent
 
 def pytest_collection_modifyitems(config, items):
     """Every test under tests/slurm gets the `slurm` and `slow` markers (so `-m "not slurm"` and the fast tier,
-    `-m "not slow"`, deselect them), and one xdist group: the session's one cluster serves them all, in one worker."""
+    `-m "not slow"`, deselect them). tests/conftest.py puts them in one xdist group: the session's cluster serves
+    them all, in one worker."""
     for item in items:
         if HERE in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.slurm)
             item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group("slurm_cluster"))
 
 
 @pytest.fixture(scope="session")

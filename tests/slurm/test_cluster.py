@@ -1,12 +1,15 @@
 """The real cluster does what the submitit launcher relies on: runs batch jobs and arrays, reports
 states through sacct (accounting), cancels promptly and forwards USR2 to the batch script."""
 
+import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
-from devtools.slurm_cluster import SlurmCluster
+from devtools.slurm_cluster import SlurmCluster, SlurmError
 from tests.helpers.slurm import poll, run, wait_ended
 
 
@@ -84,10 +87,10 @@ def test_scancel_signal_usr2_reaches_batch_script(slurm_cluster, submit, tmp_pat
     assert wait_ended(slurm_cluster, job)[job] == ("COMPLETED", "0:0")
 
 
-def test_a_second_cluster_of_four_nodes_runs_beside_the_first(slurm_cluster, tmp_path):
+def test_a_second_cluster_of_four_nodes_runs_beside_the_first(slurm_cluster, short_tmp):
     """The node count is a parameter and every daemon has its own port: a 4-node cluster on other ports
     comes up next to the session's cluster, runs one task on each of its nodes, and goes down again."""
-    second = SlurmCluster(tmp_path / "second", nodes=4, port_base=slurm_cluster.port_base + 200)
+    second = SlurmCluster(short_tmp / "second", nodes=4, port_base=slurm_cluster.port_base + 200)
     try:
         assert second.start(export=False)
         assert second.nodes == ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
@@ -97,3 +100,17 @@ def test_a_second_cluster_of_four_nodes_runs_beside_the_first(slurm_cluster, tmp
     finally:
         second.stop()
     assert not second.is_up() and slurm_cluster.is_up()
+
+
+def test_a_folder_too_deep_for_slurmstepds_sockets_is_refused_naming_it(tmp_path):
+    deep = tmp_path / ("d" * 80)
+    with pytest.raises(SlurmError, match=f"cluster folder {deep} is too deep"):
+        SlurmCluster(deep, nodes=2)
+
+
+@pytest.fixture
+def short_tmp():
+    """A folder near the root: pytest's own (deeper under xdist) can exceed the socket paths' limit."""
+    folder = Path(tempfile.mkdtemp(prefix="slurm-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
