@@ -51,7 +51,13 @@ def quick_runs(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", LAST_LINES)
+def by_module(module: str):
+    """The xdist group of a benchmark's tests: its quick run (the quick_runs fixture) is made once, in one worker,
+    and each benchmark can run beside the others."""
+    return pytest.mark.xdist_group(module)
+
+
+@pytest.mark.parametrize("module", [pytest.param(module, marks=by_module(module)) for module in LAST_LINES])
 def test_quick_mode_ends_with_its_ratio_line(module, quick_runs):
     result, results = quick_runs(module)
     lines = result.stdout.strip().splitlines()
@@ -64,6 +70,7 @@ def test_quick_mode_ends_with_its_ratio_line(module, quick_runs):
 
 
 @pytest.mark.slow
+@by_module("benchmarks.throughput")
 def test_throughput_quick_measures_every_variant_every_round(quick_runs):
     _, results = quick_runs("benchmarks.throughput")
     cases = results["cases"]
@@ -76,6 +83,7 @@ def test_throughput_quick_measures_every_variant_every_round(quick_runs):
 
 
 @pytest.mark.slow
+@by_module("benchmarks.efficiency")
 def test_efficiency_times_bf16_only_where_the_cpu_computes_it(quick_runs):
     """Emulated bf16 products are hundreds of times slower than fp32: timing them would measure the emulation."""
     result, results = quick_runs("benchmarks.efficiency")
@@ -85,6 +93,7 @@ def test_efficiency_times_bf16_only_where_the_cpu_computes_it(quick_runs):
 
 
 @pytest.mark.slow
+@by_module("benchmarks.latency")
 def test_latency_quick_times_a_real_predict_over_the_folder(quick_runs):
     _, results = quick_runs("benchmarks.latency")
     [predict] = results["predict"]
@@ -95,6 +104,7 @@ def test_latency_quick_times_a_real_predict_over_the_folder(quick_runs):
 
 
 @pytest.mark.slow
+@by_module("benchmarks.time_budget")
 def test_time_budget_quick_measures_both_thread_counts_against_the_budget(quick_runs):
     result, results = quick_runs("benchmarks.time_budget")
     runs = results["runs"]
@@ -157,6 +167,7 @@ def test_a_loop_that_ends_early_is_named():
 
 
 @pytest.mark.slow
+@by_module("benchmarks.quality")
 def test_quality_quick_trains_each_seed_evaluates_on_drive_and_resumes(tmp_path, drive_root):
     out, results_path = tmp_path / "runs", tmp_path / "quality.json"
     args = [
@@ -205,6 +216,7 @@ def test_quality_names_a_missing_data_folder(tmp_path):
 
 
 @pytest.mark.slow
+@by_module("benchmarks.sweep_parallelism")
 def test_sweep_parallelism_quick_times_both_local_launchers(tmp_path):
     out = tmp_path / "sweeps.json"
     result = run_main(
