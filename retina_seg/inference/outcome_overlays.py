@@ -22,6 +22,7 @@ from ..data.errors import DataError
 from ..data.loading import LoadedSample
 from ..records.checkpoint import CheckpointError
 from ..records.run_folder import BEST_CKPT, CHECKPOINTS, metrics_or_none
+from ..scoring.counts import confusion
 from .predictor import VesselPredictor
 
 # Okabe-Ito colours, told apart with the common colour-vision deficiencies.
@@ -97,8 +98,7 @@ def outcome_overlay(sample: LoadedSample, predictor: VesselPredictor, max_side: 
         "false positive": predicted & ~truth,
         "false negative": ~predicted & truth,
     }
-    union = int((predicted | truth).sum())
-    iou = float(outcomes["true positive"].sum() / union) if union else 1.0
+    iou = confusion(predicted, truth).iou
     drawn = (sample.image * PHOTOGRAPH_DIMMING).astype(np.uint8)
     drawn[~sample.fov] = 0
     for outcome, where in outcomes.items():

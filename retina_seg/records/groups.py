@@ -17,7 +17,7 @@ from typing import Any
 # seed also draws another validation split, and both are the replicate's chance, not its setting.
 DEFAULT_REPLICATE_KEYS = ("seed", "data.source.split_seed")
 # Whole sections that are bookkeeping, and top-level keys that are.
-BOOKKEEPING_PREFIXES = ("paths.", "hydra.", "logger.")
+BOOKKEEPING_SECTIONS = frozenset({"paths", "hydra", "logger"})
 BOOKKEEPING_KEYS = frozenset(
     {
         "task_name",
@@ -55,7 +55,7 @@ def is_bookkeeping(key: str) -> bool:
     return (
         key in BOOKKEEPING_KEYS
         or key in TRACKING_PARAMETERS
-        or key.startswith(BOOKKEEPING_PREFIXES)
+        or key.split(".", 1)[0] in BOOKKEEPING_SECTIONS  # the section itself too: logger=none leaves "logger": {}
         or key.rsplit(".", 1)[-1] in FOLDER_LEAVES
     )
 

@@ -67,6 +67,7 @@ def run_main(
     stdout, stderr = io.StringIO(), io.StringIO()
     saved_argv, saved_cwd, saved_env, threads = sys.argv, Path.cwd(), dict(os.environ), torch.get_num_threads()
     saved_logging = _logging_state()
+    held_before = _held_folder_locks()
     code: object = 0
     try:
         os.environ.update(env or {})
@@ -86,6 +87,7 @@ def run_main(
         os.environ.update(saved_env)
         torch.set_num_threads(threads)
         _restore_logging(saved_logging)
+        _release_folder_locks(held_before)
     returncode = code if isinstance(code, int) else (0 if code is None else 1)
     if not isinstance(code, int | None):
         stderr.write(f"{code}\n")  # SystemExit("message"): Python prints it and exits 1
@@ -108,7 +110,24 @@ def _logging_state() -> dict:
 
 
 def _restore_logging(state: dict) -> None:
+    """Put every logger back; close the handlers the command added (Hydra's file handler on the run's log file)."""
     for logger, (level, handlers, propagate, disabled) in state.items():
+        for added in set(logger.handlers) - set(handlers):
+            added.close()
         logger.setLevel(level)
         logger.handlers[:] = handlers
         logger.propagate, logger.disabled = propagate, disabled
+
+
+def _held_folder_locks() -> set:
+    from retina_seg.utils import folder_lock
+
+    return set(folder_lock._HELD)
+
+
+def _release_folder_locks(held_before: set) -> None:
+    """The folder locks the command left: a process that exits releases them; this one goes on."""
+    from retina_seg.utils import folder_lock
+
+    for folder in set(folder_lock._HELD) - held_before:
+        folder_lock.unlock_folder(folder)

@@ -50,13 +50,13 @@ def quick_runs(tmp_path_factory):
     return run
 
 
-@pytest.mark.slow
 def by_module(module: str):
     """The xdist group of a benchmark's tests: its quick run (the quick_runs fixture) is made once, in one worker,
     and each benchmark can run beside the others."""
     return pytest.mark.xdist_group(module)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", [pytest.param(module, marks=by_module(module)) for module in LAST_LINES])
 def test_quick_mode_ends_with_its_ratio_line(module, quick_runs):
     result, results = quick_runs(module)

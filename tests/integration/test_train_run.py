@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
+from retina_seg.exit_codes import EXIT_BAD_INPUT
 from retina_seg.records.objective import VALIDATION_METRICS, VALIDATION_ONLY
 from retina_seg.records.run_folder import HEADLINE_KEYS, read_epoch_table, read_metrics, read_test_images
 from retina_seg.reporting.runs import read_run
@@ -298,7 +299,7 @@ def test_bad_hparams_file_fails_naming_file_and_key(tmp_path, content, message):
     path = tmp_path / "hparams.json"
     path.write_text(content)
     result = run_main("retina_seg.train", f"hparams_file={path}", f"hydra.run.dir={tmp_path / 'run'}")
-    assert result.returncode != 0
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr[-3000:]
     assert f"hparams_file {path}: " in result.stderr and message in result.stderr
     assert "Traceback" not in result.stderr
     assert read_run(tmp_path / "run").status == "failed"
@@ -326,7 +327,7 @@ def test_bad_overrides_are_rejected(tmp_path, override, message):
     """Hydra's own refusals come before any folder exists; ours leave a folder the report calls failed."""
     run_dir = tmp_path / "run"
     result = run_main("retina_seg.train", override, f"hydra.run.dir={run_dir}")
-    assert result.returncode != 0
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr[-3000:]
     assert message in result.stderr
     assert not (run_dir / "checkpoints").exists()
     if run_dir.exists():
@@ -339,7 +340,7 @@ def test_bad_data_fails_before_training_naming_the_folder(tmp_path):
     result = run_main(
         "retina_seg.train", "data=retina_kaggle", f"data.root={missing}", f"hydra.run.dir={tmp_path / 'run'}"
     )
-    assert result.returncode != 0
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr[-3000:]
     assert f"retina-seg-train: error: {missing}: data root not found" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()

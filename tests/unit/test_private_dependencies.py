@@ -30,6 +30,10 @@ PRIVATE_NAMES = [
     # hydra_plugins/retina_seg_launcher/requeue_aware_launcher.py: subclasses the launcher, overrides launch.
     ("hydra-submitit-launcher", "hydra_plugins.hydra_submitit_launcher.submitit_launcher", "SlurmLauncher"),
     ("hydra-submitit-launcher", "hydra_plugins.hydra_submitit_launcher.submitit_launcher", "SlurmLauncher.launch"),
+    # retina_seg/launch/composition.py: composes as the command line does (-cd searched before conf/).
+    ("hydra-core", "hydra._internal.hydra", "Hydra.create_main_hydra2"),
+    ("hydra-core", "hydra._internal.hydra", "Hydra.compose_config"),
+    ("hydra-core", "hydra._internal.utils", "create_config_search_path"),
 ]
 
 

@@ -110,3 +110,8 @@ def test_learning_rate_varies_under_its_table_name_only():
     runs = [run("0", 1e-3, 0), run("1", 1e-4, 0)]
     assert job_table_keys(runs) == []
     assert "learning_rate" in groups_markdown(group_runs(runs), []).splitlines()[4]
+
+
+def test_a_run_without_loggers_is_a_replicate_of_one_with_them():
+    """logger=none leaves an empty logger section: bookkeeping like the loggers it would hold."""
+    assert group_key({"seed": 0, "logger": {}}) == group_key({"seed": 1, "logger": {"csv": {"save_dir": "/x"}}})
