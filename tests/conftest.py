@@ -22,10 +22,6 @@ def pytest_configure(config):
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
-# The xdist groups that take minutes (a node crash, trainings of the DRIVE model), measured in .ci/run's --durations.
-LONGEST_GROUPS = ("slurm_cluster", "drive_checkpoint")
-
-
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """One xdist group per test file, so that a module's fixtures (a trained run, a sweep, a benchmark's quick
@@ -35,9 +31,6 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("xdist_group") is None:
             path = item.nodeid.split("::")[0]
             item.add_marker(pytest.mark.xdist_group("slurm_cluster" if path.startswith("tests/slurm/") else path))
-    # The longest groups first (a stable sort: each worker collects the same order), so that no worker is left
-    # with one of them at the end while the other idles.
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group").args[0] not in LONGEST_GROUPS)
 
 
 @pytest.fixture(scope="session")
