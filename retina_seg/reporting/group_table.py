@@ -11,7 +11,7 @@ import io
 from dataclasses import asdict
 from typing import Any
 
-from .paired import PAIRED_PROTOCOL, PairedDifference
+from .paired import CONFIDENCE, PAIRED_PROTOCOL, PairedDifference
 from .replicates import SUMMARY_KEYS, Group, Summary, column_name
 from .table import format_value, markdown_table
 
@@ -76,7 +76,7 @@ def ranking_line(groups: list[Group]) -> str:
 
 
 def comparison_header(best: str) -> list[str]:
-    return ["Group", "score", "photographs", f"difference vs {best}", "95% CI", "verdict"]
+    return ["Group", "score", "photographs", f"difference vs {best}", f"{CONFIDENCE:.0%} CI", "verdict"]
 
 
 def comparison_cells(difference: PairedDifference) -> list[str]:
@@ -101,7 +101,7 @@ def groups_markdown(groups: list[Group], differences: list[PairedDifference]) ->
             "",
             f"## Against the best group, on the same test photographs (per-image {PAIRED_PROTOCOL} scores)",
             "",
-            "Mean difference and its 95% paired bootstrap interval; not distinguishable when it holds 0.",
+            f"Mean difference and its {CONFIDENCE:.0%} paired bootstrap interval; not distinguishable when it holds 0.",
             "",
             *markdown_table(comparison_header(differences[0].best), [comparison_cells(d) for d in differences]),
         ]

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .group_table import comparison_cells, comparison_header, group_cells, group_header, ranking_line, shown_scores
-from .paired import PAIRED_PROTOCOL, PairedDifference
+from .paired import CONFIDENCE, PAIRED_PROTOCOL, PairedDifference
 from .plots import group_label
 from .replicates import Group
 from .runs import Run
@@ -159,7 +159,8 @@ def answer_section(groups: list[Group], differences: list[PairedDifference]) -> 
             verdict = "cannot be told apart from it" if not d.distinguishable else "is distinguishable from it"
             lines.append(
                 f"<p>The next, {_text(group_label(runner_up))}, <strong>{verdict}</strong>: per-image test IoU "
-                f"{d.mean:+.4f} (95% CI [{d.low:+.4f}, {d.high:+.4f}]) on the same {d.photographs} photographs.</p>"
+                f"{d.mean:+.4f} ({CONFIDENCE:.0%} CI [{d.low:+.4f}, {d.high:+.4f}]) "
+                f"on the same {d.photographs} photographs.</p>"
             )
         else:
             lines.append(
@@ -211,8 +212,8 @@ def comparison_section(groups: list[Group], differences: list[PairedDifference])
         for d in differences
     ]
     note = (
-        '<p class="note">Mean difference from the best group and its 95% paired bootstrap interval over the '
-        "photographs; not distinguishable when the interval holds 0.</p>"
+        f'<p class="note">Mean difference from the best group and its {CONFIDENCE:.0%} paired bootstrap interval '
+        "over the photographs; not distinguishable when the interval holds 0.</p>"
     )
     return heading + note + _table("comparisons", comparison_header(differences[0].best), rows, sortable=True)
 

@@ -97,7 +97,11 @@ def _mean_objective(objectives: list[Objective]) -> Objective | None:
 
 def best_run(group: Group) -> Run | None:
     """The group's completed run with the best objective (following its mode), or None without one."""
-    scored = [run for run in group.runs if run.objective is not None and run.objective.value is not None]
+    scored = [
+        run
+        for run in group.runs
+        if run.status == COMPLETED and run.objective is not None and run.objective.value is not None
+    ]
     if not scored:
         return None
     sign = -1 if scored[0].objective.mode == "max" else 1
