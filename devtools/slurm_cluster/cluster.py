@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 
 from devtools.slurm_cluster.config import write_configs
 from devtools.slurm_cluster.daemons import ClusterDaemons
-from devtools.slurm_cluster.nodes import job_processes
+from devtools.slurm_cluster.errors import SlurmError
+from devtools.slurm_cluster.nodes import job_processes, not_ended
 from devtools.slurm_cluster.processes import pid_alive, poll, terminate
 from devtools.slurm_cluster.settings import CLUSTER, DAEMONS, HEALTHY_NODE_STATES, PARTITION, STOP_GROUPS
 
@@ -75,17 +77,45 @@ class SlurmCluster(ClusterDaemons):
             detail=lambda: self.node_state(node),
         )
 
+    def study_database(self, name: str) -> str:
+        """A fresh, empty database on the cluster's MariaDB (the one slurmdbd uses) with its own user, for an
+        Optuna study beside the accounting; returns its SQLAlchemy URL (mysql+pymysql over TCP)."""
+        if not name.isidentifier():
+            raise SlurmError(f"database name {name!r}: letters, digits and underscores only")
+        user, password = f"{name}_user"[:32], f"{name}_pw"
+        created = self._sql(
+            f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}; "
+            f"CREATE USER IF NOT EXISTS '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'; "
+            f"GRANT ALL ON {name}.* TO '{user}'@'127.0.0.1';"
+        )
+        if created.returncode != 0:
+            raise SlurmError(f"could not create database {name}: {created.stderr}")
+        return f"mysql+pymysql://{user}:{password}@127.0.0.1:{self.port_base}/{name}"
+
     def crash_node(self, node: str) -> list[int]:
         """What a node's crash looks like to SLURM: its slurmd, its slurmstepds and every process under
         them end at once (SIGKILL). Killing slurmd alone would leave the job's tasks running as orphans.
         Returns the pids killed."""
         slurmd = self._pid("slurmd", node)
-        victims = [pid for pid in [slurmd] if pid is not None] + job_processes(node)
-        for pid in victims:
+        killed = [pid for pid in [slurmd] if pid is not None]
+        for pid in killed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        # A task may fork (a DataLoader worker, submitit's own child) while the first pass kills: pass again
+        # until no process of the node is left, as nothing of a crashed node survives.
+        for _ in range(20):
+            victims = [pid for pid in job_processes(node) if not_ended(pid)]
+            if not victims:
+                break
+            for pid in victims:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed += [pid for pid in victims if pid not in killed]
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"node {node}: processes {victims} survive SIGKILL")
         self.pid_file("slurmd", node).unlink(missing_ok=True)
-        return victims
+        return killed
 
     def stop(self) -> list[str]:
         """Stop, in reverse order, the daemons this cluster started (those with a pid file here).

@@ -11,20 +11,36 @@ def node_names(count: int) -> list[str]:
 
 
 def job_processes(node: str) -> list[int]:
-    """The node's slurmstepds (found by the node name in their environment or their children's), then every
-    process under them."""
+    """The node's slurmstepds (found by the node name in their environment or their children's), every
+    process under them, and every process whose environment names the node (a job's task that a dying
+    stepd may already have handed to init)."""
     stepds = [
         pid
         for pid in pids_named("slurmstepd")
         if process_environ(pid).get("SLURMD_NODENAME") == node
         or any(process_environ(child).get("SLURMD_NODENAME") == node for child in descendants(pid))
     ]
-    return stepds + [child for pid in stepds for child in descendants(pid)]
+    under = [child for pid in stepds for child in descendants(pid)]
+    tasks = [pid for pid in all_pids() if process_environ(pid).get("SLURMD_NODENAME") == node]
+    return list(dict.fromkeys(stepds + under + tasks))
+
+
+def not_ended(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed child its parent has not reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
 
 
 def pids_named(name: str) -> list[int]:
     """Pids of the running processes whose program name is `name`."""
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and pid_alive(int(p.name), name)]
+    return [pid for pid in all_pids() if pid_alive(pid, name)]
 
 
 def process_environ(pid: int) -> dict[str, str]:
