@@ -11,6 +11,7 @@ photographs with its prediction's outcomes, and the job-id table with its proble
 import base64
 import html
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .group_table import comparison_cells, comparison_header, group_cells, group_header, ranking_line, shown_scores
@@ -112,7 +113,7 @@ def report_page(
     photographs: PagePhotographs,
     protocol: str = "strict",
     varying: tuple[str, ...] | list[str] = (),
-    studies: list[StudyView] = (),
+    studies: Sequence[StudyView] = (),
 ) -> str:
     """The whole page as text."""
     sections = [
