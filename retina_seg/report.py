@@ -4,10 +4,11 @@ Writes report.md, report.csv, groups.csv, report.json, val_iou_curves.png, loss_
 report.html (the same as one self-contained page, with the best run's predictions on a few test photographs) into
 --out (default: the first path, or the folder holding it when it is a file) and prints the group table
 (replicates of one setting, ranked by the objective), each group against the best on the same test photographs,
-the job-id table and its problems. Exit codes
+the job-id table and its problems. A search's sweep folder (with study.json) adds its Optuna study: the best
+trial, the trials by state, the importances, and study_history_<study name>.png. Exit codes
 (retina_seg/exit_codes.py): 0 whenever a table was written, even with failed or corrupt runs (they are marked in
 it), and when a reader closes the pipe early (`| head`); 2 for an unknown option or a path that does not exist or
-holds no run; 1 when the report cannot be written.
+holds no run, or a study.json whose study cannot be opened; 1 when the report cannot be written.
 """
 
 import argparse
@@ -31,8 +32,9 @@ from .reporting.plots import (
 )
 from .reporting.replicates import Group, best_run, group_runs, job_table_keys
 from .reporting.runs import ReportError, Run, duplicate_id_problems, read_comet_runs, read_runs
+from .reporting.study_view import StudyView, read_study_views, study_json, study_markdown
 from .reporting.table import REPORT_CSV, REPORT_JSON, REPORT_MD, sort_runs, to_csv, to_json, to_markdown
-from .utils.atomic import write_text_atomic
+from .utils.atomic import write_atomic, write_text_atomic
 
 # The report's figures the page shows, with their captions.
 PAGE_FIGURES = {
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         runs = sort_runs(read_comet_runs(args.paths) if args.comet else read_runs(args.paths))
+        studies = [] if args.comet else read_study_views(args.paths)
     except ReportError as error:
         print(f"retina-seg-report: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -80,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (args.paths[0] if args.paths[0].is_dir() else args.paths[0].parent)
     groups = group_runs(runs, args.replicate_keys)
     differences, pairing_problems = compare_with_best(groups)
-    texts = report_texts(runs, problems + pairing_problems, groups, differences, args.protocol)
+    texts = report_texts(runs, problems + pairing_problems, groups, differences, args.protocol, studies)
     try:
-        write_report(out, texts, runs, groups)
+        write_report(out, texts, runs, groups, studies)
         page = report_page(
             f"retina-seg report: {out.resolve()}",
             runs,
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             best_run_photographs(groups),
             args.protocol,
             job_table_keys(runs),
+            studies,
         )
         write_text_atomic(out / REPORT_HTML, page)
     except OSError as error:
@@ -102,19 +106,29 @@ def main(argv: list[str] | None = None) -> int:
     print_to_reader(
         markdown + f"\n{len(runs)} run(s) in {len(groups)} group(s); report written to {out}/ ({REPORT_MD}, "
         f"{REPORT_CSV}, {GROUPS_CSV}, {REPORT_JSON}, {VAL_IOU_CURVES_PNG}, {LOSS_CURVES_PNG}, {FINAL_IOU_PNG}, "
-        f"{REPORT_HTML})\n"
+        f"{REPORT_HTML}{''.join(f', {study.history_name}' for study in studies)})\n"
     )
     return EXIT_OK
 
 
 def report_texts(
-    runs: list[Run], problems: list[str], groups: list[Group], differences: list[PairedDifference], protocol: str
+    runs: list[Run],
+    problems: list[str],
+    groups: list[Group],
+    differences: list[PairedDifference],
+    protocol: str,
+    studies: list[StudyView],
 ) -> dict[str, str]:
-    """Each text file of the report by name: the groups come first in Markdown, and in JSON beside the rows."""
+    """Each text file of the report by name: in Markdown each search's study comes first, then the groups, then
+    the runs; in JSON the studies and groups sit beside the rows."""
     varying = job_table_keys(runs)
     sections = {"groups": groups_json(groups), "comparisons": comparisons_json(differences)}
+    if studies:
+        sections["studies"] = [study_json(study) for study in studies]
+    studies_markdown = "".join(study_markdown(study) for study in studies)
+    runs_markdown = to_markdown(runs, problems, protocol, varying)
     return {
-        REPORT_MD: groups_markdown(groups, differences) + to_markdown(runs, problems, protocol, varying),
+        REPORT_MD: studies_markdown + groups_markdown(groups, differences) + runs_markdown,
         REPORT_CSV: to_csv(runs, protocol, varying),
         GROUPS_CSV: groups_csv(groups),
         REPORT_JSON: to_json(runs, problems, protocol, varying, **sections),
@@ -133,9 +147,13 @@ def print_to_reader(text: str) -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def write_report(out: Path, texts: dict[str, str], runs: list[Run], groups: list[Group]) -> None:
+def write_report(
+    out: Path, texts: dict[str, str], runs: list[Run], groups: list[Group], studies: list[StudyView]
+) -> None:
     for name, text in texts.items():
         write_text_atomic(out / name, text)
+    for study in studies:
+        write_atomic(out / study.history_name, lambda tmp, png=study.history_png: tmp.write_bytes(png))
     plot_group_curves(groups, out / VAL_IOU_CURVES_PNG, ("val_IoU",))
     plot_group_curves(groups, out / LOSS_CURVES_PNG, ("train_loss", "val_loss"))
     plot_final_iou(runs, out / FINAL_IOU_PNG)

@@ -65,6 +65,8 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    # Stopped early by a search's pruner (metrics.json also holds ``pruned_at_epoch``): a result, not an error.
+    PRUNED = "pruned"
 
 
 def read_metrics(run_dir: Path | str) -> Any:

@@ -2,7 +2,8 @@
 
 One self-contained file, viewable offline and sent as an attachment: its style and script are inline and its
 pictures are PNG data URIs, nothing is fetched when it is opened. In order: the answer (the best group, and
-whether the next one is distinguishable from it on the same photographs), the group table (sortable: click a
+whether the next one is distinguishable from it on the same photographs), a search's study (the best trial, its
+trials by state, Optuna's history and importances), the group table (sortable: click a
 header), each group against the best, the learning curves (plots.py's group bands), the best run's test
 photographs with its prediction's outcomes, and the job-id table with its problems.
 """
@@ -10,6 +11,7 @@ photographs with its prediction's outcomes, and the job-id table with its proble
 import base64
 import html
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .group_table import comparison_cells, comparison_header, group_cells, group_header, ranking_line, shown_scores
@@ -17,6 +19,7 @@ from .paired import CONFIDENCE, PAIRED_PROTOCOL, PairedDifference
 from .plots import group_label
 from .replicates import Group
 from .runs import Run
+from .study_view import StudyView, best_text, counts_text
 from .table import cells, columns
 
 REPORT_HTML = "report.html"
@@ -110,12 +113,14 @@ def report_page(
     photographs: PagePhotographs,
     protocol: str = "strict",
     varying: tuple[str, ...] | list[str] = (),
+    studies: Sequence[StudyView] = (),
 ) -> str:
     """The whole page as text."""
     sections = [
         f"<h1>{_text(title)}</h1>",
         f'<p class="meta">{_text(run_counts(runs, groups))}</p>',
         answer_section(groups, differences),
+        *(study_section(study) for study in studies),
         groups_section(groups),
         comparison_section(groups, differences),
         curves_section(figures),
@@ -169,6 +174,32 @@ def answer_section(groups: list[Group], differences: list[PairedDifference]) -> 
                 "scores on the same photographs.</p>"
             )
     return '<div class="answer" id="answer">' + "".join(lines) + "</div>"
+
+
+def study_section(study: StudyView) -> str:
+    """A search's study as Optuna sees it: trials by state, the best trial, the history, the importances."""
+    record = study.record
+    lines = [
+        f"<h2>Study {_text(record.study_name)}</h2>",
+        f'<p class="note">{_text(record.path)}: storage {_text(record.storage or record.journal)}, '
+        f"{_text(study.direction)} {_text(record.metric)}.</p>",
+        f'<p class="counts">{sum(study.counts.values())} of {record.n_trials} trial(s): '
+        f"{_text(counts_text(study.counts))}.</p>",
+        f'<p class="best-trial">{_text(best_text(study))}</p>',
+        f'<figure><img class="study-history" alt="Optimisation history" src="{data_uri(study.history_png)}">'
+        f"<figcaption>Optimisation history: {_text(record.metric)} per trial and the best so far "
+        "(Optuna)</figcaption></figure>",
+    ]
+    if study.importances:
+        rows = [
+            f"<tr>{_cell(name)}{_cell(f'{value:.4f}', repr(value))}</tr>" for name, value in study.importances.items()
+        ]
+        lines.append("<p>Parameter importances (Optuna, PED-ANOVA):</p>")
+        lines.append(_table("importances", ["parameter", "importance"], rows, sortable=True))
+    else:
+        why = _text(study.importances_note)
+        lines.append(f'<p class="note" id="no-importances">No parameter importances: {why}</p>')
+    return '<section class="study">' + "".join(lines) + "</section>"
 
 
 def groups_section(groups: list[Group]) -> str:

@@ -16,6 +16,8 @@ What a row shows, by status (the table's rule "``-`` where a value does not exis
 
 A stale or failed run's problem line also says what the same command would do: resume from the run's last
 checkpoint, or, when the run wrote none, start from the beginning.
+- ``pruned``: stopped early by a search's pruner (``pruned_at_epoch`` in metrics.json): like ``running``, the
+  hyperparameters and its best val_IoU / val_loss, test values ``-``; not a problem, and never ranked.
 - ``pending``: ``.hydra/`` but no metrics.json yet (the job has not begun training, or was killed before):
   only the job id, taken from ``.hydra/hydra.yaml`` (``hydra.job.id``) or else the folder name.
 - ``corrupt``: metrics.json unreadable, not JSON, or holding a value of the wrong type: only the job id.
@@ -52,7 +54,7 @@ from ..records.run_folder import (
 )
 from .comet_archives import ArchiveError, read_archive_records
 
-COMPLETED, RUNNING, FAILED = RunStatus.COMPLETED, RunStatus.RUNNING, RunStatus.FAILED
+COMPLETED, RUNNING, FAILED, PRUNED = RunStatus.COMPLETED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.PRUNED
 # What the report makes of a folder whose record does not say (or no longer says) its state.
 PENDING, CORRUPT, STALE = "pending", "corrupt", "stale"
 RECORDED_STATUSES = tuple(RunStatus)
@@ -278,6 +280,7 @@ def run_from_metrics(
         COMPLETED: VALUE_KEYS + protocol_keys,
         RUNNING: HYPERPARAMETER_KEYS + VAL_KEYS,
         FAILED: HYPERPARAMETER_KEYS,
+        PRUNED: HYPERPARAMETER_KEYS + VAL_KEYS,
     }[status]
     values = {key: _finite(metrics.get(key)) if key in shown else None for key in VALUE_KEYS + protocol_keys}
     job = metrics.get("job_id")

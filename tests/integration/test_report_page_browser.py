@@ -1,6 +1,7 @@
 """report.html in a real headless browser (Debian's chromium, installed by .ci/install-debian-packages.sh), on a
 real tiny sweep (2 learning rates x 2 seeds, 2 epochs): the rendered page has the table rows, the curves and the best
-run's photographs, sorting works, and the page logged nothing. The screenshot stays in the test's tmp folder."""
+run's photographs, sorting works, and the page logged nothing; a search's page (a real Optuna study, no training)
+renders its study section. The screenshot stays in the test's tmp folder."""
 
 import re
 import shutil
@@ -11,6 +12,7 @@ import pytest
 
 from tests.helpers.environment import require
 from tests.helpers.runs import run_main
+from tests.helpers.studies import STUDY_NAME, write_study
 from tests.helpers.sweeps import SWEEP_RUN, multirun
 
 pytestmark = pytest.mark.slow
@@ -91,6 +93,18 @@ def test_a_click_on_a_header_sorts_the_group_table(report_dir, tmp_path):
     lr_index = column.index("learning_rate")
     rates = [float(re.findall(r"<td[^>]*>([^<]*)</td>", row)[lr_index]) for row in body.split("</tr>")[:-1]]
     assert rates == [1e-3, 1e-4]
+
+
+def test_a_search_page_renders_its_study_section(tmp_path):
+    """A search's sweep folder (a real Optuna study, no training): the study's section, history and importances."""
+    write_study(tmp_path / "sweep", None)
+    assert run_main("retina_seg.report", str(tmp_path / "sweep")).returncode == 0
+    rendered = browse(tmp_path / "sweep" / "report.html", tmp_path / "profile", "--dump-dom")
+    assert console_lines(rendered) == []
+    section = re.search(r'<section class="study">.*?</section>', rendered.stdout, flags=re.S).group(0)
+    assert f"<h2>Study {STUDY_NAME}</h2>" in section and "Best trial: 2" in section
+    assert re.search(r'<img class="study-history"[^>]*src="data:image/png;base64,', section)
+    assert re.search(r'<table id="importances"', section)
 
 
 def test_the_console_check_sees_an_error(tmp_path):
