@@ -65,6 +65,8 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    # A search trial its pruner stopped early (retina_seg/training/pruning.py): trained, validated, not tested.
+    PRUNED = "pruned"
 
 
 def read_metrics(run_dir: Path | str) -> Any:

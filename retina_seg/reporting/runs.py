@@ -11,6 +11,8 @@ What a row shows, by status (the table's rule "``-`` where a value does not exis
   after every epoch); test values are ``-`` because the test has not run yet.
 - ``stale``: shown as ``running``, but its process is gone (killed, or its node lost): on this host its
   pid is no longer alive; on another host, its heartbeat is older than ``STALE_AFTER_S``. Rerun it to resume.
+- ``pruned``: a search trial its pruner stopped early: the hyperparameters and its val_IoU / val_loss; it was
+  not tested, and a group counts it apart from its completed replicates (its training was cut short).
 - ``failed``: the hyperparameters; every metric is ``-`` (a failed run has no result); a problem line gives
   the error it recorded.
 
@@ -52,7 +54,7 @@ from ..records.run_folder import (
 )
 from .comet_archives import ArchiveError, read_archive_records
 
-COMPLETED, RUNNING, FAILED = RunStatus.COMPLETED, RunStatus.RUNNING, RunStatus.FAILED
+COMPLETED, RUNNING, FAILED, PRUNED = RunStatus.COMPLETED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.PRUNED
 # What the report makes of a folder whose record does not say (or no longer says) its state.
 PENDING, CORRUPT, STALE = "pending", "corrupt", "stale"
 RECORDED_STATUSES = tuple(RunStatus)
@@ -278,6 +280,7 @@ def run_from_metrics(
         COMPLETED: VALUE_KEYS + protocol_keys,
         RUNNING: HYPERPARAMETER_KEYS + VAL_KEYS,
         FAILED: HYPERPARAMETER_KEYS,
+        PRUNED: HYPERPARAMETER_KEYS + VAL_KEYS,
     }[status]
     values = {key: _finite(metrics.get(key)) if key in shown else None for key in VALUE_KEYS + protocol_keys}
     job = metrics.get("job_id")
