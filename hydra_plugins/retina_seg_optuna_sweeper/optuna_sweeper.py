@@ -25,13 +25,15 @@ class SamplerConf:
 
 @dataclass
 class PrunerConf:
-    # none, median, successive_halving or hyperband; each takes its own settings of those below.
+    # none, median, successive_halving, hyperband or threshold; each takes its own settings of those below.
     name: str = "none"
     n_startup_trials: int = 5  # median: trials that are never pruned, before it compares
-    n_warmup_steps: int = 0  # median: epochs of each trial that are never pruned
+    n_warmup_steps: int = 0  # median, threshold: epochs of each trial that are never pruned
     min_resource: int = 1  # successive_halving, hyperband: epochs before the first decision
     max_resource: Any = "auto"  # hyperband: epochs of a full trial ("auto": learnt from the first trial)
     reduction_factor: int = 3  # successive_halving, hyperband
+    lower: float | None = None  # threshold: a trial whose objective falls below it (or rises above upper) stops
+    upper: float | None = None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 # The storage of the study a trial reports to, in the environment of the process that runs the trial.
 STORAGE_ENV = "RETINA_SEG_STUDY_STORAGE"
-PRUNERS = ("none", "median", "successive_halving", "hyperband")
+PRUNERS = ("none", "median", "successive_halving", "hyperband", "threshold")
 
 
 def is_database_url(storage: str) -> bool:
@@ -58,5 +58,9 @@ def build_pruner(name: str, settings: dict[str, Any]) -> optuna.pruners.BasePrun
             min_resource=settings["min_resource"],
             max_resource=settings["max_resource"],
             reduction_factor=settings["reduction_factor"],
+        )
+    if name == "threshold":
+        return optuna.pruners.ThresholdPruner(
+            lower=settings["lower"], upper=settings["upper"], n_warmup_steps=settings["n_warmup_steps"]
         )
     raise ValueError(f"unknown pruner {name!r}: one of {list(PRUNERS)}")

@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import optuna
+from lightning.pytorch.trainer.states import TrainerFn
 
 from ..tracking.optuna_study import STORAGE_ENV, build_pruner, open_storage
 
@@ -28,7 +29,7 @@ class OptunaPruning(pl.Callback):
         self._trial: optuna.Trial | None = None
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:  # not the final validation of the best
             return
         prune = self._report(trainer) if trainer.is_global_zero else False
         if trainer.strategy.broadcast(prune, src=0):
