@@ -65,7 +65,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
-    # Stopped early by a search's pruner (metrics.json also holds ``pruned_at_epoch``): a result, not an error.
+    # A search trial its pruner stopped early (retina_seg/training/pruning.py): trained, validated, not tested.
     PRUNED = "pruned"
 
 

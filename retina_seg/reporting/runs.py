@@ -17,7 +17,8 @@ What a row shows, by status (the table's rule "``-`` where a value does not exis
 A stale or failed run's problem line also says what the same command would do: resume from the run's last
 checkpoint, or, when the run wrote none, start from the beginning.
 - ``pruned``: stopped early by a search's pruner (``pruned_at_epoch`` in metrics.json): like ``running``, the
-  hyperparameters and its best val_IoU / val_loss, test values ``-``; not a problem, and never ranked.
+  hyperparameters and its best val_IoU / val_loss, test values ``-`` (it was not tested); not a problem, never
+  ranked, and a group counts it apart from its completed replicates (its training was cut short).
 - ``pending``: ``.hydra/`` but no metrics.json yet (the job has not begun training, or was killed before):
   only the job id, taken from ``.hydra/hydra.yaml`` (``hydra.job.id``) or else the folder name.
 - ``corrupt``: metrics.json unreadable, not JSON, or holding a value of the wrong type: only the job id.

@@ -45,6 +45,7 @@ from ..utils.disk_space import DiskFullError, no_space_error
 from ..utils.folder_lock import lock_folder, unlock_folder
 from .budget import TimeBudget
 from .callbacks import RunFolderWriter
+from .pruning import OptunaPruning
 from .run_config import settle_config
 
 log = logging.getLogger(__name__)
@@ -154,14 +155,24 @@ def fit_and_test(
         record["epochs"] = trainer.current_epoch
     best = best_checkpoint(trainer)
     results = _validate_and_choose_threshold(trainer, module, datamodule, best)
-    if cfg.test:
+    results.update(_pruning_outcome(trainer))
+    if cfg.test and results["status"] == RunStatus.COMPLETED:
         results.update(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
         if trainer.is_global_zero:
             write_test_images(output_dir, module.test_image_scores([s.name for s in datamodule.splits.test]))
     results["best_epoch"] = load_checkpoint_file(best)["epoch"] if best else None
     results["best_checkpoint"] = best
-    finish_tracking(trainer, {**record, **results, "status": RunStatus.COMPLETED})
+    finish_tracking(trainer, {**record, **results})
     return results
+
+
+def _pruning_outcome(trainer: pl.Trainer) -> dict[str, Any]:
+    """``status`` pruned and the epoch when a search's pruner stopped the run, else completed. A pruned run is not
+    tested: its trial is over, and no search reads a test score."""
+    pruning = next((c for c in trainer.callbacks if isinstance(c, OptunaPruning)), None)
+    if pruning is None or pruning.pruned_at_epoch is None:
+        return {"status": RunStatus.COMPLETED}
+    return {"status": RunStatus.PRUNED, "pruned_at_epoch": pruning.pruned_at_epoch}
 
 
 def best_checkpoint(trainer: pl.Trainer) -> str | None:
@@ -254,7 +265,7 @@ def _train_locked(cfg: DictConfig, output_dir: Path, run_job_id: str) -> dict[st
         if named is not None and named is not error:
             raise named from error
         raise
-    final = {**record, **{k: _plain(v) for k, v in results.items()}, "status": RunStatus.COMPLETED}
+    final = {**record, **{k: _plain(v) for k, v in results.items()}}
     final[OBJECTIVE_KEY] = objective_of(cfg).as_record(final)
     if rank_zero_only.rank == 0:
         write_final_metrics(output_dir, final)

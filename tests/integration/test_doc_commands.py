@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
 
 from retina_seg.launch.composition import compose_config
 from tests.helpers.environment import REPO_ROOT
@@ -130,10 +131,11 @@ def commands_in(path: Path) -> list[DocCommand]:
 
 def one_value_at_a_time(overrides: list[str]) -> list[list[str]]:
     """The jobs that together use every value of every swept key once: each swept key takes each of its values
-    while the others keep their first (fewer than the sweep's product, the same options composed)."""
+    (an interval of a search: both its ends) while the others keep their first (fewer than the sweep's product,
+    the same options composed)."""
     parsed = OverridesParser.create().parse_overrides(overrides)
     choices = [
-        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+        [f"{o.get_key_element()}={v}" for v in swept_values(o)] if o.is_sweep_override() else [o.input_line]
         for o in parsed
     ]
     firsts = [values[0] for values in choices]
@@ -141,6 +143,13 @@ def one_value_at_a_time(overrides: list[str]) -> list[list[str]]:
     for index, values in enumerate(choices):
         jobs += [firsts[:index] + [value] + firsts[index + 1 :] for value in values[1:]]
     return jobs
+
+
+def swept_values(override) -> list[str]:
+    """A sweep's values; an interval (a search's) cannot be enumerated: its two ends."""
+    if override.value_type == ValueType.INTERVAL_SWEEP:
+        return [repr(override.value().start), repr(override.value().end)]
+    return list(override.sweep_string_iterator())
 
 
 def sweep_params(tool: str, config_name: str, overrides: list[str], config_dir: Path | None) -> list[str]:
