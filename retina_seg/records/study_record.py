@@ -1,9 +1,10 @@
 """The study record of a search's sweep folder (``<sweep>/study.json``): where its Optuna study is stored, its
 name, direction and objective, and how many trials it plans; each trial's run folder is ``<sweep>/<trial number>/``.
 
-``storage`` null means Optuna's journal file in the sweep folder (``STUDY_JOURNAL``); otherwise it is an Optuna
-storage URL whose password, if any, is written as ``***``. Such a URL is opened with the password of
-``STUDY_STORAGE_ENV``: either the whole storage URL (its password is taken) or the password alone.
+``storage`` null means Optuna's journal file in the sweep folder (``STUDY_JOURNAL``); a string with ``://`` is a
+database URL whose password, if any, is written as ``***``; any other string is the path of a journal file.
+A masked URL is opened with the password of ``STUDY_STORAGE_ENV``: either the whole storage URL (its password is
+taken) or the password alone.
 """
 
 import json
@@ -20,6 +21,31 @@ STUDY_JOURNAL = "optuna.journal"
 STUDY_STORAGE_ENV = "RETINA_SEG_STUDY_STORAGE"
 MASKED_PASSWORD = "***"
 DIRECTIONS = ("maximize", "minimize")
+
+
+def is_database_url(storage: str) -> bool:
+    return "://" in storage
+
+
+def study_json_payload(
+    sweep_dir: Path, storage: str, study_name: str, direction: str, metric: str, n_trials: int, **details: Any
+) -> dict[str, Any]:
+    """What the search writes to study.json: ``storage`` as this module reads it (null for the sweep folder's own
+    journal, a database URL with its password masked), then ``details`` (its settings, for a person)."""
+    if Path(storage) == Path(sweep_dir) / STUDY_JOURNAL:
+        recorded = None
+    elif is_database_url(storage) and make_url(storage).password is not None:
+        recorded = make_url(storage).set(password=MASKED_PASSWORD).render_as_string(hide_password=False)
+    else:
+        recorded = storage
+    return {
+        "storage": recorded,
+        "study_name": study_name,
+        "direction": direction,
+        "metric": metric,
+        "n_trials": n_trials,
+        **details,
+    }
 
 
 class StudyRecordError(ValueError):
@@ -42,8 +68,11 @@ class StudyRecord:
         return self.path.parent
 
     @property
-    def journal(self) -> Path:
-        return self.sweep_dir / STUDY_JOURNAL
+    def journal(self) -> Path | None:
+        """The journal file of the study, or None when it lives in a database."""
+        if self.storage is None:
+            return self.sweep_dir / STUDY_JOURNAL
+        return None if is_database_url(self.storage) else Path(self.storage)
 
     def trial_dir(self, number: int) -> Path:
         return self.sweep_dir / str(number)

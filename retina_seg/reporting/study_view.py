@@ -109,7 +109,7 @@ def load_study(record: StudyRecord) -> optuna.Study:
 
 def open_storage(record: StudyRecord) -> BaseStorage:
     """The journal file or the database the record names, never creating either."""
-    if record.storage is None:
+    if record.journal is not None:
         if not record.journal.is_file():
             raise StudyRecordError(f"{record.path}: its journal {record.journal} does not exist")
         return JournalStorage(JournalFileBackend(str(record.journal)))

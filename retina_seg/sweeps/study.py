@@ -12,14 +12,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..config import ConfigError
 from ..records.objective import MODES, VALIDATION_METRICS, VALIDATION_ONLY
-from ..tracking.optuna_study import build_pruner, is_database_url, masked, open_storage
+from ..records.study_record import STUDY_JOURNAL, STUDY_JSON, is_database_url, study_json_payload
+from ..tracking.optuna_study import build_pruner, masked, open_storage
 from ..utils.atomic import write_json_atomic
 from .search_space import SearchSpace, as_json
 
 log = logging.getLogger(__name__)
 
-STUDY_JSON = "study.json"
-DEFAULT_JOURNAL = "optuna.journal"
 SAMPLERS = ("tpe", "random", "gp", "qmc")
 DIRECTIONS = {"max": "maximize", "min": "minimize"}
 # Trial user attributes: the worker that runs it; on a retry, the trial it repeats, the first trial of its chain
@@ -68,7 +67,7 @@ def search_settings(sweeper: DictConfig, master: DictConfig, space: SearchSpace)
         raise ConfigError(f"hydra.sweeper.pruner.name={pruner['name']}: {error}") from error
     _refuse_written_password(sweeper)
     return SearchSettings(
-        storage=str(sweeper.storage) if sweeper.storage else str(sweep_dir / DEFAULT_JOURNAL),
+        storage=str(sweeper.storage) if sweeper.storage else str(sweep_dir / STUDY_JOURNAL),
         study_name=sweeper.study_name or sweep_dir.name,
         direction=DIRECTIONS[mode],
         metric=metric,
@@ -191,21 +190,21 @@ def fail_stale_trials(study: optuna.Study, max_retries: int) -> list[int]:
 
 
 def write_study_json(sweep_dir: Path, settings: SearchSettings) -> Path:
-    """Where the report and optuna-dashboard find the study (the storage's password masked)."""
+    """Where the report and optuna-dashboard find the study (records/study_record.py; the password masked)."""
     return write_json_atomic(
         Path(sweep_dir) / STUDY_JSON,
-        {
-            "storage": masked(settings.storage),
-            "storage_kind": "database" if is_database_url(settings.storage) else "journal",
-            "study_name": settings.study_name,
-            "direction": settings.direction,
-            "optimized_metric": settings.metric,
-            "n_trials": settings.n_trials,
-            "n_parallel": settings.n_parallel,
-            "sampler": settings.sampler,
-            "seed": settings.seed,
-            "pruner": settings.pruner,
-            "max_retries": settings.max_retries,
-            "search_space": sorted(settings.space),
-        },
+        study_json_payload(
+            Path(sweep_dir),
+            settings.storage,
+            settings.study_name,
+            settings.direction,
+            settings.metric,
+            settings.n_trials,
+            n_parallel=settings.n_parallel,
+            sampler=settings.sampler,
+            seed=settings.seed,
+            pruner=settings.pruner,
+            max_retries=settings.max_retries,
+            search_space=sorted(settings.space),
+        ),
     )

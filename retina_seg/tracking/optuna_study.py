@@ -14,13 +14,11 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
+from ..records.study_record import STUDY_STORAGE_ENV, is_database_url
+
 # The storage of the study a trial reports to, in the environment of the process that runs the trial.
-STORAGE_ENV = "RETINA_SEG_STUDY_STORAGE"
+STORAGE_ENV = STUDY_STORAGE_ENV
 PRUNERS = ("none", "median", "successive_halving", "hyperband", "threshold")
-
-
-def is_database_url(storage: str) -> bool:
-    return "://" in storage
 
 
 def open_storage(storage: str) -> BaseStorage:

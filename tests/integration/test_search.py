@@ -10,7 +10,8 @@ import pytest
 from optuna.trial import TrialState
 
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
-from retina_seg.tracking.optuna_study import open_storage
+from retina_seg.records.study_record import read_study_record
+from retina_seg.reporting.study_view import load_study
 from tests.helpers.sweeps import SWEEP_RUN, file_mtimes, multirun, report_rows, run_dirs
 
 SEARCH = [*SWEEP_RUN, "model.base_width=4", "test=false", "hydra/sweeper=optuna", "hydra.sweeper.sampler.seed=0"]
@@ -22,8 +23,8 @@ def search(sweep_dir, *overrides):
 
 
 def study_of(sweep_dir) -> optuna.Study:
-    recorded = json.loads((sweep_dir / "study.json").read_text())
-    return optuna.load_study(study_name=recorded["study_name"], storage=open_storage(recorded["storage"]))
+    """The study as the report opens it, from the sweep's study.json."""
+    return load_study(read_study_record(sweep_dir / "study.json"))
 
 
 def states(study: optuna.Study) -> list[str]:
@@ -50,9 +51,16 @@ def test_study_ends_with_n_trials_one_run_folder_each(four_trials):
         assert trial.value == pytest.approx(record["val_IoU"])  # the objective: optimized_metric, validation only
     assert len({t.params["optimizer.lr"] for t in study.get_trials()}) == 4
     recorded = json.loads((four_trials / "study.json").read_text())
-    assert recorded["storage"] == str(four_trials / "optuna.journal")
-    assert (recorded["direction"], recorded["optimized_metric"], recorded["n_trials"]) == ("maximize", "val_IoU", 4)
+    assert recorded["storage"] is None  # the sweep folder's own journal (records/study_record.py)
+    assert (four_trials / "optuna.journal").is_file()
+    assert (recorded["direction"], recorded["metric"], recorded["n_trials"]) == ("maximize", "val_IoU", 4)
     assert [row["Job id"] for row in report_rows(four_trials)] == ["0", "1", "2", "3"]
+    (view,) = json.loads((four_trials / "report.json").read_text())["studies"]  # the report reads the real study
+    best = max(study.get_trials(), key=lambda t: t.value)
+    assert (view["best"]["number"], view["best"]["value"]) == (best.number, pytest.approx(best.value))
+    assert view["best"]["run_dir"] == str(four_trials / str(best.number))
+    assert view["counts"]["complete"] == 4 and list(view["importances"]) == ["optimizer.lr"]
+    assert (four_trials / view["history_png"]).stat().st_size > 1000
 
 
 def test_same_command_launches_nothing_and_raised_n_trials_continues(four_trials):
@@ -126,7 +134,7 @@ def test_sqlite_storage_and_a_study_name_taken_by_another_space(tmp_path):
     first = search(tmp_path / "a", "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={storage}")
     assert first.returncode == 0, first.stderr[-3000:]
     recorded = json.loads((tmp_path / "a" / "study.json").read_text())
-    assert (recorded["storage"], recorded["storage_kind"], recorded["study_name"]) == (storage, "database", "a")
+    assert (recorded["storage"], recorded["study_name"]) == (storage, "a")
     assert states(study_of(tmp_path / "a")) == ["COMPLETE"] * 2
 
     other = multirun(
