@@ -5,21 +5,32 @@ import socket
 import subprocess
 from pathlib import Path
 
+# Set by a search's worker (retina_seg/sweeps/trial_worker.py) while it runs a trial: the trial's number.
+SEARCH_TRIAL_ENV = "RETINA_SEG_SEARCH_TRIAL"
+
 
 def job_id(hydra_job_id: str | None = None) -> str:
     """SLURM array runs are ``<array>_<task>``, other SLURM jobs their job id, else the launcher's id.
 
     The launcher's id is Hydra's ``hydra.job.id``: the job number under the basic launcher and the
-    process id under submitit_local. A plain single run falls back to the process id.
+    process id under submitit_local; a search sets it to the trial number. A plain single run falls back to the
+    process id. A search's worker job runs several trials: under SLURM each is ``<worker's id>_trial<number>``.
     """
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    if array and task:
-        return f"{array}_{task}"
-    if os.environ.get("SLURM_JOB_ID"):
-        return os.environ["SLURM_JOB_ID"]
+    slurm = _slurm_job_id()
+    if slurm is not None:
+        trial = os.environ.get(SEARCH_TRIAL_ENV)
+        return slurm if trial is None else f"{slurm}_trial{trial}"
     if hydra_job_id not in (None, "", "???"):
         return str(hydra_job_id)
     return str(os.getpid())
+
+
+def _slurm_job_id() -> str | None:
+    """``<array>_<task>`` for an array task, else the SLURM job id, else None (not under SLURM)."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
 
 
 def slurm_job_id() -> str | None:

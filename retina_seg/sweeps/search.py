@@ -45,6 +45,7 @@ def prepare_search(
     if not space:
         raise ConfigError("hydra.sweeper.params: no parameter to search (key: interval(...), choice(...), ...)")
     settings = search_settings(master.hydra.sweeper, master, space)
+    refuse_multi_task_workers(master)
     # The sweep folder pinned: a ${now:...} in it resolves once, here, and not again in each worker job.
     shared = [
         *(o.input_line for o in parsed if not o.is_sweep_override()),
@@ -52,6 +53,18 @@ def prepare_search(
     ]
     refuse_unknown_values(hydra_context, master, shared, space)
     return settings, shared, load_study(settings)
+
+
+def refuse_multi_task_workers(master: DictConfig) -> None:
+    """A worker runs its trials one after another in its one process: a job of several tasks (a multi-node or
+    one-task-per-device DDP run) would have every task ask the study for a trial of its own."""
+    launcher = master.hydra.launcher
+    for key in ("nodes", "tasks_per_node"):
+        if int(launcher.get(key) or 1) > 1:
+            raise ConfigError(
+                f"hydra.launcher.{key}={launcher[key]}: a search's workers are one task each (its trials train in "
+                "the worker's process); run several workers with hydra.sweeper.n_parallel instead"
+            )
 
 
 def refuse_unknown_values(

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, open_dict
 from optuna.storages.journal import JournalFileOpenLock
 from optuna.trial import TrialState
 
+from ..launch.job_identity import SEARCH_TRIAL_ENV
 from ..records.run_folder import RunStatus, metrics_or_none
 from ..tracking.optuna_study import STORAGE_ENV
 from .search_space import override_value, parameter_overrides
@@ -94,13 +95,17 @@ class TrialWorker:
         with open_dict(config):
             config.hydra.job.id = trial.number
             config.hydra.job.num = trial.number
-        returned = run_job(
-            hydra_context=self.hydra_context,
-            task_function=self.task_function,
-            config=config,
-            job_dir_key="hydra.sweep.dir",
-            job_subdir_key="hydra.sweep.subdir",
-        )
+        os.environ[SEARCH_TRIAL_ENV] = str(trial.number)  # the run's job id names its trial (launch/job_identity.py)
+        try:
+            returned = run_job(
+                hydra_context=self.hydra_context,
+                task_function=self.task_function,
+                config=config,
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+            )
+        finally:
+            del os.environ[SEARCH_TRIAL_ENV]
         state, value = outcome(returned)
         study.tell(trial.number, value, state=state)
         log.info("search: trial %d %s%s", trial.number, state.name.lower(), "" if value is None else f": {value:.4f}")

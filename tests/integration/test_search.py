@@ -4,6 +4,8 @@ continues, a trial whose job died is failed and retried once, pruning leaves a p
 storage works, and bad input is refused with exit 2 before anything is launched."""
 
 import json
+import subprocess
+import sys
 
 import optuna
 import pytest
@@ -16,6 +18,10 @@ from tests.helpers.sweeps import SWEEP_RUN, file_mtimes, multirun, report_rows, 
 
 SEARCH = [*SWEEP_RUN, "model.base_width=4", "test=false", "hydra/sweeper=optuna", "hydra.sweeper.sampler.seed=0"]
 LR = "optimizer.lr=tag(log, interval(1e-4, 1e-2))"
+LOCK_HOLDER = (
+    "import sys, time; from retina_seg.utils.folder_lock import lock_folder; lock_folder(sys.argv[1], 'other-study'); "
+    "print('locked', flush=True); time.sleep(600)"
+)
 
 
 def search(sweep_dir, *overrides):
@@ -162,6 +168,7 @@ def test_sqlite_storage_and_a_study_name_taken_by_another_space(tmp_path):
         ([LR, "optimized_mode=maximize"], "optimized_mode=maximize"),
         ([LR, "hydra.sweeper.storage=sqlite:////no/such/folder/s.db"], "sqlite:////no/such/folder/s.db"),
         ([LR, "hydra.sweeper.storage=mysql+pymysql://lab:hunter2@db/studies"], "holds a password as written"),
+        ([LR, "hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2"], "hydra.launcher.tasks_per_node=2"),
     ],
 )
 def test_bad_input_exits_2_naming_it_and_leaves_no_sweep_folder(tmp_path, overrides, named):
@@ -183,3 +190,20 @@ def test_two_local_workers_run_a_study_in_parallel_processes(tmp_path):
     assert {t.user_attrs["worker"] for t in trials} == {0, 1}
     assert [d.name for d in run_dirs(sweep_dir)] == ["0", "1", "2", "3"]
     assert sorted(p.name for p in (sweep_dir / ".workers").iterdir()) == ["0", "1"]
+
+
+def test_a_second_study_into_a_sweep_folder_in_use_is_refused(tmp_path):
+    """As two sweeps are: the folder's lock is held by a live process (here a stand-in), so the search exits 1
+    naming the holder and creates no study."""
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(sweep_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        refused = search(sweep_dir, "hydra.sweeper.n_trials=2")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    assert f"{sweep_dir.resolve()} is in use by job other-study (pid {holder.pid}" in refused.stderr
+    assert sorted(p.name for p in sweep_dir.iterdir()) == [".lock"]  # no journal, study.json or run folder
