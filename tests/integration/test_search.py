@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from retina_seg.records.run_folder import read_epoch_table, read_metrics
 from retina_seg.records.study_record import read_study_record
+from retina_seg.reporting.comet_archives import read_archive_records
 from retina_seg.reporting.study_view import load_study
 from tests.helpers.sweeps import SWEEP_RUN, file_mtimes, multirun, report_rows, run_dirs
 
@@ -24,8 +25,8 @@ LOCK_HOLDER = (
 )
 
 
-def search(sweep_dir, *overrides):
-    return multirun(sweep_dir, *SEARCH, LR, *overrides)
+def search(sweep_dir, *overrides, env=None):
+    return multirun(sweep_dir, *SEARCH, LR, *overrides, env=env)
 
 
 def study_of(sweep_dir) -> optuna.Study:
@@ -120,6 +121,9 @@ def test_pruned_trial_stops_at_once_and_keeps_its_run_folder(tmp_path):
         "hydra.sweeper.n_trials=1",
         "hydra.sweeper.pruner.name=threshold",
         "hydra.sweeper.pruner.lower=1.5",
+        "logger=comet",
+        "logger.comet.mode=offline",
+        env={"COMET_API_KEY": ""},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (trial,) = study_of(sweep_dir).get_trials()
@@ -132,6 +136,8 @@ def test_pruned_trial_stops_at_once_and_keeps_its_run_folder(tmp_path):
     assert "test_IoU" not in record or record["test_IoU"] is None
     (row,) = report_rows(sweep_dir)
     assert (row["Job id"], row["status"]) == ("0", "pruned")
+    (comet,) = read_archive_records(sweep_dir)  # Comet's record of the run says pruned too
+    assert (comet["job_id"], comet["status"]) == ("0", "pruned")
     assert row["val_IoU"] == pytest.approx(record["val_IoU"], abs=1e-3)
 
 
