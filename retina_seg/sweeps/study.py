@@ -45,6 +45,12 @@ class SearchSettings:
     sweep_dir: str
     space: SearchSpace = field(default_factory=dict)
 
+    @property
+    def storage_url(self) -> str:
+        """The storage with its ``${oc.env:...}`` resolved, only where it is opened: the settings keep it as
+        written, as they travel pickled (submitit writes them to disk) and a password must not."""
+        return str(OmegaConf.create({"storage": self.storage}).storage)
+
 
 def search_settings(sweeper: DictConfig, master: DictConfig, space: SearchSpace) -> SearchSettings:
     """The sweeper's settings (``hydra.sweeper``) and the objective (``optimized_metric``/``optimized_mode``),
@@ -67,7 +73,7 @@ def search_settings(sweeper: DictConfig, master: DictConfig, space: SearchSpace)
         raise ConfigError(f"hydra.sweeper.pruner.name={pruner['name']}: {error}") from error
     _refuse_written_password(sweeper)
     return SearchSettings(
-        storage=str(sweeper.storage) if sweeper.storage else str(sweep_dir / STUDY_JOURNAL),
+        storage=_written(sweeper, "storage") or str(sweep_dir / STUDY_JOURNAL),
         study_name=sweeper.study_name or sweep_dir.name,
         direction=DIRECTIONS[mode],
         metric=metric,
@@ -82,10 +88,15 @@ def search_settings(sweeper: DictConfig, master: DictConfig, space: SearchSpace)
     )
 
 
+def _written(config: DictConfig, key: str) -> Any:
+    """The value of ``key`` as written, its interpolations unresolved."""
+    return OmegaConf.to_container(config, resolve=False)[key]
+
+
 def _refuse_written_password(sweeper: DictConfig) -> None:
     """A storage URL's password must come from the environment (``${oc.env:VAR}``): Hydra writes the sweeper's
     settings, as written, into every run folder's ``.hydra/hydra.yaml``."""
-    written = OmegaConf.to_container(sweeper, resolve=False)["storage"]
+    written = _written(sweeper, "storage")
     if not written or not is_database_url(written):
         return
     from sqlalchemy.engine import make_url
@@ -119,7 +130,7 @@ def load_study(settings: SearchSettings, worker: int = 0) -> optuna.Study:
     """The study, created when new; ConfigError when its storage cannot be opened or it exists with another
     search space, objective or direction."""
     try:
-        storage = open_storage(settings.storage)
+        storage = open_storage(settings.storage_url)
         study = optuna.create_study(
             storage=storage,
             study_name=settings.study_name,

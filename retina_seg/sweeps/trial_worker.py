@@ -63,7 +63,7 @@ class TrialWorker:
     def __call__(self, worker_config: DictConfig) -> list[tuple[int, str]]:
         """Run trials until the study has its ``n_trials``; returns (trial number, state) of each one run here."""
         worker = int(HydraConfig.get().job.num)
-        os.environ[STORAGE_ENV] = self.settings.storage  # the trial's pruning callback reads it
+        os.environ[STORAGE_ENV] = self.settings.storage_url  # the trial's pruning callback reads it
         study = load_study(self.settings, worker)
         done = []
         while (trial := self.next_trial(study, worker)) is not None:
