@@ -36,13 +36,16 @@ def _binary(mask: np.ndarray, factor: float) -> Image.Image:
     return Image.fromarray((np.asarray(grey) > 127).astype(np.uint8) * 255)
 
 
-def write_resized_drive(drive_root: Path, folder: Path, factor: float, layout: str = "flat") -> Path:
-    """DRIVE test photographs 01-05 and their manual masks scaled by `factor` (bicubic photographs). "flat":
-    images/NN_test.png and masks/NN_manual1.png; "hrf": the HRF layout (JPEG photographs, TIFF masks and FOV)."""
+def write_resized_drive(
+    drive_root: Path, folder: Path, factor: float, layout: str = "flat", photographs: int = len(PHOTOGRAPHS)
+) -> Path:
+    """The first `photographs` of DRIVE test photographs 01-05 and their manual masks scaled by `factor` (bicubic
+    photographs). "flat": images/NN_test.png and masks/NN_manual1.png; "hrf": the HRF layout (JPEG photographs,
+    TIFF masks and FOV)."""
     from retina_seg.data.io import read_mask
 
     test = drive_root / "test"
-    for number in PHOTOGRAPHS:
+    for number in PHOTOGRAPHS[:photographs]:
         photo = _resized(Image.open(test / "images" / f"{number}_test.tif").convert("RGB"), factor, Image.BICUBIC)
         truth = _binary(read_mask(test / "1st_manual" / f"{number}_manual1.gif"), factor)
         if layout == "flat":
