@@ -4,8 +4,12 @@ continues, a trial whose job died is failed and retried once, pruning leaves a p
 storage works, and bad input is refused with exit 2 before anything is launched."""
 
 import json
+import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import optuna
 import pytest
@@ -15,6 +19,7 @@ from retina_seg.records.run_folder import read_epoch_table, read_metrics
 from retina_seg.records.study_record import read_study_record
 from retina_seg.reporting.comet_archives import read_archive_records
 from retina_seg.reporting.study_view import load_study
+from tests.helpers.environment import require
 from tests.helpers.sweeps import SWEEP_RUN, file_mtimes, multirun, report_rows, run_dirs
 
 SEARCH = [*SWEEP_RUN, "model.base_width=4", "test=false", "hydra/sweeper=optuna", "hydra.sweeper.sampler.seed=0"]
@@ -213,3 +218,35 @@ def test_a_second_study_into_a_sweep_folder_in_use_is_refused(tmp_path):
     assert refused.returncode == 1, refused.stderr[-3000:]
     assert f"{sweep_dir.resolve()} is in use by job other-study (pid {holder.pid}" in refused.stderr
     assert sorted(p.name for p in sweep_dir.iterdir()) == [".lock"]  # no journal, study.json or run folder
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_serves_the_study_from_its_journal(four_trials):
+    """The command docs/search.md gives (the `dashboard` extra): the real server, asked over HTTP."""
+    require(
+        shutil.which("optuna-dashboard") is not None, "optuna-dashboard not installed (pip install -e '.[dashboard]')"
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        ["optuna-dashboard", str(four_trials / "optuna.journal"), "--port", str(port), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/0", timeout=5) as answer:
+                    study = json.load(answer)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
+                time.sleep(0.5)
+    finally:
+        server.kill()
+        server.wait()
+    assert study["name"] == "sweep" and study["directions"] == ["maximize"]
+    assert [t["state"] for t in study["trials"]] == ["Complete"] * len(study_of(four_trials).trials)
