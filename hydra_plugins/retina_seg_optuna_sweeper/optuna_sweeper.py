@@ -21,6 +21,8 @@ class SamplerConf:
     # tpe, random, gp or qmc; worker n is seeded with seed + n (qmc: seed), null: unseeded.
     name: str = "tpe"
     seed: int | None = None
+    # tpe, gp: trials drawn at random before the model guides the draws (null: Optuna's default, 10).
+    n_startup_trials: int | None = None
 
 
 @dataclass

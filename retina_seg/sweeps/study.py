@@ -40,6 +40,7 @@ class SearchSettings:
     n_parallel: int
     sampler: str
     seed: int | None
+    n_startup_trials: int | None
     pruner: dict[str, Any]
     max_retries: int
     sweep_dir: str
@@ -64,6 +65,9 @@ def search_settings(sweeper: DictConfig, master: DictConfig, space: SearchSpace)
     for key, least in (("n_trials", 1), ("n_parallel", 1), ("max_retries", 0)):
         if not isinstance(sweeper[key], int) or sweeper[key] < least:
             raise ConfigError(f"hydra.sweeper.{key}={sweeper[key]}: an integer, at least {least}")
+    startup = sweeper.sampler.n_startup_trials
+    if startup is not None and startup < 0:
+        raise ConfigError(f"hydra.sweeper.sampler.n_startup_trials={startup}: at least 0, or null")
     sampler, pruner = sweeper.sampler.name, OmegaConf.to_container(sweeper.pruner)
     if sampler not in SAMPLERS:
         raise ConfigError(f"hydra.sweeper.sampler.name={sampler}: one of {list(SAMPLERS)}")
@@ -81,6 +85,7 @@ def search_settings(sweeper: DictConfig, master: DictConfig, space: SearchSpace)
         n_parallel=sweeper.n_parallel,
         sampler=sampler,
         seed=sweeper.sampler.seed,
+        n_startup_trials=sweeper.sampler.n_startup_trials,
         pruner=pruner,
         max_retries=sweeper.max_retries,
         sweep_dir=str(sweep_dir),
@@ -119,11 +124,12 @@ def sampler_of(settings: SearchSettings, worker: int) -> optuna.samplers.BaseSam
     seed = settings.seed if settings.seed is None or settings.sampler == "qmc" else settings.seed + worker
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    startup = {} if settings.n_startup_trials is None else {"n_startup_trials": settings.n_startup_trials}
     if settings.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
+        return optuna.samplers.GPSampler(seed=seed, **startup)
     if settings.sampler == "qmc":
         return optuna.samplers.QMCSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, **startup)
 
 
 def load_study(settings: SearchSettings, worker: int = 0) -> optuna.Study:

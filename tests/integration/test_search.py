@@ -176,6 +176,7 @@ def test_sqlite_storage_and_a_study_name_taken_by_another_space(tmp_path):
         (["optimizer.lr=tag(log, interval(0, 1e-2))"], "log needs bounds above 0"),
         ([LR, "hydra.sweeper.sampler.name=bayes"], "hydra.sweeper.sampler.name=bayes"),
         ([LR, "hydra.sweeper.pruner.name=asha"], "hydra.sweeper.pruner.name=asha"),
+        ([LR, "hydra.sweeper.sampler.n_startup_trials=-1"], "hydra.sweeper.sampler.n_startup_trials=-1"),
         ([LR, "optimized_mode=maximize"], "optimized_mode=maximize"),
         ([LR, "hydra.sweeper.storage=sqlite:////no/such/folder/s.db"], "sqlite:////no/such/folder/s.db"),
         ([LR, "hydra.sweeper.storage=mysql+pymysql://lab:hunter2@db/studies"], "holds a password as written"),
