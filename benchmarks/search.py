@@ -42,16 +42,17 @@ QUICK_SPACE = [SPACE[0]]
 
 
 def kaggle_run(root: Path, epochs: int) -> list[str]:
-    """The CPU recipe's data and model, epoch-based (the search prunes per validation, so one per epoch), short."""
+    """The CPU recipe's data, crops, network and optimiser (conf/experiment/kaggle_cpu.yaml) trained for a number of
+    epochs instead of a time budget, validating every epoch (the pruner decides per validation), not tested."""
     return [
-        "experiment=kaggle_cpu",
+        "data=retina_kaggle",
         f"data.root={root.resolve()}",
-        "callbacks=default",
+        "augmentation=crops",
+        "data.batch_size=8",
         "data.train_repeats=2",
+        "trainer.precision=${retina_seg.cpu_precision:}",
         f"trainer.max_epochs={epochs}",
-        "trainer.max_time=null",
         "trainer.check_val_every_n_epoch=1",
-        "module.flip_tta=false",
         "test=false",
     ]
 
