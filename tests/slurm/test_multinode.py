@@ -89,7 +89,7 @@ def test_a_node_that_dies_mid_run_loses_nothing(slurm_cluster, tmp_path):
     run's node crashes (slurmd, its slurmstepds and their children killed): SLURM marks it DOWN, requeues
     the job onto the surviving node once the short run has left it, and the run resumes from its last.ckpt
     and completes; the short run completes untouched. The node then comes back and takes work again."""
-    sweep_dir, epochs = tmp_path / "sweep", 60
+    sweep_dir, epochs = tmp_path / "sweep", 24
     command = [
         sys.executable,
         "-m",
@@ -98,7 +98,7 @@ def test_a_node_that_dies_mid_run_loses_nothing(slurm_cluster, tmp_path):
         *SWEEP_RUN,
         *ON_SLURM,
         "hydra.launcher.cpus_per_task=2",
-        f"trainer.max_epochs={epochs},20",
+        f"trainer.max_epochs={epochs},12",
         f"hydra.sweep.dir={sweep_dir}",
     ]
     with open(tmp_path / "launcher.log", "w") as log:
