@@ -23,16 +23,18 @@ from .runs import COMPLETED, INTEGER_KEYS, PROTOCOL_KEYS, VALUE_KEYS, Run
 COLUMNS = ("Job id", *VALUE_KEYS)  # the table's columns; a protocol asked for adds its scores after them
 REPORT_MD, REPORT_CSV, REPORT_JSON = "report.md", "report.csv", "report.json"
 
-_SLURM_ID = re.compile(r"(\d+)(?:_(\d+))?")
+_SLURM_ID = re.compile(r"(\d+)(?:_(\d+))?(?:_trial(\d+))?")
 
 
-def job_sort_key(job_id: str) -> tuple[int, int, int, str]:
-    """Numeric ids by number and ``<array>_<task>`` by (array, task); SLURM counts both with one counter,
-    so mixing them keeps submission order (a plain ``N`` sorts before ``N_0``). Other ids follow, as text."""
+def job_sort_key(job_id: str) -> tuple[int, int, int, int, str]:
+    """Numeric ids by number and ``<array>_<task>`` by (array, task), a search's ``<array>_<task>_trial<n>`` then
+    by trial; SLURM counts both with one counter, so mixing them keeps submission order (a plain ``N`` sorts
+    before ``N_0``). Other ids follow, as text."""
     match = _SLURM_ID.fullmatch(job_id)
     if match:
-        return 0, int(match[1]), -1 if match[2] is None else int(match[2]), ""
-    return 1, 0, 0, job_id
+        task, trial = (-1 if group is None else int(group) for group in (match[2], match[3]))
+        return 0, int(match[1]), task, trial, ""
+    return 1, 0, 0, 0, job_id
 
 
 def sort_runs(runs: list[Run]) -> list[Run]:

@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ..config import ConfigError
 from .search_space import SearchSpace, every_choice, override_value, parameter_overrides, search_space
 from .study import SearchSettings, fail_stale_trials, load_study, search_settings, trials_left, write_study_json
-from .trial_worker import TrialWorker
+from .trial_worker import TrialWorker, pruning_override
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def prepare_search(
         *(o.input_line for o in parsed if not o.is_sweep_override()),
         f"hydra.sweep.dir={override_value(settings.sweep_dir)}",
     ]
-    refuse_unknown_values(hydra_context, master, shared, space)
+    refuse_unknown_values(hydra_context, master, [*shared, pruning_override(settings, 0)], space)
     return settings, shared, load_study(settings)
 
 
@@ -93,7 +93,7 @@ def run_search(
     returns: list[Any] = []
     ended_before = None
     while True:
-        fail_stale_trials(study, settings.max_retries)
+        fail_stale_trials(study, settings.max_retries, sweep_dir)
         left = trials_left(study, settings.n_trials)
         ended = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
         if left == 0:

@@ -8,6 +8,7 @@ from typing import Any
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import ConfigError
@@ -15,6 +16,7 @@ from ..records.objective import MODES, VALIDATION_METRICS, VALIDATION_ONLY
 from ..records.study_record import STUDY_JOURNAL, STUDY_JSON, is_database_url, study_json_payload
 from ..tracking.optuna_study import build_pruner, masked, open_storage
 from ..utils.atomic import write_json_atomic
+from ..utils.folder_lock import folder_in_use
 from .search_space import SearchSpace, as_json
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ def search_settings(sweeper: DictConfig, master: DictConfig, space: SearchSpace)
         raise ConfigError(f"hydra.sweeper.pruner.name={pruner['name']}: {error}") from error
     _refuse_written_password(sweeper)
     return SearchSettings(
-        storage=_written(sweeper, "storage") or str(sweep_dir / STUDY_JOURNAL),
+        storage=_storage_as_kept(sweeper) or str(sweep_dir / STUDY_JOURNAL),
         study_name=sweeper.study_name or sweep_dir.name,
         direction=DIRECTIONS[mode],
         metric=metric,
@@ -91,6 +93,19 @@ def search_settings(sweeper: DictConfig, master: DictConfig, space: SearchSpace)
         sweep_dir=str(sweep_dir),
         space=space,
     )
+
+
+def _storage_as_kept(sweeper: DictConfig) -> str | None:
+    """A database URL as written (its password stays an unresolved ``${oc.env:...}``); a journal file's path,
+    which holds no secret, resolved and made absolute so every worker and the report find the same file."""
+    written = _written(sweeper, "storage")
+    if not written:
+        return None
+    try:
+        resolved = str(sweeper.storage)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"hydra.sweeper.storage: {error}") from error
+    return written if is_database_url(resolved) else str(Path(resolved).resolve())
 
 
 def _written(config: DictConfig, key: str) -> Any:
@@ -142,6 +157,7 @@ def load_study(settings: SearchSettings, worker: int = 0) -> optuna.Study:
             study_name=settings.study_name,
             direction=settings.direction,
             sampler=sampler_of(settings, worker),
+            pruner=build_pruner(settings.pruner["name"], settings.pruner),  # TPE samples per Hyperband bracket
             load_if_exists=True,
         )
     except Exception as error:  # any driver's or file system's refusal: the storage cannot be used
@@ -188,10 +204,16 @@ def trials_left(study: optuna.Study, n_trials: int) -> int:
     return max(0, n_trials - counted_trials(study.get_trials(deepcopy=False)))
 
 
-def fail_stale_trials(study: optuna.Study, max_retries: int) -> list[int]:
-    """Fail every running trial and enqueue a retry with its values while its chain has retries left; returns
-    the failed trials' numbers. Call it only while no worker can be alive (the sweep folder is held)."""
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+def fail_stale_trials(study: optuna.Study, max_retries: int, sweep_dir: Path) -> list[int]:
+    """Fail every running trial whose run folder no live process holds, and enqueue a retry with its values while
+    its chain has retries left; returns the failed trials' numbers. A trial whose folder is held is left to its
+    worker: a worker of an earlier launch may outlive the sweeper that launched it (a SLURM array keeps running
+    when the submitting shell is gone)."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    alive = [t for t in running if folder_in_use(sweep_dir / str(t.number))]
+    for trial in alive:
+        log.warning("search: trial %d is still training (its run folder is held): left to its worker", trial.number)
+    stale = [t for t in running if t not in alive]
     for trial in stale:
         attempt = int(trial.user_attrs.get(ATTEMPT, 0))
         study.tell(trial.number, state=TrialState.FAIL)
@@ -212,7 +234,7 @@ def write_study_json(sweep_dir: Path, settings: SearchSettings) -> Path:
         Path(sweep_dir) / STUDY_JSON,
         study_json_payload(
             Path(sweep_dir),
-            settings.storage,
+            settings.storage_url,  # the password masked by study_json_payload
             settings.study_name,
             settings.direction,
             settings.metric,

@@ -9,11 +9,10 @@ with the same number, finds the trial the study records as running on it, and co
 folder, from the run's last checkpoint: the trial counts once.
 """
 
-import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, run_job
 from hydra.types import HydraContext
 from omegaconf import DictConfig, open_dict
-from optuna.storages.journal import JournalFileOpenLock
 from optuna.trial import TrialState
 
 from ..launch.job_identity import SEARCH_TRIAL_ENV
 from ..records.run_folder import RunStatus, metrics_or_none
 from ..tracking.optuna_study import STORAGE_ENV
+from ..utils.folder_lock import exclusive
 from .search_space import override_value, parameter_overrides
 from .study import WORKER, SearchSettings, counted_trials, load_study
 
@@ -74,7 +73,7 @@ class TrialWorker:
     def next_trial(self, study: optuna.Study, worker: int) -> TrialToRun | None:
         """The trial this worker was running when its job was requeued, else a new one (an enqueued retry first),
         or None when the study has its ``n_trials``."""
-        with _held(Path(self.settings.sweep_dir) / ASK_LOCK):
+        with exclusive(Path(self.settings.sweep_dir) / ASK_LOCK):
             trials = study.get_trials(deepcopy=False)
             mine = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get(WORKER) == worker]
             if mine:
@@ -89,8 +88,9 @@ class TrialWorker:
     def run_trial(self, study: optuna.Study, trial: TrialToRun) -> TrialState:
         """Run the trial as a job of the sweep (folder ``<sweep dir>/<hydra.sweep.subdir>``, job number = trial
         number) and tell the study how it ended."""
-        overrides = [*self.base_overrides, *parameter_overrides(trial.params), self.pruning_override(trial.number)]
-        log.info("search: trial %d: %s", trial.number, " ".join(parameter_overrides(trial.params)))
+        values = parameter_overrides(trial.params)
+        overrides = [*self.base_overrides, *values, pruning_override(self.settings, trial.number)]
+        log.info("search: trial %d: %s", trial.number, " ".join(values))
         config = self.hydra_context.config_loader.load_sweep_config(self.master_config, overrides)
         with open_dict(config):
             config.hydra.job.id = trial.number
@@ -111,16 +111,17 @@ class TrialWorker:
         log.info("search: trial %d %s%s", trial.number, state.name.lower(), "" if value is None else f": {value:.4f}")
         return state
 
-    def pruning_override(self, number: int) -> str:
-        """The trial's pruning callback, added to its callbacks (the storage reaches it through STORAGE_ENV)."""
-        callback = {
-            "_target_": PRUNING_CALLBACK,
-            "study_name": self.settings.study_name,
-            "trial_number": number,
-            "metric": self.settings.metric,
-            "pruner": self.settings.pruner,
-        }
-        return f"+callbacks.optuna_pruning={override_value(callback)}"
+
+def pruning_override(settings: SearchSettings, number: int) -> str:
+    """The trial's pruning callback, added to its callbacks (the storage reaches it through STORAGE_ENV)."""
+    callback = {
+        "_target_": PRUNING_CALLBACK,
+        "study_name": settings.study_name,
+        "trial_number": number,
+        "metric": settings.metric,
+        "pruner": settings.pruner,
+    }
+    return f"+callbacks.optuna_pruning={override_value(callback)}"
 
 
 def outcome(returned: JobReturn) -> tuple[TrialState, float | None]:
@@ -137,15 +138,3 @@ def outcome(returned: JobReturn) -> tuple[TrialState, float | None]:
         return TrialState.COMPLETE, float(value)
     log.error("search: the trial's run gave no finite objective value (%r)", value)
     return TrialState.FAIL, None
-
-
-@contextlib.contextmanager
-def _held(path: Path) -> Iterator[None]:
-    """Optuna's lock for journal files on shared filesystems (an exclusively created file; one left by a dead
-    holder is taken over after its grace period)."""
-    lock = JournalFileOpenLock(str(path))
-    lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()

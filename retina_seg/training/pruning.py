@@ -31,10 +31,19 @@ class OptunaPruning(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:  # not the final validation of the best
             return
-        prune = self._report(trainer) if trainer.is_global_zero else False
+        prune = self._report_safely(trainer) if trainer.is_global_zero else False
         if trainer.strategy.broadcast(prune, src=0):
             self.pruned_at_epoch = trainer.current_epoch
             trainer.should_stop = True
+
+    def _report_safely(self, trainer: pl.Trainer) -> bool:
+        """Rank 0 always reaches the broadcast: a storage that fails to answer costs this report, not a hang of
+        the other ranks (they wait in the broadcast) or the trial."""
+        try:
+            return self._report(trainer)
+        except Exception as error:  # noqa: BLE001 - any storage or driver error; the trial trains on
+            log.warning("trial %d: could not report to the study (%s); not pruned here", self.trial_number, error)
+            return False
 
     def _report(self, trainer: pl.Trainer) -> bool:
         value = trainer.callback_metrics.get(self.metric)

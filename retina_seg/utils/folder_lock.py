@@ -6,12 +6,14 @@ reused process id cannot fake an owner. The file holds the owner's host, pid and
 refused learns who holds the folder, and whoever takes over an abandoned lock file says whose it was.
 """
 
+import contextlib
 import fcntl
 import json
 import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,36 @@ def lock_folder(folder: Path | str, job_id: str | None = None) -> None:
     os.pwrite(fd, (json.dumps(owner_record(job_id)) + "\n").encode(), 0)
     os.fsync(fd)
     _HELD[folder] = fd
+
+
+def folder_in_use(folder: Path | str) -> bool:
+    """Whether a live process (this one included) holds ``folder``'s lock; the lock is not taken."""
+    folder = Path(folder).resolve()
+    if folder in _HELD:
+        return True
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing gives back a lock taken here
+    return False
+
+
+@contextlib.contextmanager
+def exclusive(path: Path | str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block, waiting for it if needed; the
+    kernel gives it back if the holder dies, so no waiter ever breaks a live holder's lock."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def unlock_folder(folder: Path | str) -> None:

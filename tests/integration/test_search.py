@@ -30,8 +30,8 @@ LOCK_HOLDER = (
 )
 
 
-def search(sweep_dir, *overrides, env=None):
-    return multirun(sweep_dir, *SEARCH, LR, *overrides, env=env)
+def search(sweep_dir, *overrides, env=None, cwd=None):
+    return multirun(sweep_dir, *SEARCH, LR, *overrides, env=env, cwd=cwd)
 
 
 def study_of(sweep_dir) -> optuna.Study:
@@ -115,6 +115,30 @@ def test_trial_of_a_dead_job_is_failed_and_retried_once(tmp_path):
     assert (retry.user_attrs["repeats"], retry.user_attrs["retry_of"], retry.user_attrs["attempt"]) == (1, 1, 1)
     assert dead_retry.number == 2 and read_metrics(sweep_dir / "3")["status"] == "completed"
     assert [d.name for d in run_dirs(sweep_dir)] == ["0", "3"]
+
+
+def test_a_running_trial_whose_folder_is_held_is_left_to_its_worker(tmp_path):
+    """A worker of an earlier launch may outlive its sweeper (a SLURM array keeps running): the same command
+    again must not fail its trial, nor train its values a second time."""
+    sweep_dir = tmp_path / "sweep"
+    first = search(sweep_dir, "hydra.sweeper.n_trials=1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    study_of(sweep_dir).ask({"optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)})  # 1
+    (sweep_dir / "1").mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(sweep_dir / "1")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        again = search(sweep_dir, "hydra.sweeper.n_trials=2")
+    finally:
+        holder.kill()
+        holder.wait()
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "trial 1 is still training (its run folder is held): left to its worker" in output
+    assert "has its 2 trial(s); nothing to launch" in output
+    assert [t.state.name for t in study_of(sweep_dir).get_trials()] == ["COMPLETE", "RUNNING"]
 
 
 def test_pruned_trial_stops_at_once_and_keeps_its_run_folder(tmp_path):
@@ -251,3 +275,19 @@ def test_optuna_dashboard_serves_the_study_from_its_journal(four_trials):
         server.wait()
     assert study["name"] == "sweep" and study["directions"] == ["maximize"]
     assert [t["state"] for t in study["trials"]] == ["Complete"] * len(study_of(four_trials).trials)
+
+
+def test_a_storage_from_the_environment_is_recorded_as_what_it_resolves_to(tmp_path):
+    """The whole URL as ${oc.env:...}: study.json names the database (the report opens it), not the variable; a
+    relative journal path is recorded absolute."""
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    result = search(
+        tmp_path / "a", "hydra.sweeper.n_trials=1", "hydra.sweeper.storage=${oc.env:STUDY_URL}", env={"STUDY_URL": url}
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "a" / "study.json").read_text())["storage"] == url
+    assert [t.state.name for t in study_of(tmp_path / "a").get_trials()] == ["COMPLETE"]
+
+    journal = search(tmp_path / "b", "hydra.sweeper.n_trials=1", "hydra.sweeper.storage=b.journal", cwd=tmp_path)
+    assert journal.returncode == 0, journal.stderr[-3000:]
+    assert json.loads((tmp_path / "b" / "study.json").read_text())["storage"] == str(tmp_path / "b.journal")

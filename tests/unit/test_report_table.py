@@ -19,8 +19,19 @@ from retina_seg.reporting.table import COLUMNS, format_value, job_sort_key, sort
 
 
 def test_job_ids_sort_naturally():
-    ids = ["abc", "12_0", "10", "3_10", "9", "3_2", "3"]
-    assert sorted(ids, key=job_sort_key) == ["3", "3_2", "3_10", "9", "10", "12_0", "abc"]
+    ids = ["abc", "12_0", "10", "3_10", "9", "3_2", "3", "12_1_trial10", "12_1_trial2", "12_0_trial3"]
+    assert sorted(ids, key=job_sort_key) == [
+        "3",
+        "3_2",
+        "3_10",
+        "9",
+        "10",
+        "12_0",
+        "12_0_trial3",
+        "12_1_trial2",
+        "12_1_trial10",  # a search's trials by number, not as text
+        "abc",
+    ]
 
 
 @pytest.mark.parametrize(
