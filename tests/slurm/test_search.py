@@ -121,4 +121,7 @@ def test_a_study_in_a_database_server_is_shared_by_its_workers(slurm_cluster, tm
         assert password.encode() not in path.read_bytes(), path
     study = optuna.load_study(study_name=json.loads(written)["study_name"], storage=url)
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 4
-    assert len({t.user_attrs.get("worker") for t in study.get_trials()}) == 2  # both workers asked the server
+    # Both worker jobs ran and opened the study on the server (which of them asked for which trial is timing).
+    assert sorted(p.name for p in (sweep_dir / ".workers").iterdir()) == ["0", "1"]
+    assert {t.user_attrs.get("worker") for t in study.get_trials()} <= {0, 1}
+    assert submitit_logs(sweep_dir).count("no trial left") == 2
