@@ -27,19 +27,21 @@ def is_database_url(storage: str) -> bool:
     return "://" in storage
 
 
+def masked_storage(storage: str) -> str:
+    """The storage with any password in its URL written as ``MASKED_PASSWORD``, for files and messages."""
+    if not is_database_url(storage):
+        return storage
+    url = make_url(storage)
+    return storage if url.password is None else url.set(password=MASKED_PASSWORD).render_as_string(hide_password=False)
+
+
 def study_json_payload(
     sweep_dir: Path, storage: str, study_name: str, direction: str, metric: str, n_trials: int, **details: Any
 ) -> dict[str, Any]:
     """What the search writes to study.json: ``storage`` as this module reads it (null for the sweep folder's own
     journal, a database URL with its password masked), then ``details`` (its settings, for a person)."""
-    if Path(storage) == Path(sweep_dir) / STUDY_JOURNAL:
-        recorded = None
-    elif is_database_url(storage) and make_url(storage).password is not None:
-        recorded = make_url(storage).set(password=MASKED_PASSWORD).render_as_string(hide_password=False)
-    else:
-        recorded = storage
     return {
-        "storage": recorded,
+        "storage": None if Path(storage) == Path(sweep_dir) / STUDY_JOURNAL else masked_storage(storage),
         "study_name": study_name,
         "direction": direction,
         "metric": metric,

@@ -21,14 +21,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import optuna
 from optuna.exceptions import ExperimentalWarning, OptunaError
-from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 from optuna.visualization.matplotlib import plot_optimization_history
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..records.study_record import STUDY_JSON, StudyRecord, StudyRecordError, read_study_record, storage_url
+from ..tracking import optuna_study
 from .runs import ReportError, is_run_dir
 from .table import markdown_table
 
@@ -112,12 +112,12 @@ def open_storage(record: StudyRecord) -> BaseStorage:
     if record.journal is not None:
         if not record.journal.is_file():
             raise StudyRecordError(f"{record.path}: its journal {record.journal} does not exist")
-        return JournalStorage(JournalFileBackend(str(record.journal)))
+        return optuna_study.open_storage(str(record.journal))  # the sweeper's own journal lock
     url = storage_url(record)
     database = make_url(url).database
     if make_url(url).get_backend_name() == "sqlite" and database and not Path(database).is_file():
         raise StudyRecordError(f"{record.path}: the SQLite database {database} of its storage does not exist")
-    return RDBStorage(url, skip_table_creation=True)
+    return optuna_study.open_storage(url, create=False)
 
 
 def study_view(record: StudyRecord, study: optuna.Study) -> StudyView:

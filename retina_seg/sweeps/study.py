@@ -13,8 +13,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..config import ConfigError
 from ..records.objective import MODES, VALIDATION_METRICS, VALIDATION_ONLY
-from ..records.study_record import STUDY_JOURNAL, STUDY_JSON, is_database_url, study_json_payload
-from ..tracking.optuna_study import build_pruner, masked, open_storage
+from ..records.study_record import STUDY_JOURNAL, STUDY_JSON, is_database_url, masked_storage, study_json_payload
+from ..tracking.optuna_study import build_pruner, open_storage
 from ..utils.atomic import write_json_atomic
 from ..utils.folder_lock import folder_in_use
 from .search_space import SearchSpace, as_json
@@ -77,7 +77,6 @@ def search_settings(sweeper: DictConfig, master: DictConfig, space: SearchSpace)
         build_pruner(pruner["name"], pruner)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"hydra.sweeper.pruner.name={pruner['name']}: {error}") from error
-    _refuse_written_password(sweeper)
     return SearchSettings(
         storage=_storage_as_kept(sweeper) or str(sweep_dir / STUDY_JOURNAL),
         study_name=sweeper.study_name or sweep_dir.name,
@@ -101,6 +100,7 @@ def _storage_as_kept(sweeper: DictConfig) -> str | None:
     written = _written(sweeper, "storage")
     if not written:
         return None
+    _refuse_written_password(written)
     try:
         resolved = str(sweeper.storage)
     except OmegaConfBaseException as error:
@@ -113,11 +113,10 @@ def _written(config: DictConfig, key: str) -> Any:
     return OmegaConf.to_container(config, resolve=False)[key]
 
 
-def _refuse_written_password(sweeper: DictConfig) -> None:
+def _refuse_written_password(written: str) -> None:
     """A storage URL's password must come from the environment (``${oc.env:VAR}``): Hydra writes the sweeper's
     settings, as written, into every run folder's ``.hydra/hydra.yaml``."""
-    written = _written(sweeper, "storage")
-    if not written or not is_database_url(written):
+    if not is_database_url(written):
         return
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -125,7 +124,7 @@ def _refuse_written_password(sweeper: DictConfig) -> None:
     try:
         password = make_url(written).password
     except ArgumentError as error:
-        raise ConfigError(f"hydra.sweeper.storage={masked(written)}: not a database URL ({error})") from error
+        raise ConfigError(f"hydra.sweeper.storage={masked_storage(written)}: not a database URL ({error})") from error
     if password is not None and "${" not in str(password):
         raise ConfigError(
             "hydra.sweeper.storage holds a password as written; Hydra would write it into every run folder. "
@@ -162,7 +161,8 @@ def load_study(settings: SearchSettings, worker: int = 0) -> optuna.Study:
         )
     except Exception as error:  # any driver's or file system's refusal: the storage cannot be used
         raise ConfigError(
-            f"hydra.sweeper.storage={masked(settings.storage)}: cannot be opened ({type(error).__name__}: {error})"
+            f"hydra.sweeper.storage={masked_storage(settings.storage)}: cannot be opened "
+            f"({type(error).__name__}: {error})"
         ) from error
     _refuse_another_study(study, settings)
     return study
@@ -179,7 +179,7 @@ def _refuse_another_study(study: optuna.Study, settings: SearchSettings) -> None
     for key, value in expected.items():
         if recorded[key] != value:
             raise ConfigError(
-                f"study {settings.study_name!r} in {masked(settings.storage)} exists with another {what[key]} "
+                f"study {settings.study_name!r} in {masked_storage(settings.storage)} exists with another {what[key]} "
                 f"({recorded[key]}, this search's: {value}); choose another hydra.sweeper.study_name"
             )
     if study.direction.name.lower() != settings.direction:
@@ -209,11 +209,12 @@ def fail_stale_trials(study: optuna.Study, max_retries: int, sweep_dir: Path) ->
     its chain has retries left; returns the failed trials' numbers. A trial whose folder is held is left to its
     worker: a worker of an earlier launch may outlive the sweeper that launched it (a SLURM array keeps running
     when the submitting shell is gone)."""
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    alive = [t for t in running if folder_in_use(sweep_dir / str(t.number))]
-    for trial in alive:
-        log.warning("search: trial %d is still training (its run folder is held): left to its worker", trial.number)
-    stale = [t for t in running if t not in alive]
+    stale = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if folder_in_use(sweep_dir / str(trial.number)):
+            log.warning("search: trial %d is still training (its run folder is held): left to its worker", trial.number)
+        else:
+            stale.append(trial)
     for trial in stale:
         attempt = int(trial.user_attrs.get(ATTEMPT, 0))
         study.tell(trial.number, state=TrialState.FAIL)

@@ -3,7 +3,7 @@ ended, and asks again, until the study has its trials (docs/search.md: why worke
 
 The sweeper launches ``n_parallel`` workers in one call of the configured launcher (one SLURM job array, local
 processes, or one after another in process), with a ``TrialWorker`` as their task function. Asking is done under
-a lock file in the sweep folder, so that the count of trials and the ask are one step for all workers: no more
+a lock on a file in the sweep folder, so that the count of trials and the ask are one step for all workers: no more
 than ``n_trials`` trials are ever asked for. A worker that SLURM requeues (a lost node, a preemption) starts again
 with the same number, finds the trial the study records as running on it, and continues that trial in its run
 folder, from the run's last checkpoint: the trial counts once.
@@ -26,14 +26,14 @@ from optuna.trial import TrialState
 
 from ..launch.job_identity import SEARCH_TRIAL_ENV
 from ..records.run_folder import RunStatus, metrics_or_none
-from ..tracking.optuna_study import STORAGE_ENV
+from ..records.study_record import STUDY_STORAGE_ENV
 from ..utils.folder_lock import exclusive
 from .search_space import override_value, parameter_overrides
 from .study import WORKER, SearchSettings, counted_trials, load_study
 
 log = logging.getLogger(__name__)
 
-# The lock file (and its ``.lock``) under which a worker counts the study's trials and asks for the next one.
+# The file whose flock a worker holds while it counts the study's trials and asks for the next one.
 ASK_LOCK = ".optuna-ask"
 PRUNING_CALLBACK = "retina_seg.training.pruning.OptunaPruning"
 
@@ -62,7 +62,7 @@ class TrialWorker:
     def __call__(self, worker_config: DictConfig) -> list[tuple[int, str]]:
         """Run trials until the study has its ``n_trials``; returns (trial number, state) of each one run here."""
         worker = int(HydraConfig.get().job.num)
-        os.environ[STORAGE_ENV] = self.settings.storage_url  # the trial's pruning callback reads it
+        os.environ[STUDY_STORAGE_ENV] = self.settings.storage_url  # the trial's pruning callback reads it
         study = load_study(self.settings, worker)
         done = []
         while (trial := self.next_trial(study, worker)) is not None:
@@ -113,7 +113,7 @@ class TrialWorker:
 
 
 def pruning_override(settings: SearchSettings, number: int) -> str:
-    """The trial's pruning callback, added to its callbacks (the storage reaches it through STORAGE_ENV)."""
+    """The trial's pruning callback, added to its callbacks (the storage reaches it through STUDY_STORAGE_ENV)."""
     callback = {
         "_target_": PRUNING_CALLBACK,
         "study_name": settings.study_name,

@@ -4,7 +4,7 @@ sweeper (retina_seg/sweeps/) and by a trial's pruning callback (retina_seg/train
 A storage is named by one string: a database URL (anything with ``://``: ``sqlite:///...``,
 ``mysql+pymysql://...``) or else the path of an Optuna journal file. The journal's lock is Optuna's
 ``JournalFileOpenLock`` (an exclusively created file), which holds on a cluster's shared filesystem where
-symbolic-link locks are unreliable. A trial gets the storage through ``STORAGE_ENV``, set by its worker
+symbolic-link locks are unreliable. A trial gets the storage through ``STUDY_STORAGE_ENV``, set by its worker
 process, never through its config: a run's config is written into its folder, and a URL may hold a password.
 """
 
@@ -14,28 +14,17 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-from ..records.study_record import STUDY_STORAGE_ENV, is_database_url
+from ..records.study_record import is_database_url
 
-# The storage of the study a trial reports to, in the environment of the process that runs the trial.
-STORAGE_ENV = STUDY_STORAGE_ENV
 PRUNERS = ("none", "median", "successive_halving", "hyperband", "threshold")
 
 
-def open_storage(storage: str) -> BaseStorage:
-    """The storage a string names (see the module docstring); errors of the database driver pass through."""
+def open_storage(storage: str, create: bool = True) -> BaseStorage:
+    """The storage a string names (see the module docstring); errors of the database driver pass through. With
+    ``create`` false a database's tables are never created (the report reads a study, it makes none)."""
     if is_database_url(storage):
-        return optuna.storages.RDBStorage(storage, heartbeat_interval=None)
+        return optuna.storages.RDBStorage(storage, heartbeat_interval=None, skip_table_creation=not create)
     return JournalStorage(JournalFileBackend(storage, lock_obj=JournalFileOpenLock(storage)))
-
-
-def masked(storage: str) -> str:
-    """The storage with any password in its URL replaced by ``***``, for files and logs."""
-    if not is_database_url(storage):
-        return storage
-    from sqlalchemy.engine import make_url
-
-    url = make_url(storage)
-    return url.render_as_string(hide_password=True) if url.password is not None else storage
 
 
 def build_pruner(name: str, settings: dict[str, Any]) -> optuna.pruners.BasePruner:

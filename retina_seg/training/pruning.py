@@ -2,7 +2,7 @@
 stops ends training at once (the run folder says ``pruned``; docs/search.md).
 
 Added to a trial's config only, by the search's worker (retina_seg/sweeps/trial_worker.py), with plain values
-(study name, trial number, metric, pruner) so that it pickles; the storage comes from ``STORAGE_ENV``. Under
+(study name, trial number, metric, pruner) so that it pickles; the storage comes from ``STUDY_STORAGE_ENV``. Under
 DDP only rank 0 talks to the study, and its decision is broadcast so that every rank stops together.
 """
 
@@ -14,7 +14,8 @@ import lightning.pytorch as pl
 import optuna
 from lightning.pytorch.trainer.states import TrainerFn
 
-from ..tracking.optuna_study import STORAGE_ENV, build_pruner, open_storage
+from ..records.study_record import STUDY_STORAGE_ENV
+from ..tracking.optuna_study import build_pruner, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class OptunaPruning(pl.Callback):
     def trial(self) -> optuna.Trial:
         """The running trial, opened once: the study with this search's pruner, the trial by its number."""
         if self._trial is None:
-            storage = open_storage(os.environ[STORAGE_ENV])
+            storage = open_storage(os.environ[STUDY_STORAGE_ENV])
             study = optuna.load_study(
                 study_name=self.study_name,
                 storage=storage,
