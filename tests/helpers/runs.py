@@ -131,3 +131,24 @@ def _release_folder_locks(held_before: set) -> None:
 
     for folder in set(folder_lock._HELD) - held_before:
         folder_lock.unlock_folder(folder)
+
+
+_LOCK_HOLDER = (
+    "import sys, time; from retina_seg.utils.folder_lock import lock_folder; lock_folder(sys.argv[1], sys.argv[2]); "
+    "print('locked', flush=True); time.sleep(600)"
+)
+
+
+@contextlib.contextmanager
+def folder_held_by_another_process(folder: Path, job_id: str):
+    """Another live process holds ``folder``'s lock (as job ``job_id``) for the block; yields its pid. It is
+    killed (SIGKILL) at the end, so its lock is left as a dead process leaves it."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(folder), job_id], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()

@@ -7,7 +7,6 @@ usual SLURM set-up where a writer that stages in TMPDIR ends with a copy, not a 
 import fractions
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from retina_seg.reporting.runs import read_run
 from retina_seg.training.pipeline import train
 from retina_seg.utils.folder_lock import LOCK_FILE
 from tests.helpers.environment import require
-from tests.helpers.runs import TINY_RUN, compose, run_cli
+from tests.helpers.runs import TINY_RUN, compose, folder_held_by_another_process, run_cli
 
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 # Wide enough (base width 32: a 23 MB checkpoint) that polling catches a checkpoint write in progress.
@@ -219,23 +218,12 @@ def test_two_sweeps_in_one_folder_train_each_job_once(tmp_path):
     assert (sweep_dir / "multirun.yaml").exists() and not (sweep_dir / "1").exists()
 
 
-LOCK_HOLDER = (
-    "import sys, time; from retina_seg.utils.folder_lock import lock_folder; lock_folder(sys.argv[1], 'x'); "
-    "print('locked', flush=True); time.sleep(600)"
-)
-
-
 @pytest.mark.slow
 def test_a_live_lock_refuses_and_a_dead_processes_lock_is_taken_over(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with folder_held_by_another_process(tmp_path, "x") as holder:
         refused = run_cli("retina_seg.train", *TINY_RUN, *QUIET, f"hydra.run.dir={tmp_path}")
         assert refused.returncode == 1
-        assert f"in use by job x (pid {holder.pid} on " in refused.stderr
+        assert f"in use by job x (pid {holder} on " in refused.stderr
         assert not (tmp_path / ".hydra").exists() and not (tmp_path / "metrics.json").exists()
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
     record = train(compose(TINY_RUN, tmp_path), tmp_path, "0")
     assert record["status"] == "completed"

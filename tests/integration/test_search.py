@@ -7,7 +7,6 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -20,14 +19,11 @@ from retina_seg.records.study_record import read_study_record
 from retina_seg.reporting.comet_archives import read_archive_records
 from retina_seg.reporting.study_view import load_study
 from tests.helpers.environment import require
+from tests.helpers.runs import folder_held_by_another_process
 from tests.helpers.sweeps import SWEEP_RUN, file_mtimes, multirun, report_rows, run_dirs
 
 SEARCH = [*SWEEP_RUN, "model.base_width=4", "test=false", "hydra/sweeper=optuna", "hydra.sweeper.sampler.seed=0"]
 LR = "optimizer.lr=tag(log, interval(1e-4, 1e-2))"
-LOCK_HOLDER = (
-    "import sys, time; from retina_seg.utils.folder_lock import lock_folder; lock_folder(sys.argv[1], 'other-study'); "
-    "print('locked', flush=True); time.sleep(600)"
-)
 
 
 def search(sweep_dir, *overrides, env=None, cwd=None):
@@ -125,15 +121,8 @@ def test_a_running_trial_whose_folder_is_held_is_left_to_its_worker(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     study_of(sweep_dir).ask({"optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)})  # 1
     (sweep_dir / "1").mkdir()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", LOCK_HOLDER, str(sweep_dir / "1")], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with folder_held_by_another_process(sweep_dir / "1", "earlier-worker"):
         again = search(sweep_dir, "hydra.sweeper.n_trials=2")
-    finally:
-        holder.kill()
-        holder.wait()
     output = again.stdout + again.stderr
     assert again.returncode == 0, again.stderr[-3000:]
     assert "trial 1 is still training (its run folder is held): left to its worker" in output
@@ -233,15 +222,10 @@ def test_a_second_study_into_a_sweep_folder_in_use_is_refused(tmp_path):
     naming the holder and creates no study."""
     sweep_dir = tmp_path / "sweep"
     sweep_dir.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(sweep_dir)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with folder_held_by_another_process(sweep_dir, "other-study") as holder:
         refused = search(sweep_dir, "hydra.sweeper.n_trials=2")
-    finally:
-        holder.kill()
-        holder.wait()
     assert refused.returncode == 1, refused.stderr[-3000:]
-    assert f"{sweep_dir.resolve()} is in use by job other-study (pid {holder.pid}" in refused.stderr
+    assert f"{sweep_dir.resolve()} is in use by job other-study (pid {holder}" in refused.stderr
     assert sorted(p.name for p in sweep_dir.iterdir()) == [".lock"]  # no journal, study.json or run folder
 
 
