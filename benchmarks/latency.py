@@ -72,7 +72,7 @@ class Plan:
     predict_models: tuple[str, ...]
 
 
-QUICK = Plan(size=128, warmup=2, steps=1, rounds=3, folder_images=4, predict_rounds=1, predict_models=("unet",))
+QUICK = Plan(size=64, warmup=2, steps=1, rounds=3, folder_images=4, predict_rounds=1, predict_models=("unet",))
 FULL = Plan(
     size=512, warmup=2, steps=1, rounds=7, folder_images=8, predict_rounds=3, predict_models=("unet", "unet_reference")
 )

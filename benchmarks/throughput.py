@@ -67,7 +67,7 @@ class Case:
 
 # The default net comes last in both lists: its overhead ratio is the final line printed.
 # Short windows and many rounds: each ratio compares steps taken moments apart, under the same load.
-QUICK = (Case("unet_reference", 64, 2, 1, 1, 3), Case("unet", 96, 4, 2, 1, 6))
+QUICK = (Case("unet_reference", 32, 2, 1, 1, 2), Case("unet", 64, 4, 1, 1, 4))
 FULL = (Case("unet_reference", 256, 2, 2, 1, 7, control=True), Case("unet", 256, 4, 3, 2, 15, control=True))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -211,9 +212,16 @@ def write_synthetic_kaggle_layout(
 
 
 def synthetic_samples(n: int, height: int = 256, width: int = 256, seed: int = 0) -> list[LoadedSample]:
-    """In-memory synthetic samples, one photograph (group) each."""
+    """In-memory synthetic samples, one photograph (group) each. Fresh arrays every call: callers may change them."""
     samples = []
     for index, photo_seed in enumerate(_seeds(seed, n)):
-        image, vessels, fov = synthesize_fundus(photo_seed, height, width)
+        image, vessels, fov = (array.copy() for array in _remembered_fundus(photo_seed, height, width))
         samples.append(LoadedSample(f"synthetic_{index}", image, vessels, fov, str(index)))
     return samples
+
+
+@lru_cache(maxsize=512)
+def _remembered_fundus(seed: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """synthesize_fundus, drawn once per process: a photograph takes ~0.05-0.1 s of vessel-tree walking, and one
+    process (a sweep, a test session) asks for the same photographs again and again."""
+    return synthesize_fundus(seed, height, width)

@@ -7,9 +7,11 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 from benchmarks.common import TINY_SYNTHETIC_RUN
 
@@ -92,6 +94,28 @@ def run_main(
     if not isinstance(code, int | None):
         stderr.write(f"{code}\n")  # SystemExit("message"): Python prints it and exits 1
     return Outcome(returncode, stdout.getvalue(), stderr.getvalue())
+
+
+def run_benchmark(module: str, *args: str, cwd: Path | None = None, timeout: int | None = None) -> Outcome:
+    """A benchmark's main in this process (run_main), and the entrypoints it runs (benchmarks.common.run_command)
+    in this process too: the same mains with the same arguments, without a new interpreter importing torch and
+    Lightning for each of them. What the benchmark times then leaves out the interpreter's start."""
+    benchmark = importlib.import_module(module)
+    if not hasattr(benchmark, "run_command"):
+        return run_main(module, *args, cwd=cwd, timeout=timeout)
+    with mock.patch.object(benchmark, "run_command", _command_in_this_process):
+        return run_main(module, *args, cwd=cwd, timeout=timeout)
+
+
+def _command_in_this_process(module: str, args: list[str]) -> float:
+    """benchmarks.common.run_command's contract (the wall time; a failure stops the benchmark, naming the command)."""
+    from benchmarks.common import fail
+
+    started = time.perf_counter()
+    outcome = run_main(module, *args)
+    if outcome.returncode != 0:
+        fail(f"{module} {' '.join(args)} exited with {outcome.returncode}:\n{outcome.stderr[-2000:]}")
+    return time.perf_counter() - started
 
 
 def _main_of(module: str):

@@ -12,7 +12,7 @@ from benchmarks.efficiency import BF16_NOT_MEASURED
 from retina_seg.launch.resources import cpu_bf16_flags
 from retina_seg.records.protocols import REFERENCE
 from tests.helpers.environment import REPO_ROOT
-from tests.helpers.runs import run_main
+from tests.helpers.runs import run_benchmark, run_main
 
 NUMBER = r"(\d+\.\d+)"
 LAST_LINES = {
@@ -42,7 +42,9 @@ def quick_runs(tmp_path_factory):
     def run(module: str):
         if module not in cache:
             out = tmp_path_factory.mktemp("bench") / "results.json"
-            result = run_main(module, "--quick", "--json", str(out), cwd=REPO_ROOT, timeout=300)
+            # time_budget's runs take their thread count from a new interpreter's OMP_NUM_THREADS.
+            runner = run_main if module == "benchmarks.time_budget" else run_benchmark
+            result = runner(module, "--quick", "--json", str(out), cwd=REPO_ROOT, timeout=300)
             assert result.returncode == 0, result.stderr[-3000:]
             cache[module] = result, json.loads(out.read_text())
         return cache[module]
@@ -122,7 +124,7 @@ def test_time_budget_quick_measures_both_thread_counts_against_the_budget(quick_
 
 
 def test_a_bad_option_is_named_and_exits_non_zero():
-    result = run_main("benchmarks.throughput", "--fast-workers", "-1", cwd=REPO_ROOT, timeout=120)
+    result = run_benchmark("benchmarks.throughput", "--fast-workers", "-1", cwd=REPO_ROOT, timeout=120)
     assert result.returncode != 0
     assert "--fast-workers must be >= 0, got -1" in result.stderr
 
@@ -185,7 +187,7 @@ def test_quality_quick_trains_each_seed_evaluates_on_drive_and_resumes(tmp_path,
         "strict",
         "reference",
     ]
-    result = run_main("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
+    result = run_benchmark("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(results_path.read_text())
     claims = result.stdout.strip().splitlines()[-2:]
@@ -205,13 +207,13 @@ def test_quality_quick_trains_each_seed_evaluates_on_drive_and_resumes(tmp_path,
         assert 0 <= drive["test_clDice"] <= 1 and 0 <= drive["test_IoU_all"] <= 1
         assert results["kaggle"][seed]["seed"] == int(seed) and "test_clDice_all" in results["kaggle"][seed]
     assert "DRIVE test set" in result.stdout and result.stdout.count("| **mean** |") == 6
-    again = run_main("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
+    again = run_benchmark("benchmarks.quality", *args, cwd=REPO_ROOT, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing the completed run") == 2 and again.stdout.strip().splitlines()[-1] == last
 
 
 def test_quality_names_a_missing_data_folder(tmp_path):
-    result = run_main("benchmarks.quality", "--drive-root", str(tmp_path / "nowhere"), cwd=REPO_ROOT, timeout=120)
+    result = run_benchmark("benchmarks.quality", "--drive-root", str(tmp_path / "nowhere"), cwd=REPO_ROOT, timeout=120)
     assert result.returncode != 0 and f"--drive-root {tmp_path / 'nowhere'} is not a folder" in result.stderr
 
 
@@ -219,7 +221,7 @@ def test_quality_names_a_missing_data_folder(tmp_path):
 @by_module("benchmarks.sweep_parallelism")
 def test_sweep_parallelism_quick_times_both_local_launchers(tmp_path):
     out = tmp_path / "sweeps.json"
-    result = run_main(
+    result = run_benchmark(
         "benchmarks.sweep_parallelism", "--quick", "--no-slurm", "--json", str(out), cwd=REPO_ROOT, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -238,7 +240,7 @@ def test_cross_dataset_quick_evaluates_both_models_at_both_scales_beside_the_hum
     """Both checkpoints given (the brief DRIVE model stands in for the Kaggle one: the table's plumbing is checked
     here, not its quality, and a training costs minutes); every evaluation is a real `retina-seg-eval`."""
     out, results_path = tmp_path / "runs", tmp_path / "cross.json"
-    result = run_main(
+    result = run_benchmark(
         "benchmarks.cross_dataset",
         "--quick",
         "--drive-ckpt",
@@ -289,7 +291,7 @@ def test_cross_dataset_quick_evaluates_both_models_at_both_scales_beside_the_hum
 
 
 def test_cross_dataset_names_a_missing_checkpoint(tmp_path):
-    result = run_main(
+    result = run_benchmark(
         "benchmarks.cross_dataset", "--drive-ckpt", str(tmp_path / "none.ckpt"), cwd=REPO_ROOT, timeout=120
     )
     assert result.returncode != 0 and f"--drive-ckpt {tmp_path / 'none.ckpt'} is not a file" in result.stderr
@@ -299,7 +301,7 @@ def test_cross_dataset_names_a_missing_checkpoint(tmp_path):
 @by_module("benchmarks.search")
 def test_search_quick_runs_the_grid_and_the_study_on_two_workers(tmp_path):
     out = tmp_path / "search.json"
-    result = run_main("benchmarks.search", "--quick", "--json", str(out), cwd=REPO_ROOT, timeout=600)
+    result = run_benchmark("benchmarks.search", "--quick", "--json", str(out), cwd=REPO_ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.read_text())["results"]
     grid, study = results["grid"], results["search (TPE + median pruning)"]
