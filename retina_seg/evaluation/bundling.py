@@ -70,8 +70,8 @@ def bundle_checkpoint(request: BundleRequest) -> dict[str, Any]:
 def test_scores(checkpoint: Path, overrides: str) -> dict[str, float]:
     """retina-seg-eval's scores of the checkpoint on the test split the overrides select (CARD_SCORES)."""
     with tempfile.TemporaryDirectory(prefix="retina-seg-bundle-") as scratch:
-        overrides = [f"ckpt_path={checkpoint}", *shlex.split(overrides), "split=test", f"paths.output_dir={scratch}"]
-        cfg = run_config(compose_config("eval", overrides))
+        command_line = [f"ckpt_path={checkpoint}", *shlex.split(overrides), "split=test", f"paths.output_dir={scratch}"]
+        cfg = run_config(compose_config("eval", command_line))
         check_config(cfg, EVAL_RULES)
         record = evaluate(cfg, Path(scratch))
     return {name: record[f"test_{name}"] for name in CARD_SCORES if f"test_{name}" in record}
