@@ -95,7 +95,7 @@ class OverlaySchema:
 @dataclass
 class PredictSchema:
     task_name: str = MISSING
-    ckpt_path: str = MISSING
+    ckpt_path: Optional[str] = MISSING
     input: Any = MISSING  # a file, a folder or a glob, or a list of these
     output: str = MISSING
     overwrite: bool = MISSING

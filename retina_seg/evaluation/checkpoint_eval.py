@@ -12,7 +12,8 @@ from ..data.errors import DataError
 from ..data.io import check_mask_rule
 from ..data.scale import ScaleRule, training_scale
 from ..inference.settings import scale_settings
-from ..records.checkpoint import RunInfo, loss_from_checkpoint, network_from_checkpoint, transforms_from_checkpoint
+from ..records.bundle import load_network
+from ..records.checkpoint import RunInfo, loss_from_checkpoint, transforms_from_checkpoint
 from ..records.protocols import PER_IMAGE_SCORES, Protocol, protocol_named
 from ..records.run_folder import RunStatus, write_metrics, write_test_images
 from ..scoring.agreement import MaskAgreement
@@ -22,7 +23,7 @@ from ..training.module import VesselSegmentationModule
 
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Score the checkpoint under each protocol of ``cfg.protocols``; one metrics.json with every protocol's keys."""
-    net, info = network_from_checkpoint(cfg.ckpt_path)
+    net, info = load_network(cfg.ckpt_path)
     protocols = [protocol_named(name) for name in cfg.protocols]
     record = {
         "status": RunStatus.COMPLETED,

@@ -26,6 +26,7 @@ from torch import nn
 
 from ..data.synthetic import synthesize_fundus
 from ..models.unet import vessel_probability
+from ..records.bundle import weights_file
 from ..records.checkpoint import RunInfo
 from ..utils.atomic import write_atomic, write_json_atomic, write_text_atomic
 from .model_card import build_card, render_markdown
@@ -202,8 +203,8 @@ def check_parity(
 
 
 def _require_extra(formats: list[str]) -> None:
-    """onnx, onnxruntime and safetensors are the optional `export` extra: say so rather than fail on import."""
-    needed = {"onnx": ("onnx", "onnxruntime"), "safetensors": ("safetensors",)}
+    """onnx and onnxruntime are the optional `export` extra: say so rather than fail on import."""
+    needed = {"onnx": ("onnx", "onnxruntime")}
     for kind in formats:
         for module in needed.get(kind, ()):
             try:
@@ -222,7 +223,8 @@ def export_checkpoint(settings: ExportSettings) -> dict[str, Any]:
     inputs = parity_inputs(predictor, settings.parity_sizes)
     expected = reference_outputs(model, inputs)
     example = torch.from_numpy(inputs[0])
-    checkpoint_sha256 = sha256(settings.ckpt_path)
+    checkpoint = weights_file(settings.ckpt_path)  # a bundled model's weights.safetensors
+    checkpoint_sha256 = sha256(checkpoint)
     metadata = run_metadata(predictor.info, checkpoint_sha256)
     exports = {}
     for kind in settings.formats:
@@ -238,7 +240,7 @@ def export_checkpoint(settings: ExportSettings) -> dict[str, Any]:
         parity = check_parity(runner(kind, path, predictor.info), inputs, expected, settings.parity_tolerance, path)
         exports[kind] = {"file": path.name, "sha256": sha256(path), "parity_max_abs_diff": parity}
         log.info("Exported %s to %s (max abs difference %.1e)", kind, path, max(parity.values()))
-    card = build_card(settings.ckpt_path, checkpoint_sha256, predictor.net, predictor.info, settings.run_dir, exports)
+    card = build_card(checkpoint, checkpoint_sha256, predictor.net, predictor.info, settings.run_dir, exports)
     write_json_atomic(settings.output / CARD_JSON, card)
     write_text_atomic(settings.output / CARD_MARKDOWN, render_markdown(card))
     return card

@@ -12,7 +12,8 @@ from torch import nn
 
 from ..data.datasets import select_channels
 from ..models.unet import flip_averaged, vessel_probability
-from ..records.checkpoint import CheckpointError, RunInfo, network_from_checkpoint
+from ..records.bundle import load_network
+from ..records.checkpoint import CheckpointError, RunInfo
 from .normalization import build_normalize, normalization_tables, normalized_crop
 from .tiling import BlendedMap, TilePlan, Window
 
@@ -53,7 +54,8 @@ class VesselPredictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **options: Any) -> VesselPredictor:
-        net, info = network_from_checkpoint(path)
+        """From a checkpoint file or a bundled model (``bundled:<name>``)."""
+        net, info = load_network(path)
         try:
             return cls(net, info, **options)
         except ValueError as error:

@@ -3,6 +3,7 @@ rules: config_schemas.py), before any file is touched."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from ..config_rules import check_config
 from ..config_schemas import EXPORT_RULES, PREDICT_RULES
 from ..data.scale import DEFAULT_TOLERANCE
+from ..records.bundle import BUNDLED_PREFIX, bundle_folder, bundled_name, default_model_name
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,15 @@ def _device(value: str) -> str:
     return value
 
 
+def _predict_checkpoint(ckpt_path: str | None) -> Path:
+    """The checkpoint given, or else the bundled model installed (a BundleError when there is none)."""
+    if ckpt_path is not None:
+        return Path(str(ckpt_path))
+    name = default_model_name()
+    log.info("No ckpt_path given: predicting with the bundled model %s", name)
+    return Path(BUNDLED_PREFIX + name)
+
+
 def predict_settings(cfg: DictConfig) -> PredictSettings:
     """The settings of conf/predict.yaml, every value checked first (ConfigError naming each bad one)."""
     check_config(cfg, PREDICT_RULES)
@@ -94,7 +107,7 @@ def predict_settings(cfg: DictConfig) -> PredictSettings:
         cfg.mode, cfg.whole_image_max_pixels, cfg.tile.size, cfg.tile.overlap, cfg.resize.height, cfg.resize.width
     )
     return PredictSettings(
-        ckpt_path=Path(str(cfg.ckpt_path)),
+        ckpt_path=_predict_checkpoint(cfg.ckpt_path),
         inputs=inputs,
         output=Path(str(cfg.output)),
         overwrite=cfg.overwrite,
@@ -130,7 +143,8 @@ def export_settings(cfg: DictConfig) -> ExportSettings:
     """The settings of conf/export.yaml, every value checked first (ConfigError naming each bad one)."""
     check_config(cfg, EXPORT_RULES)
     ckpt_path = Path(str(cfg.ckpt_path))
-    run_dir = _path(cfg, "run_dir") or ckpt_path.resolve().parent.parent
+    bundle = bundled_name(ckpt_path)
+    run_dir = _path(cfg, "run_dir") or (ckpt_path.resolve().parent.parent if bundle is None else bundle_folder(bundle))
     return ExportSettings(
         ckpt_path,
         Path(str(cfg.output)),

@@ -192,19 +192,25 @@ def network_from_checkpoint(path: str | Path) -> tuple[nn.Module, RunInfo]:
     """The trained U-Net in eval mode, and the checkpoint's run info (threshold, normalisation, ...)."""
     checkpoint = read_checkpoint(path)
     info = RunInfo.from_payload(checkpoint[PAYLOAD_KEY], path)
+    weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    return build_network(info, weights, f"checkpoint {path}"), info
+
+
+def build_network(info: RunInfo, weights: dict[str, torch.Tensor], source: str) -> nn.Module:
+    """The network ``info`` describes (one of NETWORK_TARGETS only) in eval mode, holding ``weights``; a
+    CheckpointError starts with ``source``, the file they came from."""
     target = info.model.get("_target_")
     if target not in NETWORK_TARGETS:
-        raise CheckpointError(f"checkpoint {path}: model {target!r} is not one of {NETWORK_TARGETS}")
+        raise CheckpointError(f"{source}: model {target!r} is not one of {NETWORK_TARGETS}")
     try:
         net = instantiate(info.model, _recursive_=False)
     except Exception as error:  # hydra wraps the constructor's own error (a bad depth, width, ...)
-        raise CheckpointError(f"checkpoint {path}: cannot build its model ({error})") from error
-    weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+        raise CheckpointError(f"{source}: cannot build its model ({error})") from error
     try:
         net.load_state_dict(weights)
     except RuntimeError as error:
-        raise CheckpointError(f"checkpoint {path}: weights do not fit its model ({error})") from error
-    return net.eval(), info
+        raise CheckpointError(f"{source}: weights do not fit its model ({error})") from error
+    return net.eval()
 
 
 def loss_from_checkpoint(info: RunInfo, default: Any) -> Any:

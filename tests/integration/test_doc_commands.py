@@ -6,7 +6,8 @@ of README.md, docs/*.md, benchmarks/README.md and sweeps/README.md is read as th
 its ``-cd`` folder) as the command line composes it (launch/composition.py), Hydra's own config included, and
 not settled as a run settles train's (the hparams files and checkpoints a page names need not exist); a sweep
 is composed once per value of each swept key, the sweep file's ``hydra.sweeper.params`` included.
-``retina-seg-report`` commands are parsed by its argparse.
+``retina-seg-report`` commands are parsed by its argparse, and so are ``python -m retina_seg.bundle`` ones, each
+of whose ``--test`` overrides is composed with retina-seg-eval's config.
 Nothing runs: this is composition only, so a renamed option or key fails here, naming the file and line.
 """
 
@@ -36,7 +37,7 @@ DOC_FILES = [
 ]
 # Entrypoint -> the config it composes (the config_name of its @hydra.main).
 HYDRA_TOOLS = {"train": "train", "eval": "eval", "predict": "predict", "export": "export"}
-TOOLS = (*HYDRA_TOOLS, "report")
+TOOLS = (*HYDRA_TOOLS, "report", "bundle")
 SHELL_LANGUAGES = {"", "bash", "sh", "shell", "console"}
 FENCE = re.compile(r"^\s*(```|~~~)\s*([\w+-]*)")
 CONTROL_OPERATORS = {"&&", "||", ";", "|", "&"}
@@ -206,12 +207,29 @@ def report_problems(command: DocCommand) -> list[str]:
     return [] if namespace is not None else [f"{command.where}: {command.text}\n  {error}"]
 
 
+def bundle_problems(command: DocCommand) -> list[str]:
+    from retina_seg.bundle import parse_arguments
+
+    head = f"{command.where}: {command.text}"
+    namespace, error = parse_cli(parse_arguments, command.args)
+    if namespace is None:
+        return [f"{head}\n  {error}"]
+    problems = []
+    for label, overrides in namespace.test:
+        try:
+            compose_config("eval", ["ckpt_path=x.ckpt", *shlex.split(overrides)])
+        except Exception as failure:
+            problems.append(f"{head}\n  --test {label}: {type(failure).__name__}: {failure}")
+    return problems
+
+
+PROBLEMS = {"report": report_problems, "bundle": bundle_problems}
 DOC_COMMANDS = [command for path in DOC_FILES if path.is_file() for command in commands_in(path)]
 
 
 @pytest.mark.parametrize("command", DOC_COMMANDS, ids=lambda c: f"{c.where}:{c.tool}")
 def test_documented_command_composes(command):
-    problems = report_problems(command) if command.tool == "report" else composition_problems(command)
+    problems = PROBLEMS.get(command.tool, composition_problems)(command)
     assert not problems, "\n".join(problems)
 
 
@@ -277,13 +295,14 @@ def test_sweeps_are_composed_once_per_value():
         ("retina-seg-eval -cp elsewhere split=test", "-cp"),
         ("retina-seg-train optimizer.lr=1e-3,1e-4", "--multirun"),
         ("retina-seg-report logs/sweep --no-such-flag", "--no-such-flag"),
+        ("python -m retina_seg.bundle --ckpt x.ckpt --name n --retrain r --test DRIVE data=drivee", "--test DRIVE"),
     ],
 )
 def test_a_command_that_does_not_compose_is_named_with_its_file_and_line(tmp_path, text, wrong):
     page = tmp_path / "page.md"
     page.write_text(f"```bash\n\n{text}\n```\n")
     [command] = commands_in(page)
-    problems = report_problems(command) if command.tool == "report" else composition_problems(command)
+    problems = PROBLEMS.get(command.tool, composition_problems)(command)
     assert problems and all(p.startswith(f"{page}:3: {text}") for p in problems)
     assert wrong in "\n".join(problems)
 
