@@ -1,0 +1,91 @@
+"""How the cameras differ: brightness, colour, contrast, sharpness, noise and annotated vessel fraction of each set's
+photographs, measured inside the FOV at one geometry (cropped to the FOV's bounding box, FOV diameter 512 px).
+
+The camera augmentation (conf/augmentation/camera.yaml) takes its ranges from this table: each photometric transform
+spans the spread between the sets, so a photograph of one camera, augmented, looks like one of the others.
+Reads DRIVE (40), STARE (20) and CHASE_DB1 (28) from --data-root; --quick reads 3 photographs of each.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.common import argument_parser, fail, machine_line, markdown_table, save_results
+from retina_seg.data.errors import DataError
+from retina_seg.data.fov import fov_diameter
+from retina_seg.data.layouts import chase_db1_samples, drive_samples, stare_samples
+from retina_seg.data.loading import load_samples
+from retina_seg.data.scale import rescale
+
+DIAMETER = 512
+SETS = {"DRIVE": drive_samples, "STARE": stare_samples, "CHASE_DB1": chase_db1_samples}
+MEASURES = ("red", "green", "blue", "green_contrast", "sharpness", "noise", "vessel_fraction")
+
+
+def at_common_geometry(image: np.ndarray, fov: np.ndarray, mask: np.ndarray):
+    """The photograph cropped to its FOV's bounding box and resized so the FOV is DIAMETER pixels wide."""
+    rows, cols = np.flatnonzero(fov.any(axis=1)), np.flatnonzero(fov.any(axis=0))
+    box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    factor = DIAMETER / fov_diameter(fov)
+    image = rescale(image[box], factor)
+    size = image.shape[1::-1]
+    fov = cv2.resize(fov[box].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    mask = cv2.resize(mask[box].astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
+    return image, fov, mask
+
+
+def photograph_measures(image: np.ndarray, fov: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    image, fov, mask = at_common_geometry(image, fov, mask)
+    inner = cv2.erode(fov.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0  # away from the FOV's rim
+    green = image[..., 1].astype(np.float32)
+    means = [float(image[..., c][fov].mean()) for c in range(3)]
+    laplacian = cv2.Laplacian(green, cv2.CV_32F)
+    residual = green - cv2.GaussianBlur(green, (0, 0), 1.0)
+    return {
+        "red": means[0],
+        "green": means[1],
+        "blue": means[2],
+        "green_contrast": float(green[fov].std() / max(means[1], 1.0)),
+        "sharpness": float(laplacian[inner].var()),
+        "noise": float(1.4826 * np.median(np.abs(residual[inner]))),
+        "vessel_fraction": float(mask[fov].mean()),
+    }
+
+
+def set_measures(name: str, root: Path, limit: int | None) -> list[dict[str, float]]:
+    samples = [s for split in ("train", "test") for s in SETS[name](root, split)][:limit]
+    return [photograph_measures(s.image, s.fov, s.mask) for s in load_samples(samples, detect_missing_fov=True)]
+
+
+def summary_rows(measured: dict[str, list[dict[str, float]]]) -> list[tuple]:
+    rows = []
+    for name, photos in measured.items():
+        cells = []
+        for measure in MEASURES:
+            values = [p[measure] for p in photos]
+            digits = 3 if measure in ("green_contrast", "vessel_fraction") else 1
+            cells.append(f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})")
+        rows.append((name, len(photos), *cells))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argument_parser(__doc__.splitlines()[0])
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    args = parser.parse_args(argv)
+    print(f"machine: {machine_line()}", flush=True)
+    try:
+        measured = {name: set_measures(name, args.data_root / name, 3 if args.quick else None) for name in SETS}
+    except DataError as error:
+        fail(str(error))
+    print(f"\nmedian (min-max) per set, inside the FOV, FOV diameter {DIAMETER} px:")
+    print(markdown_table(("set", "photographs", *MEASURES), summary_rows(measured)))
+    save_results(args.json, {"quick": args.quick, "diameter": DIAMETER, "photographs": measured})
+
+
+if __name__ == "__main__":
+    main()
