@@ -155,6 +155,14 @@ def _side(key: str) -> Rule:
     return Rule(key, lambda v, cfg: is_int(v) and v >= _smallest_side(cfg), "an integer >= 2**model.depth")
 
 
+def _source_weights(value: Any, cfg: DictConfig | None) -> bool:
+    """Weights of data=multi's sources: each names a source of data.source.sources and is a number > 0."""
+    sources = OmegaConf.select(cfg, "data.source.sources", default=None) if cfg is not None else None
+    return isinstance(value, dict) and all(
+        name in (sources or {}) and is_number(weight) and weight > 0 for name, weight in value.items()
+    )
+
+
 TRAIN_RULES = (
     integer("seed"),
     integer("trainer.max_epochs", 1),
@@ -166,6 +174,8 @@ TRAIN_RULES = (
     integer("data.source.n_test", 1),
     _side("data.source.height"),
     _side("data.source.width"),
+    _side("data.fov_diameter"),
+    Rule("data.source.weights", _source_weights, "a mapping from names in data.source.sources to numbers > 0"),
     integer("data.source.limit_train", 1, nullable=True),
     integer("data.source.limit_test", 1, nullable=True),
     positive("optimizer.lr"),

@@ -54,6 +54,13 @@ def stare_root() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def chase_db1_root() -> Path:
+    root = SHARED_DATA / "CHASE_DB1"
+    require((root / "Image_01L.jpg").is_file(), f"CHASE_DB1 not found at {root}")
+    return root
+
+
 # A narrow U-Net (base width 8, a quarter of the default net's convolution work) trained briefly on DRIVE's training
 # photographs at their native scale: 120 steps on 192x192 crops, fp32, one-cycle schedule, validated once at the end.
 # Measured on an AVX2-only EPYC (84 s to train, against 156 s at base width 16): IoU on DRIVE test 01-03 native 0.618,

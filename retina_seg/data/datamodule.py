@@ -5,11 +5,12 @@ from statistics import median
 
 import lightning.pytorch as pl
 import numpy as np
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from .datasets import SegmentationDataset
 from .errors import DataError
 from .fov import fov_diameter
+from .geometry import to_fov_geometry
 from .scale import ScaleRule
 from .sources import Splits
 from .transforms import build_pipeline
@@ -28,9 +29,14 @@ class RetinaDataModule(pl.LightningDataModule):
         train_repeats: int = 1,
         channels: str = "rgb",
         pin_memory: bool = False,
+        fov_diameter: int | None = None,
     ):
         """``source`` loads the splits; for data sets on disk it is a partial that still needs ``root``
-        (kept at the top of the data config so ``data.root=...`` is the override users type)."""
+        (kept at the top of the data config so ``data.root=...`` is the override users type).
+
+        ``fov_diameter``: every training photograph is cropped to its FOV and resized to this FOV diameter once,
+        at load (geometry.py); validation and test photographs keep their size and are evaluated as prediction
+        works, rescaled to it and scored at their own size. None: every photograph at its own scale."""
         super().__init__()
         augmentation = augmentation or {}
         self.source = source(root=root) if root is not None else source
@@ -39,16 +45,25 @@ class RetinaDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.train_repeats, self.channels = train_repeats, channels
         self.splits: Splits | None = None
-        # Evaluation of a checkpoint trained elsewhere sets this: val/test photographs go to its training scale.
-        self.eval_scale: ScaleRule | None = None
+        self.fov_diameter = fov_diameter
+        # Val/test photographs go to the training scale; evaluation of a checkpoint sets it to that checkpoint's.
+        self.eval_scale: ScaleRule | None = ScaleRule(float(fov_diameter)) if fov_diameter is not None else None
 
     @property
     def in_channels(self) -> int:
         return 1 if self.channels == "green" else 3
 
+    @property
+    def source_names(self) -> list[str]:
+        """The sets trained on together (sources.MultiSource), each scored on its own too; empty for one set."""
+        return list(getattr(self.source, "names", []))
+
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
-            self.splits = self.source.load()
+            splits = self.source.load()
+            if self.fov_diameter is not None:
+                splits.train = [to_fov_geometry(sample, self.fov_diameter) for sample in splits.train]
+            self.splits = splits
         if stage == "fit" and not self.splits.train:
             raise DataError(
                 "no training photographs: data.source.split=all puts every photograph in the test "
@@ -64,21 +79,41 @@ class RetinaDataModule(pl.LightningDataModule):
         return [fov_diameter(np.asarray(fov) > 0) for fov in seen]
 
     def training_fov_diameter(self) -> float:
-        """Median FOV diameter of the training photographs: the scale prediction later puts every photograph at."""
+        """The scale prediction later puts every photograph at: ``fov_diameter`` where training photographs were
+        resized to it, else the median FOV diameter of the training photographs."""
+        if self.fov_diameter is not None:
+            return float(self.fov_diameter)
         return float(median(self.fov_diameters("train")))
 
     def dataset(self, split: str) -> SegmentationDataset:
         self.setup()
         samples = getattr(self.splits, split)
         if split == "train":
-            return SegmentationDataset(samples, self.train_pipeline, self.train_repeats, self.channels)
-        return SegmentationDataset(samples, self.eval_pipeline, 1, self.channels, self.eval_scale)
+            return SegmentationDataset(
+                samples, self.train_pipeline, self.train_repeats, self.channels, source_names=self.source_names
+            )
+        return SegmentationDataset(
+            samples, self.eval_pipeline, 1, self.channels, self.eval_scale, source_names=self.source_names
+        )
+
+    def training_draw_weights(self) -> list[float] | None:
+        """Each training item's chance of a draw, so that each source's share of the draws is its weight's share
+        of all the weights; None with one set (every photograph equally often)."""
+        weights = getattr(self.source, "weights", None)
+        if not weights:
+            return None
+        self.setup()
+        counts = {name: sum(s.source == name for s in self.splits.train) for name in weights}
+        return [weights[s.source] / counts[s.source] for s in self.splits.train] * self.train_repeats
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        draws = self.training_draw_weights() if shuffle else None
+        sampler = WeightedRandomSampler(draws, num_samples=len(draws), replacement=True) if draws else None
         return DataLoader(
             self.dataset(split),
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,

@@ -1,5 +1,7 @@
 """Tensors for the network from loaded samples: the transform runs per item, in the loader's workers."""
 
+from collections.abc import Sequence
+
 import albumentations as A
 import numpy as np
 import torch
@@ -20,7 +22,8 @@ def select_channels(image: np.ndarray, channels: str) -> np.ndarray:
 
 
 class SegmentationDataset(Dataset):
-    """Items are dicts: image [C,H,W] float, mask [1,H,W] float, fov [1,H,W] bool, index, scale.
+    """Items are dicts: image [C,H,W] float, mask [1,H,W] float, fov [1,H,W] bool, index, scale, and source: the
+    position of the sample's set in ``source_names`` (0 with one set).
 
     With a ScaleRule only the image is rescaled (by ``scale``, from its FOV diameter); mask and FOV keep the
     photograph's own size, where the predictions are mapped back and scored.
@@ -33,11 +36,13 @@ class SegmentationDataset(Dataset):
         repeats: int = 1,
         channels: str = "rgb",
         scale: ScaleRule | None = None,
+        source_names: Sequence[str] = (),
     ):
         if repeats < 1:
             raise ValueError(f"data.train_repeats must be >= 1, got {repeats}")
         self.samples, self.transform, self.repeats, self.channels = samples, transform, repeats, channels
         self.scale = scale
+        self.source_ids = [list(source_names).index(s.source) if source_names else 0 for s in samples]
 
     def __len__(self) -> int:
         return len(self.samples) * self.repeats
@@ -54,4 +59,5 @@ class SegmentationDataset(Dataset):
             "fov": torch.from_numpy(fov)[None],
             "index": index % len(self.samples),
             "scale": factor,
+            "source": self.source_ids[index % len(self.samples)],
         }

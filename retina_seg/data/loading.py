@@ -28,6 +28,7 @@ class LoadedSample:
     fov: np.ndarray
     group: str
     second_mask: np.ndarray | None = None  # a second observer's vessels, where the data set has one
+    source: str = ""  # the set it comes from, where several are trained on together (sources.MultiSource)
 
 
 def _read(reader: Callable[[Path], np.ndarray], path: Path, problems: list[str]) -> np.ndarray | None:

@@ -1,7 +1,9 @@
 """Where images come from: each source yields loaded train/val/test splits, validated before training."""
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -144,3 +146,78 @@ class HrfSource(_FileSource):
     """HRF's 45 photographs (3504x2336, with FOV masks); test: numbers 06-15 of each category."""
 
     layout = staticmethod(hrf_samples)
+
+
+# A source's name ends metric keys (val_IoU_stare): lower-case letters, digits and underscores.
+SOURCE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+class MultiSource:
+    """Several sets trained on together, each split as its own config splits it; every sample is tagged with its
+    source's name, and each source has a weight: its share of the training draws (RetinaDataModule's sampler).
+
+    ``sources``: name -> source (or a partial that builds one); ``weights``: name -> weight > 0 for some of them,
+    the others weigh 1.
+    """
+
+    def __init__(self, sources: Mapping[str, object], weights: Mapping[str, float] | None = None):
+        if not sources:
+            raise ValueError("data.source.sources names no data set: keep at least one")
+        for name in sources:
+            if not SOURCE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"data.source.sources.{name}: a source's name must be lower-case letters, digits and "
+                    "underscores (it ends metric names such as val_IoU_<name>)"
+                )
+        self.sources = {name: source if hasattr(source, "load") else source() for name, source in sources.items()}
+        self.weights = {name: 1.0 for name in sources}
+        for name, weight in (weights or {}).items():
+            if name not in sources:
+                raise ValueError(
+                    f"data.source.weights.{name}: no source {name!r} in data.source.sources "
+                    f"(sources: {', '.join(sources)})"
+                )
+            if not _positive_number(weight):
+                raise ValueError(f"data.source.weights.{name}={weight!r} must be a number > 0")
+            self.weights[name] = float(weight)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.sources)
+
+    def load(self) -> Splits:
+        """Every source's splits, concatenated in the sources' order; every problem of every source in one
+        DataError, each line naming its source."""
+        problems: list[str] = []
+        loaded = {name: _collect(problems, _named(name, source.load)) for name, source in self.sources.items()}
+        if problems:
+            raise DataError("\n".join(problems))
+        return Splits(
+            *(
+                [replace(sample, source=name) for name, splits in loaded.items() for sample in getattr(splits, split)]
+                for split in ("train", "val", "test")
+            )
+        )
+
+    def load_test(self, limit: int) -> list[LoadedSample]:
+        """A few test photographs of every source, ``limit`` in all."""
+        each = math.ceil(limit / len(self.sources))
+        return [
+            replace(sample, source=name) for name, source in self.sources.items() for sample in source.load_test(each)
+        ][:limit]
+
+
+def _positive_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _named(name: str, step: Callable[[], T]) -> Callable[[], T]:
+    """The step, its DataError's message prefixed with the source's name."""
+
+    def named() -> T:
+        try:
+            return step()
+        except DataError as error:
+            raise DataError(f"data.source.sources.{name}: {error}") from error
+
+    return named

@@ -30,9 +30,11 @@ class VesselSegmentationModule(pl.LightningModule):
         channels_last: bool = True,
         run_info: RunInfo | None = None,
         per_image_protocols: Sequence[Protocol] = (),
+        source_names: Sequence[str] = (),
     ):
         """``per_image_protocols``: the test split is also scored under these (its masks binarised by their rule,
-        retina_seg.records.protocols.protocols_of_the_test_loop)."""
+        retina_seg.records.protocols.protocols_of_the_test_loop). ``source_names``: the sets trained on together
+        (a batch's ``source`` indexes them); val and test are then scored per source too (val_IoU_<name>)."""
         super().__init__()
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "run_info", "per_image_protocols"])
         self.run_info = run_info  # the checkpoint payload; None for a module that only evaluates
@@ -42,6 +44,9 @@ class VesselSegmentationModule(pl.LightningModule):
         self.threshold = 0.5 if threshold is None else float(threshold)
         self.flip_tta, self.channels_last = flip_tta, channels_last
         self.val_metrics, self.test_metrics = VesselMetrics(), VesselMetrics()
+        self.source_names = tuple(source_names)
+        self.val_source_metrics = nn.ModuleList(VesselMetrics() for _ in self.source_names)
+        self.test_source_metrics = nn.ModuleList(VesselMetrics() for _ in self.source_names)
         # Topology needs binary masks, so clDice waits for the test split, when the threshold is settled.
         self.test_centrelines = CentrelineDice()
         self.per_image_protocols = tuple(per_image_protocols)
@@ -67,7 +72,9 @@ class VesselSegmentationModule(pl.LightningModule):
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
         return loss
 
-    def _evaluate(self, batch: dict, metrics: VesselMetrics, split: str) -> torch.Tensor:
+    def _evaluate(
+        self, batch: dict, metrics: VesselMetrics, split: str, per_source: Sequence[VesselMetrics] = ()
+    ) -> torch.Tensor:
         image = self._layout(batch["image"])
         logits = self.net(image)
         probs = flip_averaged(self.net, image) if self.flip_tta else vessel_probability(logits)
@@ -78,14 +85,18 @@ class VesselSegmentationModule(pl.LightningModule):
         # so the all-pixel scores compare with whole-image numbers such as the reference's.
         probs = probs * batch["fov"]
         metrics.update(probs, batch["mask"], batch["fov"])
+        for index, source_metrics in enumerate(per_source):
+            mine = batch["source"] == index
+            if mine.any():
+                source_metrics.update(probs[mine], batch["mask"][mine], batch["fov"][mine])
         self.log(f"{split}_loss", loss, on_epoch=True, sync_dist=True, batch_size=len(logits))
         return probs
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val")
+        self._evaluate(batch, self.val_metrics, "val", self.val_source_metrics)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        probs = self._evaluate(batch, self.test_metrics, "test")
+        probs = self._evaluate(batch, self.test_metrics, "test", self.test_source_metrics)
         self.test_centrelines.update(self.test_metrics.predicted(probs, self.threshold), batch["mask"], batch["fov"])
         for scores in self.test_per_image:
             scores.update(probs, batch["mask"], batch["fov"])
@@ -99,29 +110,44 @@ class VesselSegmentationModule(pl.LightningModule):
             return self.test_metrics.predicted(probs, self.threshold)
         return probs > protocol.threshold
 
-    def _publish(self, metrics: VesselMetrics, split: str) -> None:
-        """Sum the histograms over DDP ranks once, then log every score at the current threshold."""
+    def _publish(self, metrics: VesselMetrics, split: str, per_source: Sequence[VesselMetrics] = ()) -> None:
+        """Sum the histograms over DDP ranks once, then log every score at the current threshold: pooled, and
+        each source's with its name appended (val_IoU_stare)."""
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            metrics.sync()
+            for each in (metrics, *per_source):
+                each.sync()
         values = summarize(metrics, self.threshold, split)
         headline = f"{split}_IoU"
         self.log(headline, values.pop(headline), prog_bar=True)
-        self.log_dict(values)
+        self.log_dict({**values, **self.source_scores(split, self.threshold)})
+
+    def source_scores(self, split: str, threshold: float) -> dict[str, float]:
+        """Each source's scores of the split's last epoch at ``threshold``, keys ending in the source's name."""
+        per_source = self.val_source_metrics if split == "val" else self.test_source_metrics
+        return {
+            f"{key}_{name}": value
+            for name, metrics in zip(self.source_names, per_source)
+            for key, value in summarize(metrics, threshold, split).items()
+        }
 
     def on_validation_epoch_start(self) -> None:
         self.val_metrics.reset()
+        for metrics in self.val_source_metrics:
+            metrics.reset()
 
     def on_test_epoch_start(self) -> None:
         self.test_metrics.reset()
+        for metrics in self.test_source_metrics:
+            metrics.reset()
         self.test_centrelines.reset()
         for scores in [*self.test_per_image, *self.test_image_tables]:
             scores.reset()
 
     def on_validation_epoch_end(self) -> None:
-        self._publish(self.val_metrics, "val")
+        self._publish(self.val_metrics, "val", self.val_source_metrics)
 
     def on_test_epoch_end(self) -> None:
-        self._publish(self.test_metrics, "test")
+        self._publish(self.test_metrics, "test", self.test_source_metrics)
         centrelines = self.test_centrelines.compute()
         self.log_dict({"test_clDice": centrelines["fov"], "test_clDice_all": centrelines["all"]})
         for protocol, metric in zip(self.per_image_protocols, self.test_per_image):

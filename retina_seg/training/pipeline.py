@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,12 @@ from .run_config import settle_config
 log = logging.getLogger(__name__)
 
 
-def build_module(cfg: DictConfig, in_channels: int, fov_diameter: float | None = None) -> pl.LightningModule:
+def build_module(
+    cfg: DictConfig, in_channels: int, fov_diameter: float | None = None, source_names: Sequence[str] = ()
+) -> pl.LightningModule:
     """The LightningModule with the checkpoint payload it will save (its threshold is settled on validation;
-    ``fov_diameter``: the training photographs' scale, None where nothing will be predicted at another)."""
+    ``fov_diameter``: the training photographs' scale, None where nothing will be predicted at another;
+    ``source_names``: the sets trained on together, each also scored on its own)."""
     net_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     net_cfg["in_channels"] = in_channels
     augmentation = OmegaConf.to_container(cfg.data.augmentation, resolve=True)
@@ -79,12 +83,20 @@ def build_module(cfg: DictConfig, in_channels: int, fov_diameter: float | None =
         scheduler=scheduler,
         run_info=run_info,
         per_image_protocols=protocols_of_the_test_loop(run_info.mask_rule),
+        source_names=source_names,
     )
 
 
 def mask_rule(cfg: DictConfig) -> str:
-    """How the run's vessel masks are binarised (the synthetic set's are exact: "half" keeps them as they are)."""
-    return cfg.data.get("source", {}).get("mask_rule", "half")
+    """How the run's vessel masks are binarised (the synthetic set's are exact: "half" keeps them as they are);
+    sets trained on together must agree, so that one protocol scores them all."""
+    source = cfg.data.get("source", {})
+    sources = source.get("sources") or {"": source}
+    rules = {name: each.get("mask_rule", "half") for name, each in sources.items()}
+    if len(set(rules.values())) > 1:
+        listing = ", ".join(f"data.source.sources.{name}.mask_rule={rule}" for name, rule in rules.items())
+        raise ConfigError(f"the sets trained on together binarise their masks differently: {listing}")
+    return next(iter(rules.values()))
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
@@ -132,7 +144,11 @@ def fit_and_test(
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("fit")  # bad data fails here, before any model is built
-    module = build_module(cfg, datamodule.in_channels, datamodule.training_fov_diameter())
+    module = build_module(
+        cfg, datamodule.in_channels, datamodule.training_fov_diameter(), source_names=datamodule.source_names
+    )
+    if datamodule.source_names:  # the sets trained on together, each with its share of the training draws
+        record["data_sources"] = {name: datamodule.source.weights[name] for name in datamodule.source_names}
     trainer = build_trainer(cfg)
     writer = next((c for c in trainer.callbacks if isinstance(c, RunFolderWriter)), None)
     if writer is not None:
@@ -190,7 +206,12 @@ def _validate_and_choose_threshold(trainer, module, datamodule, best: str | None
     if best and trainer.is_global_zero:
         store_threshold(best, threshold)
     trainer.strategy.barrier()
-    return {"val_loss": val["val_loss"], "threshold": threshold, **summarize(module.val_metrics, threshold, "val")}
+    return {
+        "val_loss": val["val_loss"],
+        "threshold": threshold,
+        **summarize(module.val_metrics, threshold, "val"),
+        **module.source_scores("val", threshold),
+    }
 
 
 def claim_run_folder(output_dir: Path, hydra_job_id: str | None) -> str:

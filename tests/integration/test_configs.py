@@ -48,6 +48,12 @@ def options():
 def real_data_overrides(cfg, request):
     """Point a config that reads a data set on disk at ../shared/data, with a few images only."""
     source = cfg.data.source._target_
+    if source.endswith("MultiSource"):  # each source of data=multi pointed as its own data config is
+        return [
+            _for_source(name, override)
+            for name, each in cfg.data.source.sources.items()
+            for override in real_data_overrides(OmegaConf.create({"data": {"source": each}}), request)
+        ]
     if source.endswith("KaggleSource"):
         return [
             f"data.root={request.getfixturevalue('kaggle_root')}",
@@ -76,6 +82,13 @@ def real_data_overrides(cfg, request):
     if source.endswith("HrfSource"):
         return [f"data.root={hrf_tree(generated, [1, 2, 6], size=96)}", "data.source.n_val=3"]
     return []
+
+
+def _for_source(name: str, override: str) -> str:
+    """A single set's data override (data.root=..., data.source.<key>=...) for data=multi's source ``name``."""
+    key, value = override.split("=", 1)
+    key = "root" if key == "data.root" else key.removeprefix("data.source.")
+    return f"data.source.sources.{name}.{key}={value}"
 
 
 @pytest.mark.parametrize("group, option", list(options()))

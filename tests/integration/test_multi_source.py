@@ -1,0 +1,161 @@
+"""Training in prediction's geometry (data.fov_diameter) and on several sets at once (data=multi), on real
+photographs: a few of each set, tiny networks."""
+
+import json
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+
+from retina_seg.config import ConfigError
+from retina_seg.data.datamodule import RetinaDataModule
+from retina_seg.data.fov import fov_diameter
+from retina_seg.data.geometry import fov_box
+from retina_seg.data.sources import DriveSource, MultiSource, StareSource
+from retina_seg.records.checkpoint import network_from_checkpoint
+from retina_seg.training.pipeline import train
+from tests.helpers.runs import compose
+
+DIAMETER = 400
+SOURCES = ("drive", "stare", "chase_db1")
+
+
+def vessel_fraction(sample) -> float:
+    return float((sample.mask & sample.fov).sum() / sample.fov.sum())
+
+
+@pytest.mark.parametrize("set_name", ["drive", "stare"])
+def test_training_photographs_take_the_fov_diameter_and_val_photographs_keep_their_size(set_name, request):
+    source = {"drive": DriveSource, "stare": StareSource}[set_name]
+    root = request.getfixturevalue(f"{set_name}_root")
+
+    def make():
+        return source(root, n_val=1, limit_train=3, limit_test=1)
+
+    own = make().load()
+    datamodule = RetinaDataModule(make(), fov_diameter=DIAMETER)
+    datamodule.setup("fit")
+    assert len(datamodule.splits.train) == len(own.train) == 2
+    for before, after in zip(own.train, datamodule.splits.train):
+        top, bottom, left, right = fov_box(before.fov)
+        height, width = before.fov.shape
+        assert 0 <= top < bottom <= height and 0 <= left < right <= width  # the crop lies inside the photograph
+        assert before.fov[top:bottom, left:right].sum() == before.fov.sum()  # and holds the whole FOV
+        assert fov_diameter(before.fov) > DIAMETER + 50  # the photograph was shrunk, not left as it was
+        assert abs(fov_diameter(after.fov) - DIAMETER) <= 2
+        assert after.image.shape == (DIAMETER, DIAMETER, 3) and after.mask.shape == (DIAMETER, DIAMETER)
+        assert vessel_fraction(after) == pytest.approx(vessel_fraction(before), rel=0.03)
+    assert datamodule.training_fov_diameter() == DIAMETER
+    # Validation photographs keep their own size: the image goes to the training scale, mask and FOV do not.
+    item, sample = datamodule.dataset("val")[0], own.val[0]
+    assert item["mask"].shape[-2:] == sample.mask.shape
+    assert item["scale"] == pytest.approx(DIAMETER / fov_diameter(sample.fov))
+    assert item["image"].shape[-1] == round(sample.image.shape[1] * item["scale"])
+
+
+def multi_overrides(request, limit_test: int = 1) -> list[str]:
+    """data=multi on a few photographs of each set (CHASE_DB1: two children, one validating), at a small FOV."""
+    roots = {name: request.getfixturevalue(f"{name}_root") for name in SOURCES}
+    few = {"drive": (3, 1), "stare": (3, 1), "chase_db1": (4, 2)}
+    return [
+        "data=multi",
+        "data.fov_diameter=64",
+        *(
+            override
+            for name in SOURCES
+            for override in (
+                f"data.source.sources.{name}.root={roots[name]}",
+                f"data.source.sources.{name}.limit_train={few[name][0]}",
+                f"data.source.sources.{name}.n_val={few[name][1]}",
+                f"data.source.sources.{name}.limit_test={limit_test}",
+            )
+        ),
+    ]
+
+
+def test_each_sources_share_of_the_training_draws_follows_its_weight(request, tmp_path):
+    cfg = compose([*multi_overrides(request), "data.source.weights={stare: 2}"], tmp_path)
+    datamodule = instantiate(cfg.data, _convert_="object")
+    datamodule.setup("fit")
+    assert datamodule.source_names == list(SOURCES)
+    train = datamodule.splits.train
+    assert [s.source for s in train] == ["drive"] * 2 + ["stare"] * 2 + ["chase_db1"] * 2
+    sampler = datamodule.train_dataloader().sampler
+    torch.manual_seed(0)
+    drawn = [train[i].source for _ in range(1000) for i in sampler]
+    shares = {name: drawn.count(name) / len(drawn) for name in SOURCES}
+    assert shares == pytest.approx({"drive": 0.25, "stare": 0.5, "chase_db1": 0.25}, abs=0.02)
+
+
+def test_a_tiny_training_on_several_sets_scores_each_and_names_them(request, tmp_path):
+    overrides = [
+        *multi_overrides(request),
+        "model.base_width=4",
+        "loss=bce_dice",
+        "callbacks=minimal",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+    train(compose(overrides, tmp_path), tmp_path, "0")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    assert metrics["data_sources"] == {name: 1.0 for name in SOURCES}
+    for split in ("val", "test"):
+        pooled = metrics[f"{split}_IoU"]
+        each = [metrics[f"{split}_IoU_{name}"] for name in SOURCES]
+        assert all(0 <= value <= 1 for value in [pooled, *each])
+        assert min(each) <= pooled + 1e-9 and pooled <= max(each) + 1e-9  # pooled counts lie between the sources'
+        assert all(f"{split}_Dice_{name}" in metrics for name in SOURCES)
+    assert network_from_checkpoint(tmp_path / "checkpoints" / "best.ckpt")[1].fov_diameter == 64
+
+
+def test_leaving_one_set_out_is_one_override(tmp_path):
+    cfg = compose(["data=multi", "~data.source.sources.stare"], tmp_path)
+    assert list(cfg.data.source.sources) == ["drive", "chase_db1"]
+    source = instantiate(cfg.data.source, _convert_="object")
+    assert source.names == ["drive", "chase_db1"] and source.weights == {"drive": 1.0, "chase_db1": 1.0}
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ("{hrf: 1}", "data.source.weights="),
+        ("{stare: 0}", "data.source.weights="),
+        ("{stare: -1}", "data.source.weights="),
+    ],
+)
+def test_bad_weights_are_refused_naming_the_key(weights, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        compose(["data=multi", f"data.source.weights={weights}"], tmp_path)
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ({"hrf": 1.0}, r"data.source.weights.hrf: no source 'hrf'"),
+        ({"stare": 0}, r"data.source.weights.stare=0 must be a number > 0"),
+        ({"stare": -1.5}, r"data.source.weights.stare=-1.5 must be a number > 0"),
+    ],
+)
+def test_the_source_itself_refuses_bad_weights(weights, message, stare_root):
+    with pytest.raises(ValueError, match=message):
+        MultiSource({"stare": StareSource(stare_root)}, weights)
+
+
+def test_unknown_or_misnamed_sources_are_refused(tmp_path, stare_root):
+    with pytest.raises(ConfigCompositionException, match="data_source/fundus_x"):
+        compose(["data=multi", "+data_source@data.source.sources.fundus_x=fundus_x"], tmp_path)
+    with pytest.raises(ValueError, match="data.source.sources.STARE: a source's name"):
+        MultiSource({"STARE": StareSource(stare_root)})
+    with pytest.raises(ValueError, match="data.source.sources names no data set"):
+        MultiSource({})
+
+
+def test_sets_that_binarise_masks_differently_are_refused(tmp_path):
+    from retina_seg.training.pipeline import mask_rule
+
+    cfg = compose(["data=multi", "data.source.sources.stare.mask_rule=nonzero"], tmp_path)
+    with pytest.raises(ConfigError, match="data.source.sources.stare.mask_rule=nonzero"):
+        mask_rule(cfg)
