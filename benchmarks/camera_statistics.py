@@ -4,6 +4,8 @@ photographs, measured inside the FOV at one geometry (cropped to the FOV's bound
 The camera augmentation (conf/augmentation/camera.yaml) takes its ranges from this table: each photometric transform
 spans the spread between the sets, so a photograph of one camera, augmented, looks like one of the others.
 Reads DRIVE (40), STARE (20) and CHASE_DB1 (28) from --data-root; --quick reads 3 photographs of each.
+--colour fov_standardized measures the photographs as data.colour=fov_standardized gives them to training and
+prediction (retina_seg/data/colour.py): each mapped to one colour standard inside its FOV at its own size first.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import cv2
 import numpy as np
 
 from benchmarks.common import argument_parser, fail, machine_line, markdown_table, save_results
+from retina_seg.data.colour import COLOUR_MODES, ColourStandard, colour_standard
 from retina_seg.data.errors import DataError
 from retina_seg.data.fov import fov_diameter
 from retina_seg.data.layouts import chase_db1_samples, drive_samples, stare_samples
@@ -56,9 +59,12 @@ def photograph_measures(image: np.ndarray, fov: np.ndarray, mask: np.ndarray) ->
     }
 
 
-def set_measures(name: str, root: Path, limit: int | None) -> list[dict[str, float]]:
+def set_measures(
+    name: str, root: Path, limit: int | None, colour: ColourStandard | None = None
+) -> list[dict[str, float]]:
     samples = [s for split in ("train", "test") for s in SETS[name](root, split)][:limit]
-    return [photograph_measures(s.image, s.fov, s.mask) for s in load_samples(samples, detect_missing_fov=True)]
+    loaded = load_samples(samples, detect_missing_fov=True)
+    return [photograph_measures(colour.apply(s.image, s.fov) if colour else s.image, s.fov, s.mask) for s in loaded]
 
 
 def summary_rows(measured: dict[str, list[dict[str, float]]]) -> list[tuple]:
@@ -76,15 +82,19 @@ def summary_rows(measured: dict[str, list[dict[str, float]]]) -> list[tuple]:
 def main(argv: list[str] | None = None) -> None:
     parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--colour", choices=COLOUR_MODES, default=None, help="measure with data.colour=<this>")
     args = parser.parse_args(argv)
     print(f"machine: {machine_line()}", flush=True)
+    standard = colour_standard(args.colour)
+    limit = 3 if args.quick else None
     try:
-        measured = {name: set_measures(name, args.data_root / name, 3 if args.quick else None) for name in SETS}
+        measured = {name: set_measures(name, args.data_root / name, limit, standard) for name in SETS}
     except DataError as error:
         fail(str(error))
-    print(f"\nmedian (min-max) per set, inside the FOV, FOV diameter {DIAMETER} px:")
+    colour = f"data.colour={args.colour}" if args.colour else "as photographed"
+    print(f"\nmedian (min-max) per set, inside the FOV, FOV diameter {DIAMETER} px, {colour}:")
     print(markdown_table(("set", "photographs", *MEASURES), summary_rows(measured)))
-    save_results(args.json, {"quick": args.quick, "diameter": DIAMETER, "photographs": measured})
+    save_results(args.json, {"quick": args.quick, "diameter": DIAMETER, "colour": args.colour, "photographs": measured})
 
 
 if __name__ == "__main__":

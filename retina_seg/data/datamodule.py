@@ -7,6 +7,7 @@ import lightning.pytorch as pl
 import numpy as np
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from .colour import colour_standard, standardize_sample
 from .datasets import SegmentationDataset
 from .errors import DataError
 from .fov import fov_diameter
@@ -30,6 +31,7 @@ class RetinaDataModule(pl.LightningDataModule):
         channels: str = "rgb",
         pin_memory: bool = False,
         fov_diameter: int | None = None,
+        colour: str | None = None,
     ):
         """``source`` loads the splits; for data sets on disk it is a partial that still needs ``root``
         (kept at the top of the data config so ``data.root=...`` is the override users type).
@@ -46,6 +48,7 @@ class RetinaDataModule(pl.LightningDataModule):
         self.train_repeats, self.channels = train_repeats, channels
         self.splits: Splits | None = None
         self.fov_diameter = fov_diameter
+        self.colour_standard = colour_standard(colour)
         # Val/test photographs go to the training scale; evaluation of a checkpoint sets it to that checkpoint's.
         self.eval_scale: ScaleRule | None = ScaleRule(float(fov_diameter)) if fov_diameter is not None else None
 
@@ -61,6 +64,10 @@ class RetinaDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
             splits = self.source.load()
+            if self.colour_standard is not None:
+                for split in ("train", "val", "test"):
+                    samples = getattr(splits, split)
+                    setattr(splits, split, [standardize_sample(s, self.colour_standard) for s in samples])
             if self.fov_diameter is not None:
                 splits.train = [to_fov_geometry(sample, self.fov_diameter) for sample in splits.train]
             self.splits = splits

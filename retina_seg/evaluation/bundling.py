@@ -121,6 +121,16 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def colour_line(colour: dict[str, Any] | None) -> str:
+    """How the model wants a photograph's colours, in words (RunInfo.colour)."""
+    if not colour:
+        return "as photographed"
+    return (
+        f"{colour['mode']}: each channel mapped inside the FOV to mean {colour['mean']} and standard deviation "
+        f"{colour['std']} (RGB, 0-255) before predicting"
+    )
+
+
 def render_card(card: dict[str, Any]) -> str:
     """card.md: the card for people."""
     rows = [
@@ -135,6 +145,7 @@ def render_card(card: dict[str, Any]) -> str:
             "",
             f"- Trained on: {', '.join(card['sources']) or 'unknown'}",
             f"- Training FOV diameter: {card['fov_diameter']} px (photographs are rescaled to it before predicting)",
+            f"- Colour: {colour_line(card['run_info'].get('colour'))}",
             f"- Threshold: {card['threshold']:.4f} (a pixel is a vessel when its probability is at least this)",
             f"- Parameters: {card['parameters']:,}",
             f"- Made {card['created']} on {card['machine']['cpu']} ({card['machine']['cores']} cores, "

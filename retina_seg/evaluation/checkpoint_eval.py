@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from ..config import resolved_config
+from ..data.colour import ColourStandard
 from ..data.errors import DataError
 from ..data.io import check_mask_rule
 from ..data.scale import ScaleRule, training_scale
@@ -57,9 +58,11 @@ def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> tuple[dic
         cfg.augmentation.normalize = normalize  # data.augmentation is ${augmentation}
         cfg.augmentation.eval = eval_transforms
         cfg.data.channels = info.channels
+        cfg.data.colour = info.colour["mode"] if info.colour else None
         if "source" in cfg.data and "mask_rule" in cfg.data.source:  # the synthetic set's masks are exact
             cfg.data.source.mask_rule = rule
     datamodule = instantiate(cfg.data, _convert_="object")
+    datamodule.colour_standard = ColourStandard.from_payload(info.colour)  # the recorded target, not today's
     datamodule.setup("test")
     datamodule.eval_scale, scale_source = _scale_rule(cfg, info)
     per_image = protocol.averaging == "per_image"

@@ -81,14 +81,16 @@ def parity_inputs(predictor: VesselPredictor, sizes: list[tuple[int, int]]) -> l
 
 
 def run_metadata(info: RunInfo, checkpoint_sha256: str) -> dict[str, str]:
-    """What a user of any export needs besides the graph, as text: input scaling, channels, threshold and the
-    training FOV diameter (the scale to put photographs at), and the checkpoint it came from."""
+    """What a user of any export needs besides the graph, as text: input scaling, channels, threshold, the
+    training FOV diameter (the scale to put photographs at), the colour standard to map photographs to before
+    normalising (null: none), and the checkpoint it came from."""
     return {
         "model": json.dumps(info.model),
         "normalize": json.dumps(info.normalize),
         "channels": str(info.channels),
         "threshold": repr(float(info.threshold)),
         "fov_diameter": json.dumps(info.fov_diameter),
+        "colour": json.dumps(info.colour),
         "checkpoint_sha256": checkpoint_sha256,
     }
 

@@ -123,6 +123,18 @@ def _scale(info: RunInfo) -> dict[str, Any]:
     }
 
 
+def _colour(info: RunInfo) -> dict[str, Any]:
+    if not info.colour:
+        return {"standard": None, "use": "photographs as photographed"}
+    return {
+        "standard": info.colour,
+        "use": "before resizing and normalising, map each channel of the whole photograph linearly so that its "
+        "mean and standard deviation inside the FOV become the standard's mean and std (RGB, 0-255), round and clip "
+        "to uint8, and set the pixels outside the FOV to 0 (retina-seg-predict does this; "
+        "retina_seg.data.colour.ColourStandard.apply)",
+    }
+
+
 def build_card(
     checkpoint: Path, checkpoint_sha256: str, net: nn.Module, info: RunInfo, run_dir: Path, exports: dict[str, Any]
 ) -> dict[str, Any]:
@@ -150,6 +162,7 @@ def build_card(
         },
         "threshold": _threshold(info, run),
         "scale": _scale(info),
+        "colour": _colour(info),
         "training": _training(run, run_dir) if run else None,
         "metrics": _metrics(run) if run else None,
         "config": run.get("config") if run else None,
@@ -195,6 +208,10 @@ def render_markdown(card: dict[str, Any]) -> str:
         "",
         f"Training FOV diameter: {card['scale']['fov_diameter']} pixels ({card['scale']['how']}). To predict, "
         f"{card['scale']['use']}.",
+        "",
+        "## Colour",
+        "",
+        f"Standard: {json.dumps(card['colour']['standard'])}. To predict, {card['colour']['use']}.",
         "",
     ]
     training = card["training"]

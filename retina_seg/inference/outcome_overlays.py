@@ -91,7 +91,8 @@ def test_photographs(data: dict[str, Any], count: int) -> list[LoadedSample]:
 
 def outcome_overlay(sample: LoadedSample, predictor: VesselPredictor, max_side: int) -> OutcomeOverlay:
     kind = "tiles" if max(sample.image.shape[:2]) > WHOLE_IMAGE_MAX_SIDE else "whole"
-    predicted = (predictor.predict(sample.image, kind) >= predictor.threshold) & sample.fov
+    probability = predictor.predict(predictor.coloured(sample.image, sample.fov), kind)
+    predicted = (probability >= predictor.threshold) & sample.fov
     truth = sample.mask.astype(bool) & sample.fov
     outcomes = {
         "true positive": predicted & truth,

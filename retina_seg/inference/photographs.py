@@ -9,6 +9,7 @@ import albumentations as A
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..data.colour import ColourStandard
 from ..data.errors import DataError
 from ..data.fov import detect_fov, fov_diameter
 from ..data.io import read_fov, read_image, read_mask
@@ -25,7 +26,9 @@ class Photograph:
     source: Path
     name: str
     image: np.ndarray  # uint8 HxWx3 as read
-    network_image: np.ndarray  # the image rescaled to the training scale (auto), resized (resize), or as read
+    # the image in the checkpoint's colour standard, if it has one, then rescaled to the training scale (auto),
+    # resized (resize), or as read
+    network_image: np.ndarray
     tables: np.ndarray  # [3, 256] normalisation of network_image (see normalization.py)
     plan_kind: str  # "whole", "tiles" or "resize"
     fov: np.ndarray  # bool HxW; predictions outside are zero
@@ -71,9 +74,12 @@ class PhotographDataset(Dataset):
         tiling: Tiling,
         masks: MaskSources,
         scale: ScaleRule,
+        colour: ColourStandard | None = None,
     ):
+        """``colour``: the checkpoint's colour standard, applied to the whole photograph inside its FOV before it
+        is resized; None: as photographed."""
         self.images, self.names, self.normalize = images, names, normalize
-        self.tiling, self.masks, self.scale = tiling, masks, scale
+        self.tiling, self.masks, self.scale, self.colour = tiling, masks, scale, colour
         self.resize = A.Resize(tiling.resize_height, tiling.resize_width)
 
     def __len__(self) -> int:
@@ -104,11 +110,12 @@ class PhotographDataset(Dataset):
             truth = _check_size(read_mask(truth_path, self.masks.truth_rule), truth_path, image, path)
         fov, fov_source = self._fov(path, image)
         diameter = fov_diameter(fov) if fov.any() else float(max(image.shape[:2]))
+        coloured = self.colour.apply(image, fov) if self.colour is not None else image
         if self.tiling.mode == "resize":
-            network_image, factor = self.resize(image=image)["image"], self.tiling.resize_width / image.shape[1]
+            network_image, factor = self.resize(image=coloured)["image"], self.tiling.resize_width / image.shape[1]
         else:
             factor = self.scale.factor(diameter) if self.tiling.scale_aware else 1.0
-            network_image = rescale(image, factor)
+            network_image = rescale(coloured, factor)
         kind = self.tiling.plan_kind(*network_image.shape[:2])
         return Photograph(
             path,

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.colour import ColourStandard
 from ..data.datasets import select_channels
 from ..models.unet import flip_averaged, vessel_probability
 from ..records.bundle import load_network
@@ -37,6 +38,7 @@ class VesselPredictor:
         self.net, self.info = net.eval().to(self.device), info
         self.normalize = build_normalize(info.normalize)
         self.channels = info.channels
+        self.colour = ColourStandard.from_payload(info.colour)
         if self.channels not in CHANNELS:
             raise ValueError(f"channels must be one of {CHANNELS}, got {self.channels!r}")
         if info.eval_transforms:
@@ -80,6 +82,11 @@ class VesselPredictor:
         if kind == "tiles":
             return TilePlan.tiles(height, width, tile_size, tile_overlap, self.stride)
         return TilePlan.whole(height, width)
+
+    def coloured(self, image: np.ndarray, fov: np.ndarray) -> np.ndarray:
+        """The whole photograph in the colours the network was trained on: mapped to the checkpoint's colour
+        standard inside ``fov``, or as it is when the checkpoint has none. Done before any resizing or tiling."""
+        return self.colour.apply(image, fov) if self.colour is not None else image
 
     def normalization_tables(self, image: np.ndarray) -> np.ndarray:
         return normalization_tables(self.normalize, image)

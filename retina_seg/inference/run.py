@@ -169,6 +169,7 @@ def predict_files(settings: PredictSettings) -> dict[str, Any]:
         settings.tiling,
         _mask_sources(settings, predictor.info.mask_rule),
         rule,
+        predictor.colour,
     )
     loader = DataLoader(dataset, batch_size=settings.batch_size, num_workers=settings.num_workers, collate_fn=_as_list)
     settings.output.mkdir(parents=True, exist_ok=True)
@@ -192,6 +193,7 @@ def predict_files(settings: PredictSettings) -> dict[str, Any]:
         "mode": settings.tiling.mode,
         "train_fov_diameter": rule.train_fov_diameter,
         "scale_source": scale_source,
+        "colour": predictor.info.colour,
         "device": settings.device,
         "predicted": len(run.predicted),
         "failed": run.failed,

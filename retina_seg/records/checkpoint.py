@@ -55,6 +55,9 @@ class RunInfo:
     flip_tta: bool = False  # the threshold was chosen on flip-averaged probabilities
     fov_diameter: float | None = None  # the training photographs' typical FOV diameter (scale-aware prediction)
     mask_rule: str = "half"  # how its training masks were binarised (retina_seg.data.io.MASK_RULES)
+    # Each photograph's colour standardised inside its FOV (retina_seg.data.colour.ColourStandard's payload: mode,
+    # target mean and std); None: photographs as photographed, as in every checkpoint from before the option.
+    colour: dict[str, Any] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, resolved_config
+from ..data.colour import ColourStandard
 from ..launch.job_identity import git_commit, job_id, node_name, rank_placement, rendezvous, slurm_job_id
 from ..launch.run_settings import limit_threads
 from ..launch.slurm_job import slurm_plugins
@@ -53,11 +54,16 @@ log = logging.getLogger(__name__)
 
 
 def build_module(
-    cfg: DictConfig, in_channels: int, fov_diameter: float | None = None, source_names: Sequence[str] = ()
+    cfg: DictConfig,
+    in_channels: int,
+    fov_diameter: float | None = None,
+    source_names: Sequence[str] = (),
+    colour: ColourStandard | None = None,
 ) -> pl.LightningModule:
     """The LightningModule with the checkpoint payload it will save (its threshold is settled on validation;
     ``fov_diameter``: the training photographs' scale, None where nothing will be predicted at another;
-    ``source_names``: the sets trained on together, each also scored on its own)."""
+    ``source_names``: the sets trained on together, each also scored on its own; ``colour``: the colour standard
+    the photographs were mapped to, which eval and predict repeat)."""
     net_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     net_cfg["in_channels"] = in_channels
     augmentation = OmegaConf.to_container(cfg.data.augmentation, resolve=True)
@@ -73,6 +79,7 @@ def build_module(
         # The training photographs' scale: prediction rescales new photographs to it.
         fov_diameter=fov_diameter,
         mask_rule=mask_rule(cfg),
+        colour=colour.to_payload() if colour is not None else None,
     )
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     module_factory = instantiate(cfg.module, _partial_=True)  # called directly: Hydra would copy run_info
@@ -145,7 +152,11 @@ def fit_and_test(
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.setup("fit")  # bad data fails here, before any model is built
     module = build_module(
-        cfg, datamodule.in_channels, datamodule.training_fov_diameter(), source_names=datamodule.source_names
+        cfg,
+        datamodule.in_channels,
+        datamodule.training_fov_diameter(),
+        source_names=datamodule.source_names,
+        colour=datamodule.colour_standard,
     )
     if datamodule.source_names:  # the sets trained on together, each with its share of the training draws
         record["data_sources"] = {name: datamodule.source.weights[name] for name in datamodule.source_names}
