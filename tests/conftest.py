@@ -91,7 +91,7 @@ DRIVE_BRIEF_TRAINING = [
 @pytest.fixture(scope="session")
 def drive_checkpoint(drive_root, tmp_path_factory) -> Path:
     """The best checkpoint of DRIVE_BRIEF_TRAINING: a model that segments DRIVE-like photographs reasonably,
-    for the tests that compare scales and the cross-dataset benchmark's quick mode."""
+    for the tests that compare scales."""
     from retina_seg.training.pipeline import train
 
     out = tmp_path_factory.mktemp("drive_run")

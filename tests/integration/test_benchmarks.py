@@ -5,14 +5,13 @@ import json
 import re
 
 import pytest
-import torch
 
 from benchmarks.common import run_in_turns
 from benchmarks.efficiency import BF16_NOT_MEASURED
 from retina_seg.launch.resources import cpu_bf16_flags
 from retina_seg.records.protocols import REFERENCE
 from tests.helpers.environment import REPO_ROOT
-from tests.helpers.runs import run_benchmark, run_main
+from tests.helpers.runs import compose, run_benchmark, run_main
 
 NUMBER = r"(\d+\.\d+)"
 LAST_LINES = {
@@ -233,68 +232,94 @@ def test_sweep_parallelism_quick_times_both_local_launchers(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("drive_checkpoint")
-def test_cross_dataset_quick_evaluates_both_models_at_both_scales_beside_the_human(
-    tmp_path, drive_checkpoint, drive_root, stare_root
+@by_module("benchmarks.cross_dataset")
+def test_cross_dataset_quick_trains_four_models_scores_held_out_sets_and_resumes(
+    tmp_path, drive_root, stare_root, chase_db1_root
 ):
-    """Both checkpoints given (the brief DRIVE model stands in for the Kaggle one: the table's plumbing is checked
-    here, not its quality, and a training costs minutes); every evaluation is a real `retina-seg-eval`."""
+    """Every training a real `retina-seg-train experiment=cameras_cpu` (one tiny epoch), every score a real
+    `retina-seg-eval`: the table's plumbing, not its quality."""
     out, results_path = tmp_path / "runs", tmp_path / "cross.json"
-    result = run_benchmark(
-        "benchmarks.cross_dataset",
+    args = [
         "--quick",
-        "--drive-ckpt",
-        str(drive_checkpoint),
-        "--kaggle-ckpt",
-        str(drive_checkpoint),
-        "--drive-root",
-        str(drive_root),
-        "--stare-root",
-        str(stare_root),
-        "--out",
-        str(out),
-        "--json",
-        str(results_path),
-        cwd=REPO_ROOT,
-        timeout=600,
-    )
+        *("--drive-root", str(drive_root), "--stare-root", str(stare_root), "--chase-db1-root", str(chase_db1_root)),
+        *("--out", str(out), "--json", str(results_path)),
+    ]
+    result = run_benchmark("benchmarks.cross_dataset", *args, cwd=REPO_ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(results_path.read_text())
-    given = str(drive_checkpoint.resolve())
-    assert results["checkpoints"] == {"kaggle": given, "drive": given}
-    assert not (out / "kaggle").exists() and not (out / "drive").exists()  # nothing trained
-    rows = results["rows"]
-    assert len(rows) == 5 and list(rows)[-1] == "second observer (human)"
-    train_diameter = torch.load(drive_checkpoint, weights_only=True)["retina_seg"]["fov_diameter"]
-    for row, by_data in rows.items():
-        for data, metrics in by_data.items():
-            assert metrics["config"]["data"]["source"]["_target_"].endswith(
-                {"drive": "DriveSource", "stare": "StareSource"}[data]
-            )
-            assert 0 < metrics["test_Dice"] < 1
-            if row.startswith("second observer"):
+    trainings = results["trainings"]
+    assert {model: list(m["data_sources"]) for model, m in trainings.items()} == {
+        "without_drive": ["stare", "chase_db1"],
+        "without_stare": ["drive", "chase_db1"],
+        "without_chase_db1": ["drive", "stare"],
+        "drive_only": ["drive"],
+    }
+    sources = {"drive": "DriveSource", "stare": "StareSource", "chase_db1": "ChaseDb1Source"}
+    for data, by_model in results["rows"].items():
+        assert list(by_model)[-1] == "second_observer"
+        for who, metrics in by_model.items():
+            source = metrics["config"]["data"]["source"]
+            assert source["_target_"].endswith(sources[data]) and 0 <= metrics["test_Dice"] <= 1
+            held_out_split = "grouped" if data == "drive" and who != f"without_{data}" else "all"
+            assert source["split"] == held_out_split
+            if who == "second_observer":
                 assert metrics["images"] == 2 and "test_AUC" not in metrics
-            elif row.endswith("native scale"):
-                assert metrics["scale"]["factors"] == [1.0, 1.0] and not metrics["config"]["scale_aware"]
-    stare_aware = rows["recipe on DRIVE (native 565x584), scale-aware"]["stare"]["scale"]
-    assert stare_aware["source"] == "checkpoint" and stare_aware["train_fov_diameter"] == train_diameter
-    assert all(0.75 < factor < 0.9 for factor in stare_aware["factors"])  # STARE's FOV is about 650 px wide
-    assert "| second observer (human) |" in result.stdout and "published F1 (Idiap bob.ip.binseg)" in result.stdout
-    dice = [
-        rows[f"recipe on DRIVE (native 565x584), {how}"]["stare"]["test_Dice"]
-        for how in ("scale-aware", "native scale")
-    ]
-    assert result.stdout.strip().splitlines()[-1] == (
-        f"STARE Dice of the DRIVE-trained model: scale-aware {dice[0]:.4f}, native scale {dice[1]:.4f} "
-        "(published U-Net DRIVE->STARE F1 0.807)"
+            else:  # the threshold chosen on the training sources' pooled validation, the training's FOV diameter
+                assert metrics["threshold"] == trainings[who]["threshold"]
+                assert metrics["scale"]["train_fov_diameter"] == 128 and len(metrics["scale"]["factors"]) == 2
+    assert list(results["rows"]["stare"]) == ["without_stare", "drive_only", "second_observer"]
+    targets = {(t["model"], t["data"]): t for t in results["targets"]}
+    assert {key: t["least"] for key, t in targets.items()} == {
+        ("drive_only", "stare"): 0.78,
+        ("drive_only", "chase_db1"): 0.75,
+        ("without_stare", "stare"): 0.80,
+        ("without_chase_db1", "chase_db1"): 0.78,
+        ("drive_only", "drive"): 0.822,
+    }
+    for (model, data), target in targets.items():
+        assert target["Dice"] == results["rows"][data][model]["test_Dice"]
+        assert target["met"] == (target["Dice"] >= target["least"])
+    assert "| second observer (human) | test, 2 |" in result.stdout and "| 0.7880 |" in result.stdout
+    assert "| trained on DRIVE + STARE | all, 2 |" in result.stdout and "| 0.7790 |" in result.stdout
+    left_out = [results["rows"][data][f"without_{data}"]["test_Dice"] for data in ("drive", "stare", "chase_db1")]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == (
+        "leave-one-set-out Dice (trained on the other two): "
+        f"DRIVE {left_out[0]:.4f}, STARE {left_out[1]:.4f}, CHASE_DB1 {left_out[2]:.4f}"
     )
+    again = run_benchmark("benchmarks.cross_dataset", *args, cwd=REPO_ROOT, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("reusing the completed run") == 4 and again.stdout.strip().splitlines()[-1] == last
 
 
-def test_cross_dataset_names_a_missing_checkpoint(tmp_path):
-    result = run_benchmark(
-        "benchmarks.cross_dataset", "--drive-ckpt", str(tmp_path / "none.ckpt"), cwd=REPO_ROOT, timeout=120
-    )
-    assert result.returncode != 0 and f"--drive-ckpt {tmp_path / 'none.ckpt'} is not a file" in result.stderr
+def test_cross_dataset_trains_the_recipe_with_one_set_left_out_and_the_extra_overrides(tmp_path):
+    """The full table's training commands, composed as retina-seg-train composes them."""
+    from benchmarks.cross_dataset import parse_args, training_overrides
+
+    roots = [f"--{name}-root={tmp_path}" for name in ("drive", "stare", "chase-db1")]
+    args = parse_args([*roots, "--budget-s", "2700", "optimizer.lr=1e-3"])
+    without_stare = training_overrides("without_stare", tmp_path / "run", args)
+    assert without_stare[-1] == f"hydra.run.dir={tmp_path / 'run'}"
+    cfg = compose(without_stare[:-1], tmp_path / "run")
+    assert list(cfg.data.source.sources) == ["drive", "chase_db1"]
+    assert cfg.data.source.sources.chase_db1.root == str(tmp_path) and cfg.data.fov_diameter == 512
+    assert cfg.callbacks.time_budget.budget_s == 2700 and cfg.trainer.max_time == "00:00:45:00"
+    assert cfg.optimizer.lr == 1e-3 and cfg.augmentation.train.crop.height == 256
+    drive_only = compose(training_overrides("drive_only", tmp_path / "run", args)[:-1], tmp_path / "run")
+    assert list(drive_only.data.source.sources) == ["drive"]
+
+
+@pytest.mark.parametrize(
+    "argument, named",
+    [
+        (["--chase-db1-root", "nowhere"], "--chase-db1-root nowhere is not a folder"),
+        (["--budget-s", "0"], "--budget-s must be > 0 seconds, got 0"),
+    ],
+)
+def test_cross_dataset_names_a_bad_argument(argument, named, tmp_path):
+    found = ["--drive-root", str(tmp_path), "--stare-root", str(tmp_path)]
+    result = run_benchmark("benchmarks.cross_dataset", *found, *argument, cwd=REPO_ROOT, timeout=120)
+    assert result.returncode != 0 and named in result.stderr
 
 
 @pytest.mark.slow
