@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import cv2  # installed with albumentations
 import numpy as np
 from PIL import Image
 
@@ -21,11 +23,14 @@ SCORE_COLUMNS = ("image", "IoU", "Dice", "TP", "FP", "FN")
 OVERALL_ROW = "overall"
 # Hydra's log of the command, written into its output folder (the default `output`) before any prediction.
 PREDICT_LOG = "predict.log"
+# zlib level 1 instead of PIL's 6: the pixels are the same, the files about 15% larger (probability map) to 30%
+# (overlay), and a 3504x2336 photograph's three files are written in a third of the time (benchmarks/latency.py).
+PNG_COMPRESS_LEVEL = 1
 
 
 def _save_png(path: Path, pixels: np.ndarray) -> None:
     image = Image.fromarray(pixels)
-    write_atomic(path, lambda tmp: image.save(tmp, format="PNG"))
+    write_atomic(path, lambda tmp: image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL))
 
 
 def probability_pixels(probability: np.ndarray) -> np.ndarray:
@@ -34,10 +39,14 @@ def probability_pixels(probability: np.ndarray) -> np.ndarray:
 
 
 def overlay_pixels(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], alpha: float) -> np.ndarray:
-    """The photograph with vessel pixels blended towards `color` (only those pixels are touched)."""
+    """The photograph with vessel pixels blended towards `color` (only those pixels are touched).
+
+    Each channel's 256 blended levels are computed once and looked up (cv2.LUT), and copied through the mask,
+    instead of a float copy of every vessel pixel at full size."""
+    levels = np.arange(256, dtype=np.float32)[:, None]
+    table = np.rint(levels * (1 - alpha) + np.asarray(color, dtype=np.float32) * alpha).astype(np.uint8)
     blended = image.copy()
-    vessels = blended[mask].astype(np.float32)
-    blended[mask] = np.rint(vessels * (1 - alpha) + np.asarray(color, dtype=np.float32) * alpha).astype(np.uint8)
+    cv2.copyTo(cv2.LUT(image, table.reshape(256, 1, 3)), mask.view(np.uint8), blended)
     return blended
 
 
@@ -56,9 +65,15 @@ def write_prediction(
         "probability": output / f"{name}{PROBABILITY_SUFFIX}",
         "overlay": output / f"{name}{OVERLAY_SUFFIX}",
     }
-    _save_png(paths["mask"], mask.view(np.uint8) * np.uint8(255))
-    _save_png(paths["probability"], probability_pixels(probability))
-    _save_png(paths["overlay"], overlay_pixels(image, mask, color, alpha))
+    pixels = {
+        "mask": lambda: mask.view(np.uint8) * np.uint8(255),
+        "probability": lambda: probability_pixels(probability),
+        "overlay": lambda: overlay_pixels(image, mask, color, alpha),
+    }
+    # zlib and PIL's encoder release the GIL: the three files compress on as many cores.
+    with ThreadPoolExecutor(max_workers=len(paths)) as pool:
+        for done in [pool.submit(lambda kind=kind: _save_png(paths[kind], pixels[kind]())) for kind in paths]:
+            done.result()
     return {kind: str(path) for kind, path in paths.items()}
 
 
