@@ -80,6 +80,16 @@ def detect_fov(image: np.ndarray) -> np.ndarray:
     return _fill_holes(_largest_component(brightness > cut))
 
 
+def fallback_fov_diameter(height: int, width: int) -> float:
+    """The FOV diameter assumed for a photograph in which none is found: its diagonal.
+
+    A photograph with no dark border is, in practice, a rectangle cut from inside the retina's circle; the
+    largest such rectangle has the circle's diameter as its diagonal, so the diagonal is the smallest FOV the
+    photograph can come from (the longer side, used before, is smaller still and enlarged the vessels more).
+    """
+    return float(np.hypot(height, width))
+
+
 def fov_diameter(fov: np.ndarray) -> float:
     """The field of view's diameter in pixels: the longer side of its bounding box.
 
