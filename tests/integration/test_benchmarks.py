@@ -9,6 +9,7 @@ import torch
 
 from benchmarks.common import run_in_turns
 from benchmarks.efficiency import BF16_NOT_MEASURED
+from benchmarks.latency import LARGE_SOURCES, STAGES
 from benchmarks.rescaled import UPSAMPLINGS
 from retina_seg.launch.resources import cpu_bf16_flags
 from retina_seg.records.protocols import REFERENCE
@@ -102,6 +103,11 @@ def test_latency_quick_times_a_real_predict_over_the_folder(quick_runs):
     assert set(predict["images_per_s"]) == {"channels_last", "fp32 default layout"}
     assert all(rate > 0 for rate in predict["images_per_s"].values())
     assert all(predict["command_s"][name] > predict["images"] / rate for name, rate in predict["images_per_s"].items())
+    large = results["large"]
+    require(large is not None, "DRIVE or CHASE_DB1 missing: large photographs not measured")
+    assert set(large["photographs"]) == set(LARGE_SOURCES) and set(large["median_s"]) == set(STAGES)
+    assert all(len(values) == len(LARGE_SOURCES) for values in large["seconds"].values())
+    assert large["stages_s"] == pytest.approx(sum(large["median_s"].values())) and large["predict_images_per_s"] > 0
 
 
 @pytest.mark.slow
