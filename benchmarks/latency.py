@@ -71,6 +71,7 @@ TINY_TRAINING = [
 # HRF: 3504x2336 JPEGs whose FOV, about 3262 px wide, is cut at the top and bottom; trained at 488 px (issue 31).
 HRF_SIZE, HRF_FOV_WIDTH, LARGE_TRAIN_FOV_DIAMETER = (3504, 2336), 3262, 488
 LARGE_SOURCES = {"DRIVE": "DRIVE/test/images/01_test.tif", "CHASE_DB1": "CHASE_DB1/Image_01L.jpg"}
+OVERLAY_COLOR, OVERLAY_ALPHA = (0, 255, 0), 0.6  # conf/predict.yaml's defaults
 STAGES = ("decode", "FOV detection", "resize down", "network", "resize up + mask", "write 3 PNGs")
 
 
@@ -227,6 +228,7 @@ def write_large_photographs(data_root: Path, folder: Path, scale: float) -> list
 
 
 def timed(seconds: dict[str, list[float]], stage: str, work):
+    """work()'s result; its seconds appended to seconds[stage]."""
     started = time.perf_counter()
     result = work()
     seconds[stage].append(time.perf_counter() - started)
@@ -239,22 +241,14 @@ def predict_in_stages(predictor: VesselPredictor, photograph: Path, output: Path
     image = timed(seconds, "decode", lambda: read_image(photograph))
     fov = timed(seconds, "FOV detection", lambda: detect_fov(image))
     small = timed(seconds, "resize down", lambda: rescale(image, rule.factor(fov_diameter(fov))))
-    kind = "whole"
-    probability = timed(
-        seconds,
-        "network",
-        lambda: predictor.probabilities(
-            [small], [predictor.normalization_tables(small)], [predictor.plan(small, kind, 512, 128)]
-        )[0],
-    )
+    probability = timed(seconds, "network", lambda: predictor.predict(small, "whole"))
     probability, mask = timed(
         seconds, "resize up + mask", lambda: full_size_mask(probability, fov, predictor.threshold)
     )
-    color, alpha = (0, 255, 0), 0.6
     timed(
         seconds,
         "write 3 PNGs",
-        lambda: write_prediction(output, photograph.stem, image, probability, mask, color, alpha),
+        lambda: write_prediction(output, photograph.stem, image, probability, mask, OVERLAY_COLOR, OVERLAY_ALPHA),
     )
     return image.shape[:2], small.shape[:2]
 
