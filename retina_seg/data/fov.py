@@ -1,5 +1,6 @@
 """Field-of-view (FOV) detection: the bright, roughly circular retina on the photograph's dark border."""
 
+import cv2  # installed with albumentations
 import numpy as np
 from PIL import Image, ImageFilter
 from scipy import ndimage
@@ -24,6 +25,13 @@ def _otsu_threshold(histogram: np.ndarray) -> int:
     mean_low = sum_low / np.maximum(weight_low, 1)
     mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
     return int(np.argmax(weight_low * weight_high * (mean_low - mean_high) ** 2))
+
+
+def _histogram(grey: np.ndarray) -> np.ndarray:
+    """int64 counts of the 256 levels of a uint8 image; cv2's float32 counts are exact below 2**24 pixels."""
+    if grey.size >= 2**24:
+        return np.bincount(grey.ravel(), minlength=256)
+    return cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel().astype(np.int64)
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -56,9 +64,9 @@ def detect_fov(image: np.ndarray) -> np.ndarray:
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"detect_fov needs a uint8 HxWx3 image, got {image.dtype} {image.shape}")
-    brightness = Image.fromarray(image.max(axis=2)).filter(ImageFilter.GaussianBlur(_SMOOTHING_SIGMA))
-    brightness = np.asarray(brightness)
-    histogram = np.bincount(brightness.ravel(), minlength=256)
+    channel_max = cv2.max(cv2.max(image[..., 0], image[..., 1]), image[..., 2])  # numpy's max(axis=2): 15x slower
+    brightness = np.asarray(Image.fromarray(channel_max).filter(ImageFilter.GaussianBlur(_SMOOTHING_SIGMA)))
+    histogram = _histogram(brightness)
     threshold = _otsu_threshold(histogram)
     levels = np.arange(256)
     dark, bright = histogram[: threshold + 1], histogram[threshold + 1 :]
@@ -70,6 +78,16 @@ def detect_fov(image: np.ndarray) -> np.ndarray:
         return np.ones(brightness.shape, dtype=bool)
     cut = dark_mean + _CUT_FRACTION * (threshold - dark_mean)
     return _fill_holes(_largest_component(brightness > cut))
+
+
+def fallback_fov_diameter(height: int, width: int) -> float:
+    """The FOV diameter assumed for a photograph in which none is found: its diagonal.
+
+    A photograph with no dark border is, in practice, a rectangle cut from inside the retina's circle; the
+    largest such rectangle has the circle's diameter as its diagonal, so the diagonal is the smallest FOV the
+    photograph can come from (the longer side, used before, is smaller still and enlarged the vessels more).
+    """
+    return float(np.hypot(height, width))
 
 
 def fov_diameter(fov: np.ndarray) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,12 +12,17 @@ from torch.utils.data import Dataset
 
 from ..data.colour import ColourStandard
 from ..data.errors import DataError
-from ..data.fov import detect_fov, fov_diameter
+from ..data.fov import detect_fov, fallback_fov_diameter, fov_diameter
 from ..data.io import read_fov, read_image, read_mask
 from ..data.scale import ScaleRule, rescale
 from .inputs import NameIndex
 from .normalization import normalization_tables
 from .settings import Tiling
+
+log = logging.getLogger(__name__)
+# predictions.json's `fov` for a photograph in which detection found no FOV (no dark border): its prediction covers
+# the whole image, at the scale of fallback_fov_diameter.
+NO_FOV_FOUND = "none found: whole image, FOV diameter taken as the image's diagonal"
 
 
 @dataclass(eq=False)
@@ -102,14 +108,33 @@ class PhotographDataset(Dataset):
             return detect_fov(image), "detected"
         return np.ones(image.shape[:2], dtype=bool), "whole image"
 
+    def _fov_and_diameter(self, path: Path, image: np.ndarray) -> tuple[np.ndarray, str, float]:
+        """The FOV, where it came from and its diameter. Where detection finds no dark border (the FOV is the
+        whole image), or a FOV mask is empty, the diameter is the fallback one, with a warning that names the
+        file and the scale it gets."""
+        fov, fov_source = self._fov(path, image)
+        detected_none = fov_source == "detected" and fov.all()
+        if fov.any() and not detected_none:
+            return fov, fov_source, fov_diameter(fov)
+        diameter = fallback_fov_diameter(*image.shape[:2])
+        factor = self.scale.factor(diameter) if self.tiling.scale_aware else 1.0
+        log.warning(
+            "%s: no field of view found (%s): FOV diameter taken as the image's diagonal, %.0f px, scale %.3f; "
+            "give fov_masks=DIR to set it",
+            path,
+            "no dark border" if detected_none else f"{fov_source} is empty",
+            diameter,
+            factor,
+        )
+        return fov, NO_FOV_FOUND if detected_none else f"{fov_source} (empty)", diameter
+
     def _load(self, path: Path) -> Photograph:
         image = read_image(path)
         truth = None
         if self.masks.truth is not None:
             truth_path = self.masks.truth.find(path)
             truth = _check_size(read_mask(truth_path, self.masks.truth_rule), truth_path, image, path)
-        fov, fov_source = self._fov(path, image)
-        diameter = fov_diameter(fov) if fov.any() else float(max(image.shape[:2]))
+        fov, fov_source, diameter = self._fov_and_diameter(path, image)
         coloured = self.colour.apply(image, fov) if self.colour is not None else image
         if self.tiling.mode == "resize":
             network_image, factor = self.resize(image=coloured)["image"], self.tiling.resize_width / image.shape[1]

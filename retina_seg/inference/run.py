@@ -42,6 +42,13 @@ def _as_list(batch: list) -> list:
     return batch
 
 
+def full_size_mask(probability: np.ndarray, fov: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The network's probabilities at the FOV's (the photograph's) size, zero outside the FOV, and the mask."""
+    probability = to_size(probability, *fov.shape)
+    probability[~fov] = 0
+    return probability, probability >= threshold
+
+
 class PredictionRun:
     """Predicts and writes one loader batch at a time, keeping the records the summary lists."""
 
@@ -93,10 +100,8 @@ class PredictionRun:
                 self.fail(photo.source, f"{photo.source}: writing its outputs failed: {error}")
 
     def finish(self, photo: Photograph, probability: np.ndarray) -> None:
-        """Zero outside the FOV, threshold, write, score."""
-        probability = to_size(probability, *photo.image.shape[:2])
-        probability[~photo.fov] = 0
-        mask = probability >= self.predictor.threshold
+        """Back to the photograph's size, zero outside the FOV, threshold, write, score."""
+        probability, mask = full_size_mask(probability, photo.fov, self.predictor.threshold)
         outputs = write_prediction(
             self.settings.output,
             photo.name,

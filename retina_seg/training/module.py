@@ -79,7 +79,7 @@ class VesselSegmentationModule(pl.LightningModule):
         logits = self.net(image)
         probs = flip_averaged(self.net, image) if self.flip_tta else vessel_probability(logits)
         # A photograph evaluated at the training scale (SegmentationDataset's ScaleRule) is scored at its own size.
-        logits, probs = _to_size(logits, batch["mask"]), _to_size(probs, batch["mask"])
+        logits, probs = _to_size(logits, batch["mask"]), _to_size(probs, batch["mask"]).clamp(0, 1)
         loss = self.loss(logits, batch["mask"], batch["fov"])
         # Nothing outside the field of view is a vessel (the loss never sees it; the predictor zeroes it too),
         # so the all-pixel scores compare with whole-image numbers such as the reference's.
@@ -189,7 +189,8 @@ class VesselSegmentationModule(pl.LightningModule):
 
 
 def _to_size(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Bilinear resize of [B,1,h,w] to the [B,1,H,W] of `like`, as the predictor maps probabilities back."""
+    """Bicubic resize of [B,1,h,w] to the [B,1,H,W] of `like`, as the predictor maps probabilities back
+    (data/scale.py to_size; probabilities are clipped to [0, 1] by the caller)."""
     if values.shape[-2:] == like.shape[-2:]:
         return values
-    return F.interpolate(values, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    return F.interpolate(values, size=like.shape[-2:], mode="bicubic", align_corners=False)

@@ -8,9 +8,11 @@ import pytest
 
 from benchmarks.common import run_in_turns
 from benchmarks.efficiency import BF16_NOT_MEASURED
+from benchmarks.latency import LARGE_SOURCES, STAGES
+from benchmarks.rescaled import UPSAMPLINGS
 from retina_seg.launch.resources import cpu_bf16_flags
 from retina_seg.records.protocols import REFERENCE
-from tests.helpers.environment import REPO_ROOT
+from tests.helpers.environment import REPO_ROOT, require
 from tests.helpers.runs import compose, run_benchmark, run_main
 
 NUMBER = r"(\d+\.\d+)"
@@ -102,6 +104,11 @@ def test_latency_quick_times_a_real_predict_over_the_folder(quick_runs):
     assert set(predict["images_per_s"]) == {"channels_last", "fp32 default layout"}
     assert all(rate > 0 for rate in predict["images_per_s"].values())
     assert all(predict["command_s"][name] > predict["images"] / rate for name, rate in predict["images_per_s"].items())
+    large = results["large"]
+    require(large is not None, "DRIVE or CHASE_DB1 missing: large photographs not measured")
+    assert set(large["photographs"]) == set(LARGE_SOURCES) and set(large["median_s"]) == set(STAGES)
+    assert all(len(values) == len(LARGE_SOURCES) for values in large["seconds"].values())
+    assert large["stages_s"] == pytest.approx(sum(large["median_s"].values())) and large["predict_images_per_s"] > 0
 
 
 @pytest.mark.slow
@@ -337,3 +344,29 @@ def test_search_quick_runs_the_grid_and_the_study_on_two_workers(tmp_path):
     assert re.fullmatch(
         rf"search CPU-minutes to the grid's best / grid CPU-minutes \(target <= 0.33\): ({NUMBER}|not reached)", last
     )
+
+
+def test_rescaled_upsampling_quick_scores_every_way_back_to_full_size(tmp_path, tiny_checkpoint, drive_root):
+    """The plumbing, not the quality (a tiny model): every way is scored on the same photographs and FOV, so each
+    case's truth inside the FOV (TP + FN) is the same for all of them, and prediction's way is one of them."""
+    data_root = drive_root.parent
+    require((data_root / "CHASE_DB1" / "Image_01L.jpg").is_file(), f"CHASE_DB1 not found in {data_root}")
+    out = tmp_path / "upsampling.json"
+    result = run_benchmark(
+        "benchmarks.rescaled",
+        *("--checkpoint", str(tiny_checkpoint), "--upsampling", "--quick"),
+        *("--data-root", str(data_root), "--json", str(out)),
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    cases = {(row["set"], row["factor"]) for row in rows}
+    assert cases == {("DRIVE", 2.0), ("CHASE_DB1", 1.0)}
+    for case in cases:
+        by_way = {row["upsampling"]: row for row in rows if (row["set"], row["factor"]) == case}
+        assert set(by_way) == {*UPSAMPLINGS, "prediction's"}
+        assert len({row["TP"] + row["FN"] for row in by_way.values()}) == 1
+        ours = by_way.pop("prediction's")
+        assert any((row["FP"], row["FN"]) == (ours["FP"], ours["FN"]) for row in by_way.values())
+    assert result.stdout.strip().splitlines()[-1].startswith("FP/FN of prediction's upsampling, per set and factor:")

@@ -16,6 +16,7 @@ from PIL import Image
 from retina_seg.data.fov import detect_fov, fov_diameter
 from retina_seg.data.io import read_image, read_mask
 from retina_seg.evaluation.checkpoint_eval import evaluate
+from retina_seg.inference.photographs import NO_FOV_FOUND
 from retina_seg.inference.predictor import VesselPredictor
 from retina_seg.inference.run import predict_files
 from retina_seg.inference.settings import predict_settings
@@ -155,6 +156,22 @@ def test_a_checkpoint_from_before_the_training_scale_was_stored_still_works(chec
     given = predict_files(_settings(old, image, tmp_path / "given", "scale.train_fov_diameter=270"))
     assert given["scale_source"] == "override" and given["train_fov_diameter"] == 270
     assert given["images"][0]["scale"] == pytest.approx(270 / fov_diameter(detect_fov(read_image(image))), abs=1e-6)
+
+
+def test_a_crop_inside_the_fov_is_predicted_at_the_fallback_scale_with_a_warning(
+    checkpoint, drive_root, tmp_path, caplog
+):
+    """No dark border, so no FOV: the whole crop is predicted, its diagonal taken as the FOV diameter, and said."""
+    crop = tmp_path / "crop.png"
+    Image.fromarray(read_image(drive_root / "test" / "images" / "01_test.tif")[150:450, 120:520]).save(crop)
+    with caplog.at_level(logging.WARNING):
+        summary = predict_files(_settings(checkpoint, crop, tmp_path / "out", "scale.train_fov_diameter=250"))
+    [record] = summary["images"]
+    assert record["fov"] == NO_FOV_FOUND and record["fov_diameter"] == pytest.approx(500.0)  # 300x400: 500
+    assert record["scale"] == pytest.approx(0.5) and record["network_size"] == [150, 200]
+    assert f"{crop}: no field of view found (no dark border)" in caplog.text
+    assert "500 px, scale 0.500" in caplog.text
+    assert (np.asarray(Image.open(record["outputs"]["probability"])) > 0).mean() > 0.5  # not zeroed as outside
 
 
 def _mixed_folder(folder: Path, drive_root: Path, kaggle_root: Path) -> dict[str, tuple[int, int]]:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from retina_seg.data.fov import detect_fov
+from retina_seg.data.fov import _histogram, detect_fov
 from retina_seg.data.io import read_fov, read_image
 from retina_seg.data.synthetic import synthesize_fundus
 
@@ -42,6 +42,15 @@ def test_dark_lesions_inside_the_fov_stay_inside():
     image = image.copy()
     image[90:110, 90:110] = 0  # a black blot in the middle of the retina
     assert detect_fov(image)[90:110, 90:110].all()
+
+
+@pytest.mark.parametrize("pixels", [1000, 2**24 + 8])
+def test_brightness_histogram_counts_every_pixel_exactly(pixels):
+    """cv2's float32 counts below 2**24 pixels, numpy's above: both exact."""
+    grey = np.zeros(pixels, dtype=np.uint8)
+    grey[:7] = [1, 1, 2, 255, 255, 255, 9]
+    expected = np.bincount(grey, minlength=256)
+    np.testing.assert_array_equal(_histogram(grey.reshape(1, -1)), expected)
 
 
 def test_rejects_an_image_that_is_not_uint8_rgb():

@@ -34,6 +34,18 @@ def test_overlay_blends_only_vessel_pixels():
     assert out[0, 0].tolist() == [50, 150, 50] and out[1, 1].tolist() == [100, 100, 100]
 
 
+@pytest.mark.parametrize(("color", "alpha"), [((0, 255, 0), 0.6), ((255, 0, 0), 0.5), ((13, 77, 250), 0.33)])
+def test_overlay_lookup_equals_blending_each_vessel_pixel(color, alpha):
+    """The lookup tables give every pixel exactly the float32 blend of that pixel."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (61, 47, 3), dtype=np.uint8)
+    mask = rng.random((61, 47)) > 0.7
+    expected = image.copy()
+    blend = image[mask].astype(np.float32) * (1 - alpha) + np.asarray(color, dtype=np.float32) * alpha
+    expected[mask] = np.rint(blend).astype(np.uint8)
+    np.testing.assert_array_equal(overlay_pixels(image, mask, color, alpha), expected)
+
+
 def test_scores_csv_pools_pixel_counts(tmp_path):
     write_scores(tmp_path, [("a", Counts(1, 1, 1)), ("b", Counts(3, 0, 0))])
     rows = list(csv.DictReader((tmp_path / "scores.csv").open()))
