@@ -24,6 +24,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from benchmarks.common import argument_parser, fail, machine_line, markdown_table, run_command, save_results
 from retina_seg.launch.resources import cpu_bf16_flags
 from retina_seg.records.run_folder import completed_metrics, read_metrics
@@ -157,8 +159,19 @@ def train(model: str, args) -> dict:
         if metrics is None:
             fail(f"{model}: {run_dir / 'metrics.json'} is not a completed run")
     else:
+        check_same_training(model, run_dir, args)
         print(f"{model}: reusing the completed run in {run_dir}", flush=True)
     return metrics
+
+
+def check_same_training(model: str, run_dir: Path, args) -> None:
+    """A completed run is reused only when it was trained with this table's overrides (not a --quick run's, not
+    another budget's): otherwise stop, naming the folder and what differs."""
+    recorded = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+    wanted = [o for o in training_overrides(model, run_dir, args) if not o.startswith("hydra.")]
+    if recorded != wanted:
+        differ = sorted(set(recorded) ^ set(wanted))
+        fail(f"{run_dir} was trained with other overrides ({', '.join(differ)}): use another --out or remove it")
 
 
 def evaluate(who: str, data: str, split: str, args) -> dict:

@@ -107,7 +107,7 @@ class RetinaDataModule(pl.LightningDataModule):
         """Each training item's chance of a draw, so that each source's share of the draws is its weight's share
         of all the weights; None with one set (every photograph equally often)."""
         weights = getattr(self.source, "weights", None)
-        if not weights:
+        if not weights or len(weights) == 1:
             return None
         self.setup()
         counts = {name: sum(s.source == name for s in self.splits.train) for name in weights}

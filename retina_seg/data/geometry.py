@@ -38,14 +38,16 @@ def _square(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 
 def resize_mask(mask: np.ndarray, side: int) -> np.ndarray:
-    """A bool mask resized to side x side by nearest-neighbour sampling.
+    """A bool mask resized to side x side by nearest-neighbour sampling at pixel centres (INTER_NEAREST_EXACT), as
+    scale.rescale samples the image: OpenCV's plain INTER_NEAREST takes each destination pixel's top-left source pixel
+    and would shift the masks against the image by up to half a source pixel.
 
     Measured on 8 photographs each of DRIVE, STARE and CHASE_DB1 (vessel fraction inside the FOV, after against
     before): at a 512-pixel FOV nearest sampling kept it within 0.6% (mean under 0.1%), the area average
     thresholded at one half lost 0.5% on average and up to 1.2%; at 256 pixels nearest stayed within 1%, the
     area average lost up to 7.6% (thin vessels cover less than half of a shrunk pixel).
     """
-    return cv2.resize(mask.astype(np.uint8), (side, side), interpolation=cv2.INTER_NEAREST) > 0
+    return cv2.resize(mask.astype(np.uint8), (side, side), interpolation=cv2.INTER_NEAREST_EXACT) > 0
 
 
 def to_fov_geometry(sample: LoadedSample, diameter: int) -> LoadedSample:

@@ -78,7 +78,10 @@ def test_scores(checkpoint: Path, overrides: str) -> dict[str, float]:
 
 
 def training_sources(run: dict[str, Any]) -> list[str]:
-    """The data sources the run trained on, as its resolved config names them (DriveSource -> Drive)."""
+    """The data sources the run trained on: metrics.json's data_sources (data=multi), else as its resolved config
+    names its one source (DriveSource -> Drive)."""
+    if run.get("data_sources"):
+        return sorted(run["data_sources"])
     data = (run.get("config") or {}).get("data") or {}
     return sorted({target.rsplit(".", 1)[-1].removesuffix("Source") for target in _source_targets(data)})
 

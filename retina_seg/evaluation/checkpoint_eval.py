@@ -59,8 +59,8 @@ def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> tuple[dic
         cfg.augmentation.eval = eval_transforms
         cfg.data.channels = info.channels
         cfg.data.colour = info.colour["mode"] if info.colour else None
-        if "source" in cfg.data and "mask_rule" in cfg.data.source:  # the synthetic set's masks are exact
-            cfg.data.source.mask_rule = rule
+        for source in _file_sources(cfg.data):  # the synthetic set's masks are exact: it has no rule
+            source.mask_rule = rule
     datamodule = instantiate(cfg.data, _convert_="object")
     datamodule.colour_standard = ColourStandard.from_payload(info.colour)  # the recorded target, not today's
     datamodule.setup("test")
@@ -152,3 +152,12 @@ def score_second_observer(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     }
     write_metrics(output_dir, record)
     return record
+
+
+def _file_sources(data: DictConfig) -> list[DictConfig]:
+    """The data config's sources that binarise masks from files: the one source, or each of data=multi's."""
+    source = data.get("source")
+    if source is None:
+        return []
+    sources = list(source.sources.values()) if "sources" in source else [source]
+    return [s for s in sources if "mask_rule" in s]

@@ -111,7 +111,8 @@ def _threshold(info: RunInfo, run: dict[str, Any] | None) -> dict[str, Any]:
 def _scale(info: RunInfo) -> dict[str, Any]:
     diameter = info.fov_diameter
     how = (
-        "median over the training photographs, measured as the longer side of the FOV's bounding box"
+        "data.fov_diameter where the run set it (training photographs resized to it), else the median over the "
+        "training photographs; a FOV's diameter is the longer side of its bounding box"
         if diameter is not None
         else "unknown: the checkpoint was written before the diameter was stored"
     )

@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..data.errors import DataError
 from ..data.loading import LoadedSample
+from ..data.scale import to_size
 from ..records.checkpoint import CheckpointError
 from ..records.run_folder import BEST_CKPT, CHECKPOINTS, metrics_or_none
 from ..scoring.counts import confusion
@@ -90,8 +91,9 @@ def test_photographs(data: dict[str, Any], count: int) -> list[LoadedSample]:
 
 
 def outcome_overlay(sample: LoadedSample, predictor: VesselPredictor, max_side: int) -> OutcomeOverlay:
-    kind = "tiles" if max(sample.image.shape[:2]) > WHOLE_IMAGE_MAX_SIDE else "whole"
-    probability = predictor.predict(predictor.coloured(sample.image, sample.fov), kind)
+    network_image = predictor.at_training_scale(sample.image, sample.fov)
+    kind = "tiles" if max(network_image.shape[:2]) > WHOLE_IMAGE_MAX_SIDE else "whole"
+    probability = to_size(predictor.predict(network_image, kind), *sample.fov.shape)
     predicted = (probability >= predictor.threshold) & sample.fov
     truth = sample.mask.astype(bool) & sample.fov
     outcomes = {

@@ -12,6 +12,8 @@ from torch import nn
 
 from ..data.colour import ColourStandard
 from ..data.datasets import select_channels
+from ..data.fov import fov_diameter
+from ..data.scale import ScaleRule, rescale
 from ..models.unet import flip_averaged, vessel_probability
 from ..records.bundle import load_network
 from ..records.checkpoint import CheckpointError, RunInfo
@@ -87,6 +89,12 @@ class VesselPredictor:
         """The whole photograph in the colours the network was trained on: mapped to the checkpoint's colour
         standard inside ``fov``, or as it is when the checkpoint has none. Done before any resizing or tiling."""
         return self.colour.apply(image, fov) if self.colour is not None else image
+
+    def at_training_scale(self, image: np.ndarray, fov: np.ndarray) -> np.ndarray:
+        """The photograph as the network was trained to see it: in its colours (coloured), rescaled so that its FOV
+        is as wide as the checkpoint's training FOV diameter (a checkpoint without one: as it is)."""
+        factor = ScaleRule(self.info.fov_diameter).factor(fov_diameter(fov)) if fov.any() else 1.0
+        return rescale(self.coloured(image, fov), factor)
 
     def normalization_tables(self, image: np.ndarray) -> np.ndarray:
         return normalization_tables(self.normalize, image)

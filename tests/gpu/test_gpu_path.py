@@ -12,7 +12,7 @@ from PIL import Image
 from retina_seg.data.synthetic import synthesize_fundus
 from retina_seg.records.run_folder import read_metrics
 from retina_seg.scoring.pooled import VesselMetrics, summarize
-from tests.helpers.runs import TINY_RUN, run_cli
+from tests.helpers.runs import TINY_RUN, run_cli, run_main
 
 PRECISIONS = ("32-true", "bf16-mixed")
 TINY_DATA = [o for o in TINY_RUN if o.startswith("data.")]
@@ -98,7 +98,7 @@ def test_metrics_on_the_device_equal_the_cpu_computation(device):
 def test_eval_and_predict_on_the_device_match_the_run(trained, precision, accelerator, device, tmp_path):
     run_dir = trained[precision][0]
     best = run_dir / "checkpoints" / "best.ckpt"
-    evaluated = run_cli(
+    evaluated = run_main(
         "retina_seg.eval",
         f"ckpt_path={best}",
         *TINY_DATA,
@@ -116,7 +116,7 @@ def test_eval_and_predict_on_the_device_match_the_run(trained, precision, accele
     photos.mkdir()
     for seed in (1, 2):
         Image.fromarray(synthesize_fundus(seed, 64, 64)[0]).save(photos / f"photo{seed}.png")
-    predicted = run_cli(
+    predicted = run_main(
         "retina_seg.predict",
         f"ckpt_path={best}",
         f"input={photos}",
@@ -133,7 +133,7 @@ def test_eval_and_predict_on_the_device_match_the_run(trained, precision, accele
 
 def test_export_of_a_checkpoint_trained_on_the_device(trained, tmp_path):
     best = trained["bf16-mixed"][0] / "checkpoints" / "best.ckpt"
-    result = run_cli(
+    result = run_main(
         "retina_seg.export",
         f"ckpt_path={best}",
         f"output={tmp_path}",

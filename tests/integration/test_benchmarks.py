@@ -297,6 +297,10 @@ def test_cross_dataset_quick_trains_four_models_scores_held_out_sets_and_resumes
     again = run_benchmark("benchmarks.cross_dataset", *args, cwd=REPO_ROOT, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing the completed run") == 4 and again.stdout.strip().splitlines()[-1] == last
+    other = run_benchmark("benchmarks.cross_dataset", *args, "--budget-s", "60", cwd=REPO_ROOT, timeout=600)
+    assert other.returncode == 1 and "reusing" not in other.stdout
+    assert f"{(out / 'without_drive').resolve()} was trained with other overrides" in other.stderr
+    assert "callbacks.time_budget.budget_s=60" in other.stderr
 
 
 def test_cross_dataset_trains_the_recipe_with_one_set_left_out_and_the_extra_overrides(tmp_path):

@@ -69,9 +69,10 @@ def _without_colour(checkpoint: Path, folder: Path) -> Path:
     return path
 
 
-def _predicted_masks(checkpoint: Path, images: list[Path], output: Path) -> dict[str, np.ndarray]:
+def _predicted_masks(checkpoint: Path, images: list[Path], output: Path, threshold: float) -> dict[str, np.ndarray]:
     listed = f"[{','.join(map(str, images))}]"
     overrides = [f"ckpt_path={checkpoint}", f"input={listed}", f"output={output}", "mode=whole"]
+    overrides.append(f"threshold={threshold}")
     settings = predict_settings(compose([*overrides, "progress_bar=false", "num_workers=0"], config_name="predict"))
     summary = predict_files(settings)
     assert summary["predicted"] == len(images), summary["failed"]
@@ -85,23 +86,24 @@ def test_training_records_the_standard_and_prediction_applies_it_unlike_an_old_c
     assert payload["colour"] == ColourStandard().to_payload()
     old = _without_colour(coloured_checkpoint, tmp_path)
     images = sorted((drive_root / "test" / "images").glob("*.tif"))[:2]
-    coloured = _predicted_masks(coloured_checkpoint, images, tmp_path / "coloured")
-    plain = _predicted_masks(old, images, tmp_path / "old")
     predictor = VesselPredictor.from_checkpoint(coloured_checkpoint)
     old_predictor = VesselPredictor.from_checkpoint(old)
     assert predictor.colour == ColourStandard() and old_predictor.colour is None
-    for path in images:
-        image = read_image(path)
-        fov = detect_fov(image)  # what retina-seg-predict uses when given no FOV masks
-        probabilities = predictor.predict(ColourStandard().apply(image, fov))
-        probabilities_old = old_predictor.predict(image)
-        expected = (probabilities >= predictor.threshold) & fov
-        expected_old = (probabilities_old >= old_predictor.threshold) & fov
+    photographs = {path.stem: (image := read_image(path), detect_fov(image)) for path in images}  # predict's FOV
+    probabilities = {stem: predictor.predict(ColourStandard().apply(*photo)) for stem, photo in photographs.items()}
+    # A barely trained net's probabilities are all small: a threshold at their median inside the first FOV makes
+    # masks with many vessels, so a missing colour step would change many pixels.
+    _, first_fov = next(iter(photographs.values()))
+    threshold = float(np.median(next(iter(probabilities.values()))[first_fov]))
+    coloured = _predicted_masks(coloured_checkpoint, images, tmp_path / "coloured", threshold)
+    plain = _predicted_masks(old, images, tmp_path / "old", threshold)
+    for stem, (image, fov) in photographs.items():
+        expected = (probabilities[stem] >= threshold) & fov
+        expected_old = (old_predictor.predict(image) >= threshold) & fov
         # Batched and single forward passes may round apart at the threshold: a handful of pixels at most.
-        assert (coloured[path.stem] != expected).mean() < 1e-4
-        assert (plain[path.stem] != expected_old).mean() < 1e-4
-        # The same weights see other colours, so their probabilities move (a barely trained net: near 0 everywhere).
-        assert np.abs(probabilities - probabilities_old)[fov].mean() > 1e-5  # exactly 0 if the colour were not applied
+        assert (coloured[stem] != expected).mean() < 1e-3
+        assert (plain[stem] != expected_old).mean() < 1e-3
+        assert (coloured[stem] != plain[stem]).mean() > 0.01  # the same weights, other colours: other masks
 
 
 def _evaluated(checkpoint: Path, folder: Path) -> dict:

@@ -13,6 +13,7 @@ from retina_seg.data.datamodule import RetinaDataModule
 from retina_seg.data.fov import fov_diameter
 from retina_seg.data.geometry import fov_box
 from retina_seg.data.sources import DriveSource, MultiSource, StareSource
+from retina_seg.evaluation.checkpoint_eval import evaluate
 from retina_seg.records.checkpoint import network_from_checkpoint
 from retina_seg.training.pipeline import train
 from tests.helpers.runs import compose
@@ -108,7 +109,14 @@ def test_a_tiny_training_on_several_sets_scores_each_and_names_them(request, tmp
         assert all(0 <= value <= 1 for value in [pooled, *each])
         assert min(each) <= pooled + 1e-9 and pooled <= max(each) + 1e-9  # pooled counts lie between the sources'
         assert all(f"{split}_Dice_{name}" in metrics for name in SOURCES)
-    assert network_from_checkpoint(tmp_path / "checkpoints" / "best.ckpt")[1].fov_diameter == 64
+    best = tmp_path / "checkpoints" / "best.ckpt"
+    assert network_from_checkpoint(best)[1].fov_diameter == 64
+    # Each source's test score is that set's own: the checkpoint evaluated on the set alone gives the same number.
+    for name in SOURCES:
+        root = request.getfixturevalue(f"{name}_root")
+        alone = [f"ckpt_path={best}", f"data={name}", f"data.root={root}", "data.source.limit_test=1"]
+        record = evaluate(compose(alone, tmp_path / f"eval_{name}", config_name="eval"), tmp_path / f"eval_{name}")
+        assert record["test_IoU"] == pytest.approx(metrics[f"test_IoU_{name}"], abs=1e-6), name
 
 
 def test_leaving_one_set_out_is_one_override(tmp_path):

@@ -117,7 +117,7 @@ def test_outcomes_are_painted_in_three_colours_over_the_dimmed_photograph():
     class Predictor:
         threshold = 0.5
 
-        def coloured(self, image, fov):
+        def at_training_scale(self, image, fov):
             return image
 
         def predict(self, image, kind):
