@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from retina_seg.launch.resources import cpu_model
 from retina_seg.utils.atomic import write_json_atomic
 
 # A run of seconds: four generated 64x64 photographs, batches of 2, two epochs.
@@ -179,16 +180,6 @@ def machine_line() -> str:
         f"{datetime.date.today().isoformat()}, {cpu_model()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, python {platform.python_version()}"
     )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def argument_parser(description: str) -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ import torch
 from ..config_rules import check_config
 from ..config_schemas import EVAL_RULES
 from ..launch.composition import compose_config, run_config
+from ..launch.resources import cpu_model
 from ..models.unet import count_parameters
 from ..records.bundle import write_bundle
 from ..records.checkpoint import network_from_checkpoint
@@ -106,22 +107,12 @@ def summary_line(name: str, sources: list[str], fov_diameter: float | None, scor
 def machine() -> dict[str, Any]:
     """Where the bundle was made and its scores measured."""
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def colour_line(colour: dict[str, Any] | None) -> str:

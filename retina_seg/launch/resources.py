@@ -3,6 +3,7 @@ The configs ask through OmegaConf resolvers (`${retina_seg.on_gpu:...}` and the 
 and every composing path registers with ``register_resolvers`` before Hydra composes."""
 
 import os
+import platform
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -56,6 +57,17 @@ def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
             return []
     flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split()}
     return [flag for flag in BF16_CPU_FLAGS if flag in flags]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), written next to every number measured on it."""
+    try:
+        for line in CPUINFO.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def cpu_precision() -> str:
