@@ -1,5 +1,5 @@
 """How the cameras differ: brightness, colour, contrast, sharpness, noise and annotated vessel fraction of each set's
-photographs, measured inside the FOV at one geometry (cropped to the FOV's bounding box, FOV diameter 512 px).
+photographs, measured inside the FOV at training's geometry for data.fov_diameter=512 (retina_seg/data/geometry.py).
 
 The camera augmentation (conf/augmentation/camera.yaml) takes its ranges from this table: each photometric transform
 spans the spread between the sets, so a photograph of one camera, augmented, looks like one of the others.
@@ -11,6 +11,7 @@ prediction (retina_seg/data/colour.py): each mapped to one colour standard insid
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -19,30 +20,17 @@ import numpy as np
 from benchmarks.common import argument_parser, fail, machine_line, markdown_table, save_results
 from retina_seg.data.colour import COLOUR_MODES, ColourStandard, colour_standard
 from retina_seg.data.errors import DataError
-from retina_seg.data.fov import fov_diameter
+from retina_seg.data.geometry import to_fov_geometry
 from retina_seg.data.layouts import chase_db1_samples, drive_samples, stare_samples
-from retina_seg.data.loading import load_samples
-from retina_seg.data.scale import rescale
+from retina_seg.data.loading import LoadedSample, load_samples
 
 DIAMETER = 512
 SETS = {"DRIVE": drive_samples, "STARE": stare_samples, "CHASE_DB1": chase_db1_samples}
 MEASURES = ("red", "green", "blue", "green_contrast", "sharpness", "noise", "vessel_fraction")
 
 
-def at_common_geometry(image: np.ndarray, fov: np.ndarray, mask: np.ndarray):
-    """The photograph cropped to its FOV's bounding box and resized so the FOV is DIAMETER pixels wide."""
-    rows, cols = np.flatnonzero(fov.any(axis=1)), np.flatnonzero(fov.any(axis=0))
-    box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    factor = DIAMETER / fov_diameter(fov)
-    image = rescale(image[box], factor)
-    size = image.shape[1::-1]
-    fov = cv2.resize(fov[box].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    mask = cv2.resize(mask[box].astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
-    return image, fov, mask
-
-
 def photograph_measures(image: np.ndarray, fov: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    image, fov, mask = at_common_geometry(image, fov, mask)
+    """The measures of one photograph, taken as given (at_common_geometry puts it at the one geometry first)."""
     inner = cv2.erode(fov.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0  # away from the FOV's rim
     green = image[..., 1].astype(np.float32)
     means = [float(image[..., c][fov].mean()) for c in range(3)]
@@ -64,7 +52,15 @@ def set_measures(
 ) -> list[dict[str, float]]:
     samples = [s for split in ("train", "test") for s in SETS[name](root, split)][:limit]
     loaded = load_samples(samples, detect_missing_fov=True)
-    return [photograph_measures(colour.apply(s.image, s.fov) if colour else s.image, s.fov, s.mask) for s in loaded]
+    if colour is not None:
+        loaded = [replace(s, image=colour.apply(s.image, s.fov)) for s in loaded]
+    return [photograph_measures(*at_common_geometry(s)) for s in loaded]
+
+
+def at_common_geometry(sample: LoadedSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image, FOV and vessel mask as training with data.fov_diameter=DIAMETER sees the photograph."""
+    at_diameter = to_fov_geometry(sample, DIAMETER)
+    return at_diameter.image, at_diameter.fov, at_diameter.mask
 
 
 def summary_rows(measured: dict[str, list[dict[str, float]]]) -> list[tuple]:

@@ -32,7 +32,7 @@ def test_augmented_drive_photographs_span_every_cameras_median(tmp_path, drive_r
     photometric = A.Compose([t for name, t in augmentation["train"].items() if name not in SPATIAL], seed=0)
     drawn = {m: [] for m in PHOTOMETRIC}
     for sample in load_samples(drive_samples(drive_root, "train")[:3]):
-        image, fov, mask = at_common_geometry(sample.image, sample.fov, sample.mask)
+        image, fov, mask = at_common_geometry(sample)
         for _ in range(DRAWS):
             measured = photograph_measures(photometric(image=image)["image"], fov, mask)
             for m in PHOTOMETRIC:
