@@ -8,6 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from ..config_rules import is_number
 from .errors import DataError
 from .io import check_mask_rule
 from .layouts import chase_db1_samples, drive_samples, hrf_samples, kaggle_samples, stare_samples
@@ -177,7 +178,7 @@ class MultiSource:
                     f"data.source.weights.{name}: no source {name!r} in data.source.sources "
                     f"(sources: {', '.join(sources)})"
                 )
-            if not _positive_number(weight):
+            if not (is_number(weight) and math.isfinite(weight) and weight > 0):
                 raise ValueError(f"data.source.weights.{name}={weight!r} must be a number > 0")
             self.weights[name] = float(weight)
 
@@ -205,10 +206,6 @@ class MultiSource:
         return [
             replace(sample, source=name) for name, source in self.sources.items() for sample in source.load_test(each)
         ][:limit]
-
-
-def _positive_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _named(name: str, step: Callable[[], T]) -> Callable[[], T]:
