@@ -37,11 +37,22 @@ def check_config(cfg: DictConfig, rules: tuple[Rule, ...]) -> None:
     """ConfigError naming every key whose value breaks its rule, with the value and what it must be."""
     problems = []
     for rule in rules:
-        value = _plain(OmegaConf.select(cfg, rule.key, default=None))
-        if value is not None and not rule.holds(value, cfg):
-            problems.append(f"{rule.key}={value!r} must be {rule.must_be}")
+        for key in concrete_keys(cfg, rule.key):
+            value = _plain(OmegaConf.select(cfg, key, default=None))
+            if value is not None and not rule.holds(value, cfg):
+                problems.append(f"{key}={value!r} must be {rule.must_be}")
     if problems:
         raise ConfigError("invalid config: " + "; ".join(problems))
+
+
+def concrete_keys(cfg: DictConfig, key: str) -> list[str]:
+    """The keys a rule's key names: itself, or, for a key with one ``.*.`` (data.source.sources.*.n_val), that
+    key for every entry of the mapping in the star's place (each source of data=multi)."""
+    if ".*." not in key:
+        return [key]
+    head, tail = key.split(".*.", 1)
+    mapping = OmegaConf.select(cfg, head, default=None)
+    return [f"{head}.{name}.{tail}" for name in mapping] if isinstance(mapping, DictConfig) else []
 
 
 def rule_problem(rule: Rule, value: Any, cfg: DictConfig | None = None) -> str | None:

@@ -178,6 +178,10 @@ TRAIN_RULES = (
     Rule("data.source.weights", _source_weights, "a mapping from names in data.source.sources to numbers > 0"),
     integer("data.source.limit_train", 1, nullable=True),
     integer("data.source.limit_test", 1, nullable=True),
+    # data=multi: each source's own split settings.
+    integer("data.source.sources.*.n_val", 1),
+    integer("data.source.sources.*.limit_train", 1, nullable=True),
+    integer("data.source.sources.*.limit_test", 1, nullable=True),
     positive("optimizer.lr"),
     fraction("module.threshold", "null or in (0, 1)", nullable=True),
 )

@@ -139,6 +139,14 @@ def test_bad_weights_are_refused_naming_the_key(weights, message, tmp_path):
         compose(["data=multi", f"data.source.weights={weights}"], tmp_path)
 
 
+def test_each_sources_split_settings_are_checked_naming_the_source(tmp_path):
+    overrides = ["data.source.sources.stare.n_val=0", "data.source.sources.chase_db1.limit_train=0"]
+    with pytest.raises(ConfigError) as error:
+        compose(["data=multi", *overrides], tmp_path)
+    assert "data.source.sources.stare.n_val=0 must be an integer >= 1" in str(error.value)
+    assert "data.source.sources.chase_db1.limit_train=0 must be null or an integer >= 1" in str(error.value)
+
+
 @pytest.mark.parametrize(
     "weights, message",
     [
