@@ -55,6 +55,7 @@ def bundle_checkpoint(request: BundleRequest) -> dict[str, Any]:
         "fov_diameter": info.fov_diameter,
         "threshold": info.threshold,
         "test_scores": scores,
+        "test_sets": dict(request.test_sets),
         "retrain_command": request.retrain_command,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -125,6 +126,14 @@ def colour_line(colour: dict[str, Any] | None) -> str:
     )
 
 
+def test_set_lines(name: str, test_sets: dict[str, str]) -> list[str]:
+    """How each row of the card's scores is measured again, as a retina-seg-eval command."""
+    if not test_sets:
+        return []
+    commands = [f"retina-seg-eval ckpt_path=bundled:{name} {overrides} split=test" for overrides in test_sets.values()]
+    return ["Measured again by:", "", "```", *commands, "```", ""]
+
+
 def render_card(card: dict[str, Any]) -> str:
     """card.md: the card for people."""
     rows = [
@@ -151,6 +160,7 @@ def render_card(card: dict[str, Any]) -> str:
             "|---|" + "---|" * len(CARD_SCORES),
             *rows,
             "",
+            *test_set_lines(card["name"], card.get("test_sets", {})),
             "## Retrain it",
             "",
             "```",

@@ -63,10 +63,12 @@ def test_the_card_holds_what_the_predictor_needs_and_what_a_reader_checks(tiny_c
     assert card["sources"] == ["Synthetic"]
     assert set(card["test_scores"]["synthetic"]) == {"Dice", "IoU", "AUC", "clDice"}
     assert card["retrain_command"] == RETRAIN
+    assert card["test_sets"] == {"synthetic": TINY_TEST_SET}
     assert card["checkpoint_sha256"] == hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
     assert card["weights_sha256"] == hashlib.sha256((bundled / WEIGHTS_FILE).read_bytes()).hexdigest()
     assert card["machine"]["cores"] >= 1 and card["created"]
-    assert RETRAIN in (bundled / CARD_MARKDOWN).read_text()
+    markdown = (bundled / CARD_MARKDOWN).read_text()
+    assert RETRAIN in markdown and f"retina-seg-eval ckpt_path=bundled:tiny {TINY_TEST_SET} split=test" in markdown
 
 
 def test_the_bundle_predicts_exactly_as_its_checkpoint(tiny_checkpoint, bundled):
