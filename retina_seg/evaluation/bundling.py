@@ -160,7 +160,7 @@ def render_card(card: dict[str, Any]) -> str:
             "|---|" + "---|" * len(CARD_SCORES),
             *rows,
             "",
-            *test_set_lines(card["name"], card.get("test_sets", {})),
+            *test_set_lines(card["name"], card["test_sets"]),
             "## Retrain it",
             "",
             "```",

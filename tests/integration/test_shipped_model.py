@@ -2,7 +2,6 @@
 real photograph, its card's test scores are measured again on the shared test photographs within 0.01, and the
 command on its card that retrains it composes into the training the card describes."""
 
-import json
 import shlex
 import shutil
 import subprocess
@@ -88,7 +87,6 @@ def test_the_cards_retraining_command_composes_the_training_it_describes(card):
     payload = card["run_info"]
     assert cfg.model.base_width == payload["model"]["base_width"]
     assert cfg.data.channels == payload["channels"]
-    assert json.loads((PACKAGE_MODELS_DIR / SHIPPED / CARD_JSON).read_text())["retrain_command"] == " ".join(command)
 
 
 @pytest.mark.slow
