@@ -69,7 +69,8 @@ def test_the_whole_schedule_runs_within_the_budget_at_any_speed(threads, tmp_pat
     assert metrics["epochs"] == len(rows) > 3  # the epochs the budget allowed, not max_epochs
     learning_rates = [row["lr"] for row in rows]
     assert max(learning_rates) > 0.8 * PEAK_LR  # the peak was passed ...
-    # ... and annealed to its last few percent: the whole schedule ran (the last step may start a step's time before
-    # the end, a few percent of so short a budget on a loaded machine; benchmarks.time_budget shows the last rate).
-    assert learning_rates[-1] < 0.02 * PEAK_LR
+    # ... and annealed: the whole schedule ran. The last step may start a step's time before the end, which on a
+    # loaded machine is several percent of so short a budget (CI once saw 3.8% of the peak, a step at 90% of the
+    # schedule); below a tenth of the peak means the step started past 83%. benchmarks.time_budget shows the last rate.
+    assert learning_rates[-1] < 0.1 * PEAK_LR
     assert learning_rates.index(max(learning_rates)) < len(rows) - 1  # and it fell after the peak
