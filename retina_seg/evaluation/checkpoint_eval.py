@@ -73,6 +73,7 @@ def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> tuple[dic
         threshold=threshold,
         flip_tta=flip_tta,
         per_image_protocols=(protocol,) if per_image else (),
+        source_names=datamodule.source_names,
     )
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, callbacks=[])
     split = cfg.split
@@ -92,8 +93,11 @@ def _score(cfg: DictConfig, net, info: RunInfo, protocol: Protocol) -> tuple[dic
         "scale": _scale_record(datamodule, split, scale_source),
         f"{split}_loss": results[f"{split}_loss"],
         **summarize(metrics, threshold, split),
+        **module.source_scores(split, threshold),  # data=multi: each set's own scores too (test_IoU_stare)
         **{name: value for name, value in results.items() if "clDice" in name},
     }
+    if datamodule.source_names:
+        scores["data_sources"] = datamodule.source_names
     return scores, _image_rows(module, datamodule, split, protocol)
 
 

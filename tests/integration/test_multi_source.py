@@ -117,6 +117,15 @@ def test_a_tiny_training_on_several_sets_scores_each_and_names_them(request, tmp
         alone = [f"ckpt_path={best}", f"data={name}", f"data.root={root}", "data.source.limit_test=1"]
         record = evaluate(compose(alone, tmp_path / f"eval_{name}", config_name="eval"), tmp_path / f"eval_{name}")
         assert record["test_IoU"] == pytest.approx(metrics[f"test_IoU_{name}"], abs=1e-6), name
+    # Evaluated on the sets together, it scores each on its own too, as the training's test did.
+    together = compose([f"ckpt_path={best}", *multi_overrides(request)], tmp_path / "eval_multi", config_name="eval")
+    record = evaluate(together, tmp_path / "eval_multi")
+    assert record["data_sources"] == list(SOURCES)
+    for name in SOURCES:
+        for score in ("IoU", "Dice"):
+            key = f"test_{score}_{name}"
+            assert record[key] == pytest.approx(metrics[key], abs=1e-6), key
+    assert record["test_IoU"] == pytest.approx(metrics["test_IoU"], abs=1e-6)
 
 
 def test_leaving_one_set_out_is_one_override(tmp_path):
