@@ -171,6 +171,14 @@ class VesselSegmentationModule(pl.LightningModule):
             self.threshold = self.val_metrics.best_threshold("IoU", "fov")
         return self.threshold
 
+    def source_thresholds(self) -> dict[str, float]:
+        """The threshold each source's validation alone would choose (threshold_<name>): recorded, never used,
+        to show how far the cameras trained on together disagree about where a vessel begins."""
+        return {
+            f"threshold_{name}": metrics.best_threshold("IoU", "fov")
+            for name, metrics in zip(self.source_names, self.val_source_metrics)
+        }
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Plain data only (no pickled objects): the predictor rebuilds the net from it, weights_only."""
         if self.run_info is not None:

@@ -220,6 +220,7 @@ def _validate_and_choose_threshold(trainer, module, datamodule, best: str | None
     return {
         "val_loss": val["val_loss"],
         "threshold": threshold,
+        **module.source_thresholds(),
         **summarize(module.val_metrics, threshold, "val"),
         **module.source_scores("val", threshold),
     }

@@ -111,6 +111,23 @@ def test_a_tiny_training_on_several_sets_scores_each_and_names_them(request, tmp
         assert all(f"{split}_Dice_{name}" in metrics for name in SOURCES)
     best = tmp_path / "checkpoints" / "best.ckpt"
     assert network_from_checkpoint(best)[1].fov_diameter == 64
+    # Each source's own threshold is the best on its validation photographs: no worse there than the pooled one.
+    few = {"drive": (3, 1), "stare": (3, 1), "chase_db1": (4, 2)}
+    for name in SOURCES:
+        own = metrics[f"threshold_{name}"]
+        assert 0.05 <= own <= 0.95, name
+        root = request.getfixturevalue(f"{name}_root")
+        val_alone = [f"ckpt_path={best}", f"data={name}", f"data.root={root}", "split=val"]
+        val_alone += [f"data.source.limit_train={few[name][0]}", f"data.source.n_val={few[name][1]}"]
+        iou = {
+            threshold: evaluate(
+                compose([*val_alone, f"threshold={threshold}"], tmp_path / f"val_{name}_{threshold}", "eval"),
+                tmp_path / f"val_{name}_{threshold}",
+            )["val_IoU"]
+            for threshold in {own, metrics["threshold"]}
+        }
+        assert iou[metrics["threshold"]] == pytest.approx(metrics[f"val_IoU_{name}"], abs=1e-6), name  # same photos
+        assert iou[own] >= iou[metrics["threshold"]] - 1e-9, name
     # Each source's test score is that set's own: the checkpoint evaluated on the set alone gives the same number.
     for name in SOURCES:
         root = request.getfixturevalue(f"{name}_root")
