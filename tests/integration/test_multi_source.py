@@ -20,6 +20,8 @@ from tests.helpers.runs import compose
 
 DIAMETER = 400
 SOURCES = ("drive", "stare", "chase_db1")
+# Each set's (limit_train, n_val) in the tiny three-set runs: CHASE_DB1's are two children, one validating.
+FEW = {"drive": (3, 1), "stare": (3, 1), "chase_db1": (4, 2)}
 
 
 def vessel_fraction(sample) -> float:
@@ -58,7 +60,6 @@ def test_training_photographs_take_the_fov_diameter_and_val_photographs_keep_the
 def multi_overrides(request, limit_test: int = 1) -> list[str]:
     """data=multi on a few photographs of each set (CHASE_DB1: two children, one validating), at a small FOV."""
     roots = {name: request.getfixturevalue(f"{name}_root") for name in SOURCES}
-    few = {"drive": (3, 1), "stare": (3, 1), "chase_db1": (4, 2)}
     return [
         "data=multi",
         "data.fov_diameter=64",
@@ -67,8 +68,8 @@ def multi_overrides(request, limit_test: int = 1) -> list[str]:
             for name in SOURCES
             for override in (
                 f"data.source.sources.{name}.root={roots[name]}",
-                f"data.source.sources.{name}.limit_train={few[name][0]}",
-                f"data.source.sources.{name}.n_val={few[name][1]}",
+                f"data.source.sources.{name}.limit_train={FEW[name][0]}",
+                f"data.source.sources.{name}.n_val={FEW[name][1]}",
                 f"data.source.sources.{name}.limit_test={limit_test}",
             )
         ),
@@ -111,23 +112,23 @@ def test_a_tiny_training_on_several_sets_scores_each_and_names_them(request, tmp
         assert all(f"{split}_Dice_{name}" in metrics for name in SOURCES)
     best = tmp_path / "checkpoints" / "best.ckpt"
     assert network_from_checkpoint(best)[1].fov_diameter == 64
-    # Each source's own threshold is the best on its validation photographs: no worse there than the pooled one.
-    few = {"drive": (3, 1), "stare": (3, 1), "chase_db1": (4, 2)}
+    # Each source's own threshold is the best on its validation photographs: no worse there than the pooled one or
+    # two others.
     for name in SOURCES:
         own = metrics[f"threshold_{name}"]
         assert 0.05 <= own <= 0.95, name
         root = request.getfixturevalue(f"{name}_root")
         val_alone = [f"ckpt_path={best}", f"data={name}", f"data.root={root}", "split=val"]
-        val_alone += [f"data.source.limit_train={few[name][0]}", f"data.source.n_val={few[name][1]}"]
+        val_alone += [f"data.source.limit_train={FEW[name][0]}", f"data.source.n_val={FEW[name][1]}"]
         iou = {
             threshold: evaluate(
                 compose([*val_alone, f"threshold={threshold}"], tmp_path / f"val_{name}_{threshold}", "eval"),
                 tmp_path / f"val_{name}_{threshold}",
             )["val_IoU"]
-            for threshold in {own, metrics["threshold"]}
+            for threshold in {own, metrics["threshold"], 0.3, 0.7}
         }
         assert iou[metrics["threshold"]] == pytest.approx(metrics[f"val_IoU_{name}"], abs=1e-6), name  # same photos
-        assert iou[own] >= iou[metrics["threshold"]] - 1e-9, name
+        assert iou[own] >= max(iou.values()) - 1e-9, name
     # Each source's test score is that set's own: the checkpoint evaluated on the set alone gives the same number.
     for name in SOURCES:
         root = request.getfixturevalue(f"{name}_root")
